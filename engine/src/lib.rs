@@ -1,1 +1,11 @@
-pub fn x(){}
+//! Postern's relay engine: everything that moves mail, nothing that draws a
+//! window. Devices talk SMTP to the `listener`; each message is kept in the
+//! `spool` until the `delivery` worker has handed it to Exchange Online,
+//! inside the `throttle`'s limits, with credentials from `auth` and
+//! `secrets`. What happens is broadcast as `events`. The same engine runs
+//! behind the tray app and behind `postern serve`.
+
+pub mod config;
+pub mod events;
+pub mod secrets;
+pub mod spool;

@@ -1,1 +1,1 @@
-pub fn run(){}
+pub fn run() {}

@@ -1,1 +1,3 @@
-fn main(){postern::run()}
+fn main() {
+    postern::run()
+}

@@ -1,0 +1,603 @@
+//! The TOML configuration: its sections, their defaults, where the file is
+//! found, and validation that names the key and says what is wrong.
+//!
+//! Everything has a working default except `upstream.mailbox` (needed for
+//! client submission) and `oauth.client_id` (needed for OAuth). A config
+//! without them still starts: devices can hand in mail, it is kept safely on
+//! disk, and the engine reports "needs attention" until they are set.
+//! Secrets never live here; they are in the OS keychain (see `secrets`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Exchange Online's default MaxSendSize for a mailbox (35 MB after encoding).
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 36_700_160;
+/// Exchange Online's per-message recipient limit for client submission.
+pub const DEFAULT_MAX_RECIPIENTS: usize = 500;
+/// Microsoft's documented submission limits for one mailbox.
+pub const DEFAULT_MESSAGES_PER_MINUTE: u32 = 30;
+pub const DEFAULT_RECIPIENTS_PER_DAY: u32 = 10_000;
+pub const DEFAULT_UPSTREAM_CONNECTIONS: usize = 3;
+/// The client submission endpoint.
+pub const OFFICE365_SUBMISSION_HOST: &str = "smtp.office365.com";
+pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listener: ListenerConfig,
+    pub upstream: UpstreamConfig,
+    pub oauth: OAuthConfig,
+    pub limits: LimitsConfig,
+    pub delivery: DeliveryConfig,
+    pub spool: SpoolConfig,
+}
+
+/// What devices talk to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Plain SMTP addresses (STARTTLS offered on them).
+    pub listen: Vec<SocketAddr>,
+    /// Implicit-TLS addresses ("SMTPS", port 465 style) for devices that only do that.
+    pub tls_listen: Vec<SocketAddr>,
+    /// Networks allowed to relay without authenticating.
+    pub allow: Vec<IpNet>,
+    /// Devices must AUTH (PLAIN/LOGIN) before sending, even from allowed networks.
+    pub require_auth: bool,
+    /// Device user names that may AUTH; their passwords live in the keychain.
+    pub users: Vec<String>,
+    pub max_message_bytes: u64,
+    pub max_recipients: usize,
+    /// Concurrent device connections; past it a device gets 421 and may retry.
+    pub max_connections: usize,
+    /// Name in the greeting; defaults to the machine's host name.
+    pub hostname: Option<String>,
+    /// PEM certificate chain and key for STARTTLS / implicit TLS. When unset,
+    /// a self-signed certificate is generated on first start and kept in the
+    /// data directory.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// How long a device may stay silent between commands (RFC 5321: 5 min).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// How long a device may stay silent in the middle of DATA.
+    #[serde(with = "humantime_serde")]
+    pub data_timeout: Duration,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 2525))],
+            tls_listen: Vec::new(),
+            allow: vec![
+                "127.0.0.0/8".parse().expect("valid CIDR"),
+                "::1/128".parse().expect("valid CIDR"),
+            ],
+            require_auth: false,
+            users: Vec::new(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_recipients: DEFAULT_MAX_RECIPIENTS,
+            max_connections: 100,
+            hostname: None,
+            tls_cert: None,
+            tls_key: None,
+            idle_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// How Postern hands mail to Microsoft.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamMode {
+    /// smtp.office365.com:587, STARTTLS, authenticated as a mailbox.
+    Submission,
+    /// The tenant MX endpoint on 25 through an inbound connector.
+    Relay,
+    /// The tenant MX endpoint on 25, internal recipients only.
+    DirectSend,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamAuth {
+    OAuth,
+    Password,
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub mode: UpstreamMode,
+    /// Empty means the default for the mode (smtp.office365.com for submission).
+    pub host: String,
+    /// 0 means the default for the mode (587 for submission, 25 otherwise).
+    pub port: u16,
+    /// The mailbox Postern signs in as and sends from.
+    pub mailbox: String,
+    pub auth: UpstreamAuth,
+    /// Extra trust anchors (PEM): TLS-inspecting proxies, test fakes.
+    pub ca_file: Option<PathBuf>,
+    /// Send as the mailbox: MAIL FROM and From become the mailbox, the
+    /// original From moves to Reply-To. The fix for 5.7.60 when Send As
+    /// cannot be granted.
+    pub rewrite_sender: bool,
+    /// Recipients per upstream submission; larger envelopes are split.
+    pub max_recipients: usize,
+    /// Per-command timeout talking to Microsoft.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            mode: UpstreamMode::Submission,
+            host: String::new(),
+            port: 0,
+            mailbox: String::new(),
+            auth: UpstreamAuth::OAuth,
+            ca_file: None,
+            rewrite_sender: false,
+            max_recipients: DEFAULT_MAX_RECIPIENTS,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl UpstreamConfig {
+    pub fn effective_host(&self) -> &str {
+        if self.host.is_empty() && self.mode == UpstreamMode::Submission {
+            OFFICE365_SUBMISSION_HOST
+        } else {
+            &self.host
+        }
+    }
+
+    pub fn effective_port(&self) -> u16 {
+        match (self.port, self.mode) {
+            (0, UpstreamMode::Submission) => 587,
+            (0, _) => 25,
+            (p, _) => p,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum OAuthFlow {
+    Interactive,
+    DeviceCode,
+    ClientCredentials,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthConfig {
+    pub authority: String,
+    pub tenant: String,
+    pub client_id: String,
+    pub flow: OAuthFlow,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        OAuthConfig {
+            authority: DEFAULT_AUTHORITY.to_string(),
+            tenant: "organizations".to_string(),
+            client_id: String::new(),
+            flow: OAuthFlow::Interactive,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub messages_per_minute: u32,
+    pub recipients_per_day: u32,
+    pub max_connections: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            messages_per_minute: DEFAULT_MESSAGES_PER_MINUTE,
+            recipients_per_day: DEFAULT_RECIPIENTS_PER_DAY,
+            max_connections: DEFAULT_UPSTREAM_CONNECTIONS,
+        }
+    }
+}
+
+/// Retry policy for messages Microsoft did not take yet.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// First retry delay; doubles each attempt (with jitter) up to `retry_max`.
+    #[serde(with = "humantime_serde")]
+    pub retry_first: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// A message still not delivered after this long fails.
+    #[serde(with = "humantime_serde")]
+    pub give_up_after: Duration,
+    /// While the queue is held for the admin, how often to try again anyway.
+    #[serde(with = "humantime_serde")]
+    pub hold_recheck: Duration,
+    /// An idle upstream connection is closed after this long.
+    #[serde(with = "humantime_serde")]
+    pub idle_close: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            retry_first: Duration::from_secs(60),
+            retry_max: Duration::from_secs(3600),
+            give_up_after: Duration::from_secs(2 * 24 * 3600),
+            hold_recheck: Duration::from_secs(600),
+            idle_close: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Where messages are kept. Default: the platform data dir + `postern/spool`.
+    pub dir: Option<PathBuf>,
+    /// How long sent and failed messages stay visible in the queue history.
+    #[serde(with = "humantime_serde")]
+    pub keep_history: Duration,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            dir: None,
+            keep_history: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// A configuration problem, worded for the person editing the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
+}
+
+/// Where the config file is: `--config`, else `POSTERN_CONFIG`, else the
+/// platform config dir (`postern/postern.toml`).
+pub fn config_path(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    if let Some(p) = std::env::var_os("POSTERN_CONFIG").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    dirs::config_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("postern")
+        .join("postern.toml")
+}
+
+/// The platform data dir for Postern (spool, generated certificate, control socket).
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("postern")
+}
+
+impl Config {
+    /// Reads and validates the file. A missing file is not an error: the
+    /// defaults apply (that is how the quick start runs).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', "\n  "),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// The spool directory in effect.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.spool
+            .dir
+            .clone()
+            .unwrap_or_else(|| default_data_dir().join("spool"))
+    }
+
+    /// Checks what serde cannot: values that parse but make no sense.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
+        let l = &self.listener;
+        if l.listen.is_empty() && l.tls_listen.is_empty() {
+            return Err(bad(
+                "listener.listen",
+                "no address to listen on; give at least one, e.g. [\"127.0.0.1:2525\"]".into(),
+            ));
+        }
+        if l.max_message_bytes < 1024 {
+            return Err(bad(
+                "listener.max_message_bytes",
+                format!("{} bytes is too small for any message", l.max_message_bytes),
+            ));
+        }
+        if l.max_recipients == 0 {
+            return Err(bad(
+                "listener.max_recipients",
+                "must be at least 1 (RFC 5321 asks for 100)".into(),
+            ));
+        }
+        if l.max_connections == 0 {
+            return Err(bad("listener.max_connections", "must be at least 1".into()));
+        }
+        if l.tls_cert.is_some() != l.tls_key.is_some() {
+            return Err(bad(
+                "listener.tls_cert",
+                "tls_cert and tls_key go together: set both, or neither to use a generated certificate".into(),
+            ));
+        }
+        if l.require_auth && l.users.is_empty() {
+            return Err(bad(
+                "listener.users",
+                "require_auth is on but no device users are listed; add names here and set each password with `postern account set-secret --device NAME`".into(),
+            ));
+        }
+        for user in &l.users {
+            if user.is_empty() || user.contains(char::is_whitespace) {
+                return Err(bad(
+                    "listener.users",
+                    format!("{user:?} is not a usable user name (no spaces, not empty)"),
+                ));
+            }
+        }
+        let u = &self.upstream;
+        if !u.mailbox.is_empty() && !looks_like_address(&u.mailbox) {
+            return Err(bad(
+                "upstream.mailbox",
+                format!(
+                    "{:?} is not an email address (expected e.g. scanner@contoso.com)",
+                    u.mailbox
+                ),
+            ));
+        }
+        if u.mode != UpstreamMode::Submission && u.host.is_empty() {
+            return Err(bad(
+                "upstream.host",
+                "relay and direct-send modes need the tenant's MX endpoint, e.g. contoso-com.mail.protection.outlook.com".into(),
+            ));
+        }
+        if u.mode != UpstreamMode::Submission && u.auth != UpstreamAuth::None {
+            return Err(bad(
+                "upstream.auth",
+                "relay and direct-send modes do not sign in; set auth = \"none\"".into(),
+            ));
+        }
+        if u.max_recipients == 0 {
+            return Err(bad("upstream.max_recipients", "must be at least 1".into()));
+        }
+        if let Some(ca) = &u.ca_file {
+            if !ca.exists() {
+                return Err(bad(
+                    "upstream.ca_file",
+                    format!("{} does not exist", ca.display()),
+                ));
+            }
+        }
+        validate_authority(&self.oauth.authority).map_err(|m| bad("oauth.authority", m))?;
+        if self.oauth.tenant.is_empty() {
+            return Err(bad(
+                "oauth.tenant",
+                "must not be empty; use \"organizations\", your domain, or the tenant id".into(),
+            ));
+        }
+        if self.limits.messages_per_minute == 0 {
+            return Err(bad(
+                "limits.messages_per_minute",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.limits.recipients_per_day == 0 {
+            return Err(bad(
+                "limits.recipients_per_day",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.limits.max_connections == 0 {
+            return Err(bad("limits.max_connections", "must be at least 1".into()));
+        }
+        let d = &self.delivery;
+        if d.retry_first.is_zero() || d.retry_max < d.retry_first {
+            return Err(bad(
+                "delivery.retry_max",
+                "retry_first must be above zero and retry_max at least retry_first".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What is missing before mail can leave, in words for the admin; None
+    /// when the upstream side is fully configured.
+    pub fn upstream_gap(&self) -> Option<String> {
+        let u = &self.upstream;
+        if u.mode == UpstreamMode::Submission && u.mailbox.is_empty() {
+            return Some("No mailbox is configured: set upstream.mailbox to the Microsoft 365 mailbox Postern sends as.".into());
+        }
+        if u.auth == UpstreamAuth::OAuth && self.oauth.client_id.is_empty() {
+            return Some("No OAuth application is configured: set oauth.client_id to the app registration's client id.".into());
+        }
+        None
+    }
+}
+
+/// A light check: one @, something on each side, no spaces.
+pub fn looks_like_address(s: &str) -> bool {
+    match s.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !s.contains(char::is_whitespace)
+                && !s.contains(['<', '>'])
+        }
+        None => false,
+    }
+}
+
+/// https only, except for a loopback host (the test fakes).
+fn validate_authority(authority: &str) -> Result<(), String> {
+    let (scheme, rest) = authority
+        .split_once("://")
+        .ok_or_else(|| format!("{authority:?} is not a URL"))?;
+    let host = rest.split(['/', ':']).next().unwrap_or("");
+    let host = if rest.starts_with('[') {
+        rest.split(']').next().unwrap_or("").trim_start_matches('[')
+    } else {
+        host
+    };
+    match scheme {
+        "https" => Ok(()),
+        "http" if is_loopback_host(host) => Ok(()),
+        "http" => Err(format!(
+            "{authority:?} must use https (plain http is allowed only for a loopback host)"
+        )),
+        _ => Err(format!("{authority:?} must be an https URL")),
+    }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_working_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.listener.listen, vec!["127.0.0.1:2525".parse().unwrap()]);
+        assert_eq!(c.upstream.effective_host(), "smtp.office365.com");
+        assert_eq!(c.upstream.effective_port(), 587);
+        assert_eq!(c.limits.messages_per_minute, 30);
+        assert_eq!(c.limits.recipients_per_day, 10_000);
+        assert_eq!(c.limits.max_connections, 3);
+        assert_eq!(c.listener.max_message_bytes, 36_700_160);
+        assert!(c.upstream_gap().is_some());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases: &[(&str, &str)] = &[
+            ("[upstream]\nmode = \"smoke-signals\"", "mode"),
+            (
+                "[upstream]\nmailbox = \"not an address\"",
+                "upstream.mailbox",
+            ),
+            (
+                "[oauth]\nauthority = \"http://login.example.com\"",
+                "oauth.authority",
+            ),
+            ("[listener]\nlisten = [\"nonsense\"]", "listen"),
+            ("[listener]\nallow = [\"10.0.0.0/99\"]", "allow"),
+            ("[listener]\nrequire_auth = true", "listener.users"),
+            (
+                "[limits]\nmessages_per_minute = 0",
+                "limits.messages_per_minute",
+            ),
+            ("[upstream]\nmode = \"relay\"", "upstream.host"),
+            ("[listener]\nbogus = 1", "bogus"),
+            ("[delivery]\nretry_first = \"soon\"", "retry_first"),
+        ];
+        for (text, key) in cases {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(key), "{text:?} -> {err}");
+        }
+    }
+
+    #[test]
+    fn loopback_http_authority_is_allowed() {
+        for a in [
+            "http://127.0.0.1:9999",
+            "http://localhost:1",
+            "http://[::1]:80",
+        ] {
+            let text = format!("[oauth]\nauthority = \"{a}\"");
+            parse(&text).unwrap_or_else(|e| panic!("{a}: {e}"));
+        }
+    }
+
+    #[test]
+    fn full_config_round_trips() {
+        let text = r#"
+[listener]
+listen = ["0.0.0.0:2525"]
+tls_listen = ["0.0.0.0:4650"]
+allow = ["192.168.1.0/24"]
+require_auth = true
+users = ["scanner"]
+idle_timeout = "2m"
+[upstream]
+mailbox = "scanner@contoso.com"
+rewrite_sender = true
+[oauth]
+client_id = "00000000-0000-0000-0000-000000000000"
+tenant = "contoso.com"
+[spool]
+dir = "/var/spool/postern"
+"#;
+        let c = parse(text).unwrap();
+        assert_eq!(c.listener.idle_timeout, Duration::from_secs(120));
+        assert!(c.upstream_gap().is_none());
+        let again = parse(&toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(c, again);
+    }
+}

@@ -1,0 +1,76 @@
+//! What happened, broadcast to whoever listens: the CLI's `serve` log, the
+//! tray GUI and the desktop notifier (later issues). Sending never blocks the
+//! engine; a slow listener misses events (it can re-read the queue) rather
+//! than slowing delivery down.
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::spool::MessageId;
+
+/// How many events a slow subscriber may lag behind before it misses some.
+const EVENT_BUFFER: usize = 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    /// A device handed in a message and it is safe on disk.
+    Received {
+        id: MessageId,
+        from: String,
+        recipients: usize,
+        bytes: u64,
+    },
+    /// Delivered upstream (to every recipient still pending).
+    Sent { id: MessageId, reply: String },
+    /// Not delivered yet; will be tried again.
+    Deferred {
+        id: MessageId,
+        reason: String,
+        next_attempt_unix: u64,
+    },
+    /// Failed for good (the whole message, or some recipients of it).
+    Failed {
+        id: MessageId,
+        recipients: Vec<String>,
+        reply: String,
+        summary: String,
+        fix: String,
+    },
+    /// Delivery is held until the admin fixes something.
+    NeedsAttention { summary: String, fix: String },
+    /// Delivery runs again.
+    AttentionCleared,
+    /// Removed from the queue by the user.
+    Deleted { id: MessageId },
+}
+
+/// The sending half; cheap to clone. Dropped by the engine on shutdown,
+/// which ends every subscriber's stream.
+#[derive(Clone, Debug)]
+pub struct Events {
+    tx: broadcast::Sender<Event>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Events {
+    pub fn new() -> Events {
+        let (tx, _) = broadcast::channel(EVENT_BUFFER);
+        Events { tx }
+    }
+
+    pub fn emit(&self, event: Event) {
+        tracing::debug!(?event, "event");
+        // No subscriber is fine: the headless engine may have none.
+        let _ = self.tx.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+}

@@ -1,0 +1,640 @@
+//! The durable store: every message a device handed in, until it is
+//! delivered or fails, plus a history of recent outcomes.
+//!
+//! On disk, under the spool directory:
+//!
+//! - `tmp/<id>.part` — a message being received. Deleted on start-up: a
+//!   device that never heard 250 will send it again.
+//! - `msg/<id>.msg` — one line of JSON (the envelope), then the content.
+//!   Written to `tmp/`, fsynced, renamed here, then the directory is fsynced;
+//!   only after that does the device hear 250. Never modified afterwards.
+//! - `msg/<id>.state` — the delivery status (JSON), replaced atomically on
+//!   each transition. Missing means "queued".
+//! - `msg/<id>.log` — the upstream transcripts of every attempt, redacted.
+//! - `lock` — held while an engine runs, so two engines never share a spool.
+//!
+//! Concurrent messages share directory fsyncs (group commit, `dirsync`).
+//! The in-memory index is rebuilt from the files at start; a message left
+//! "sending" by a crash is simply queued again.
+
+mod dirsync;
+mod record;
+
+pub use record::{
+    now_ms, ClientInfo, Envelope, MessageId, MessageInfo, Recipient, RecipientState, State, Status,
+};
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::sync::Notify;
+
+use crate::events::{Event, Events};
+use dirsync::DirSync;
+
+/// Write buffer for incoming content: big enough to keep syscalls few, small
+/// enough that 20 devices sending 25 MB each use little memory.
+const WRITE_BUFFER: usize = 64 * 1024;
+/// How much of the start of a message is kept to read its Subject.
+const HEADER_PEEK: usize = 16 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("spool {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("the spool {0} is in use by another Postern (is `postern serve` or the tray app already running?)")]
+    Locked(PathBuf),
+    #[error("no message {0} in the queue")]
+    NotFound(MessageId),
+    #[error("message {0} is being sent right now; try again in a moment")]
+    Busy(MessageId),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
+    move |source| SpoolError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+struct Entry {
+    envelope: Arc<Envelope>,
+    status: Status,
+    size: u64,
+    subject: String,
+    /// Where the content starts in the .msg file (after the envelope line).
+    content_offset: u64,
+}
+
+impl Entry {
+    fn info(&self, id: &MessageId) -> MessageInfo {
+        MessageInfo {
+            id: id.clone(),
+            from: self.envelope.mail_from.clone(),
+            to: self.envelope.rcpt_to.clone(),
+            subject: self.subject.clone(),
+            size: self.size,
+            received_at: self.envelope.received_at,
+            client: self.envelope.client.clone(),
+            status: self.status.clone(),
+        }
+    }
+
+    fn is_due(&self, now: u64) -> bool {
+        match self.status.state {
+            State::Queued => true,
+            State::Deferred | State::Held => self.status.next_attempt.unwrap_or(0) <= now,
+            _ => false,
+        }
+    }
+}
+
+struct Inner {
+    dir: PathBuf,
+    msg_dir: PathBuf,
+    tmp_dir: PathBuf,
+    /// The index. A std mutex: every critical section is short and never awaits.
+    index: Mutex<BTreeMap<MessageId, Entry>>,
+    /// Woken when a message becomes due (received, retried); the delivery
+    /// worker waits on it.
+    wake: Notify,
+    dirsync: DirSync,
+    events: Events,
+    /// Keeps the advisory lock for as long as the spool is open.
+    _lock: std::fs::File,
+}
+
+/// A handle to the spool; cheap to clone.
+#[derive(Clone)]
+pub struct Spool {
+    inner: Arc<Inner>,
+}
+
+/// A message being received. Dropping it without `commit` discards it.
+pub struct Incoming {
+    spool: Spool,
+    id: MessageId,
+    envelope: Envelope,
+    tmp_path: PathBuf,
+    file: Option<BufWriter<tokio::fs::File>>,
+    content_offset: u64,
+    size: u64,
+    head: Vec<u8>,
+}
+
+/// A message claimed for delivery: the worker owns it until it reports back.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub id: MessageId,
+    pub envelope: Arc<Envelope>,
+    /// Recipients still to deliver.
+    pub pending: Vec<String>,
+    pub attempts: u32,
+    pub received_at: u64,
+}
+
+impl Spool {
+    /// Opens (creating if needed) the spool at `dir`, takes its lock, cleans
+    /// up after a crash and loads the index.
+    pub async fn open(dir: &Path, events: Events) -> Result<Spool, SpoolError> {
+        let dir = dir.to_path_buf();
+        let events2 = events.clone();
+        tokio::task::spawn_blocking(move || Spool::open_blocking(dir, events2))
+            .await
+            .expect("spool open task panicked")
+    }
+
+    fn open_blocking(dir: PathBuf, events: Events) -> Result<Spool, SpoolError> {
+        let msg_dir = dir.join("msg");
+        let tmp_dir = dir.join("tmp");
+        for d in [&dir, &msg_dir, &tmp_dir] {
+            std::fs::create_dir_all(d).map_err(io_err(d))?;
+        }
+        restrict_permissions(&dir);
+        let lock_path = dir.join("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        if !try_lock(&lock) {
+            return Err(SpoolError::Locked(dir));
+        }
+        // Half-received messages: their devices never heard 250.
+        for entry in std::fs::read_dir(&tmp_dir).map_err(io_err(&tmp_dir))? {
+            let path = entry.map_err(io_err(&tmp_dir))?.path();
+            let _ = std::fs::remove_file(&path);
+        }
+        let index = load_index(&msg_dir)?;
+        tracing::info!(dir = %dir.display(), messages = index.len(), "spool opened");
+        Ok(Spool {
+            inner: Arc::new(Inner {
+                dirsync: DirSync::new(msg_dir.clone()),
+                dir,
+                msg_dir,
+                tmp_dir,
+                index: Mutex::new(index),
+                wake: Notify::new(),
+                events,
+                _lock: lock,
+            }),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Starts receiving a message with this envelope.
+    pub async fn begin(&self, mut envelope: Envelope) -> Result<Incoming, SpoolError> {
+        let id = MessageId::generate();
+        envelope.received_at = now_ms();
+        let tmp_path = self.inner.tmp_dir.join(format!("{id}.part"));
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)
+            .await
+            .map_err(io_err(&tmp_path))?;
+        let mut writer = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let mut line = serde_json::to_vec(&envelope).expect("envelope serialises");
+        line.push(b'\n');
+        writer.write_all(&line).await.map_err(io_err(&tmp_path))?;
+        Ok(Incoming {
+            spool: self.clone(),
+            id,
+            envelope,
+            tmp_path,
+            file: Some(writer),
+            content_offset: line.len() as u64,
+            size: 0,
+            head: Vec::new(),
+        })
+    }
+
+    /// Every message in the spool, oldest first.
+    pub fn list(&self) -> Vec<MessageInfo> {
+        let index = self.inner.index.lock().unwrap();
+        index.iter().map(|(id, e)| e.info(id)).collect()
+    }
+
+    pub fn get(&self, id: &MessageId) -> Option<MessageInfo> {
+        self.inner.index.lock().unwrap().get(id).map(|e| e.info(id))
+    }
+
+    /// Counts per state.
+    pub fn counts(&self) -> BTreeMap<State, usize> {
+        let mut counts = BTreeMap::new();
+        for e in self.inner.index.lock().unwrap().values() {
+            *counts.entry(e.status.state).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Claims the oldest message that is due now, marking it `Sending`.
+    pub fn claim_next(&self, now: u64) -> Option<Claim> {
+        let mut index = self.inner.index.lock().unwrap();
+        let (id, entry) = index.iter_mut().find(|(_, e)| e.is_due(now))?;
+        entry.status.state = State::Sending;
+        Some(Claim {
+            id: id.clone(),
+            envelope: entry.envelope.clone(),
+            pending: entry.status.pending(),
+            attempts: entry.status.attempts,
+            received_at: entry.envelope.received_at,
+        })
+    }
+
+    /// When the earliest deferred or held message becomes due (unix ms).
+    pub fn next_due(&self) -> Option<u64> {
+        let index = self.inner.index.lock().unwrap();
+        index
+            .values()
+            .filter_map(|e| match e.status.state {
+                State::Queued => Some(0),
+                State::Deferred | State::Held => Some(e.status.next_attempt.unwrap_or(0)),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Resolves when a message may have become due.
+    pub async fn wait_for_work(&self) {
+        self.inner.wake.notified().await
+    }
+
+    /// Wakes the delivery worker.
+    pub fn wake(&self) {
+        self.inner.wake.notify_waiters();
+        self.inner.wake.notify_one();
+    }
+
+    /// The message content (without the envelope line).
+    pub async fn read_content(&self, id: &MessageId) -> Result<Vec<u8>, SpoolError> {
+        let offset = {
+            let index = self.inner.index.lock().unwrap();
+            index
+                .get(id)
+                .ok_or_else(|| SpoolError::NotFound(id.clone()))?
+                .content_offset
+        };
+        let path = self.msg_path(id);
+        let mut file = tokio::fs::File::open(&path).await.map_err(io_err(&path))?;
+        file.seek(io::SeekFrom::Start(offset))
+            .await
+            .map_err(io_err(&path))?;
+        let mut content = Vec::new();
+        file.read_to_end(&mut content)
+            .await
+            .map_err(io_err(&path))?;
+        Ok(content)
+    }
+
+    /// Applies `change` to a message's status and persists it. Final states
+    /// (sent, failed) are fsynced so a crash right after does not resend.
+    pub async fn update(
+        &self,
+        id: &MessageId,
+        change: impl FnOnce(&mut Status),
+    ) -> Result<Status, SpoolError> {
+        let status = {
+            let mut index = self.inner.index.lock().unwrap();
+            let entry = index
+                .get_mut(id)
+                .ok_or_else(|| SpoolError::NotFound(id.clone()))?;
+            change(&mut entry.status);
+            entry.status.updated_at = now_ms();
+            entry.status.clone()
+        };
+        let durable = status.state.is_final();
+        self.write_status(id, &status, durable).await?;
+        if matches!(status.state, State::Queued) || status.next_attempt.is_some() {
+            self.wake();
+        }
+        Ok(status)
+    }
+
+    async fn write_status(
+        &self,
+        id: &MessageId,
+        status: &Status,
+        durable: bool,
+    ) -> Result<(), SpoolError> {
+        let path = self.inner.msg_dir.join(format!("{id}.state"));
+        let tmp = self.inner.msg_dir.join(format!("{id}.state.tmp"));
+        let mut persisted = status.clone();
+        if persisted.state == State::Sending {
+            persisted.state = State::Queued;
+        }
+        let bytes = serde_json::to_vec_pretty(&persisted).expect("status serialises");
+        let tmp2 = tmp.clone();
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp2)?;
+            f.write_all(&bytes)?;
+            if durable {
+                f.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("status write task panicked")
+        .map_err(io_err(&tmp))?;
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(io_err(&path))?;
+        if durable {
+            self.inner.dirsync.sync().await.map_err(io_err(&path))?;
+        }
+        Ok(())
+    }
+
+    /// Appends one attempt's transcript to the message's log.
+    pub async fn append_transcript(&self, id: &MessageId, text: &str) -> Result<(), SpoolError> {
+        let path = self.inner.msg_dir.join(format!("{id}.log"));
+        let mut f = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .await
+            .map_err(io_err(&path))?;
+        f.write_all(text.as_bytes()).await.map_err(io_err(&path))?;
+        if !text.ends_with('\n') {
+            f.write_all(b"\n").await.map_err(io_err(&path))?;
+        }
+        Ok(())
+    }
+
+    /// All transcripts recorded for a message (empty when none).
+    pub async fn transcript(&self, id: &MessageId) -> String {
+        let path = self.inner.msg_dir.join(format!("{id}.log"));
+        tokio::fs::read_to_string(path).await.unwrap_or_default()
+    }
+
+    /// Makes a message due now: deferred, held and failed messages are tried
+    /// again (failed recipients become pending again).
+    pub async fn retry(&self, id: &MessageId) -> Result<(), SpoolError> {
+        {
+            let index = self.inner.index.lock().unwrap();
+            let entry = index
+                .get(id)
+                .ok_or_else(|| SpoolError::NotFound(id.clone()))?;
+            if entry.status.state == State::Sending {
+                return Err(SpoolError::Busy(id.clone()));
+            }
+        }
+        self.update(id, |s| {
+            let any_failed = s
+                .recipients
+                .iter()
+                .any(|r| r.state == RecipientState::Failed);
+            if s.state == State::Sent && !any_failed {
+                return;
+            }
+            for r in &mut s.recipients {
+                if r.state == RecipientState::Failed {
+                    r.state = RecipientState::Pending;
+                }
+            }
+            s.state = State::Queued;
+            s.next_attempt = None;
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Makes every waiting or failed message due now; returns how many.
+    pub async fn retry_all(&self) -> Result<usize, SpoolError> {
+        let ids: Vec<MessageId> = {
+            let index = self.inner.index.lock().unwrap();
+            index
+                .iter()
+                .filter(|(_, e)| {
+                    matches!(
+                        e.status.state,
+                        State::Deferred | State::Held | State::Failed | State::Queued
+                    )
+                })
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        for id in &ids {
+            self.retry(id).await?;
+        }
+        Ok(ids.len())
+    }
+
+    /// Removes a message and its files.
+    pub async fn delete(&self, id: &MessageId) -> Result<(), SpoolError> {
+        {
+            let mut index = self.inner.index.lock().unwrap();
+            match index.get(id) {
+                None => return Err(SpoolError::NotFound(id.clone())),
+                Some(e) if e.status.state == State::Sending => {
+                    return Err(SpoolError::Busy(id.clone()))
+                }
+                Some(_) => {
+                    index.remove(id);
+                }
+            }
+        }
+        self.remove_files(id).await;
+        self.inner.events.emit(Event::Deleted { id: id.clone() });
+        Ok(())
+    }
+
+    async fn remove_files(&self, id: &MessageId) {
+        // The .msg goes last: a crash in between leaves a message that is
+        // still whole, never a status without content.
+        for ext in ["log", "state", "msg"] {
+            let _ = tokio::fs::remove_file(self.inner.msg_dir.join(format!("{id}.{ext}"))).await;
+        }
+    }
+
+    /// Forgets sent and failed messages whose last change is older than
+    /// `keep_ms`; returns how many.
+    pub async fn prune(&self, now: u64, keep_ms: u64) -> usize {
+        let old: Vec<MessageId> = {
+            let mut index = self.inner.index.lock().unwrap();
+            let old: Vec<MessageId> = index
+                .iter()
+                .filter(|(_, e)| e.status.state.is_final() && e.status.updated_at + keep_ms <= now)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &old {
+                index.remove(id);
+            }
+            old
+        };
+        for id in &old {
+            self.remove_files(id).await;
+        }
+        old.len()
+    }
+
+    fn msg_path(&self, id: &MessageId) -> PathBuf {
+        self.inner.msg_dir.join(format!("{id}.msg"))
+    }
+}
+
+impl Incoming {
+    pub fn id(&self) -> &MessageId {
+        &self.id
+    }
+
+    /// Content bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends content (already CRLF-normalised and dot-unstuffed).
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), SpoolError> {
+        if self.head.len() < HEADER_PEEK {
+            let take = chunk.len().min(HEADER_PEEK - self.head.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        self.size += chunk.len() as u64;
+        let file = self.file.as_mut().expect("write after commit");
+        file.write_all(chunk).await.map_err(io_err(&self.tmp_path))
+    }
+
+    /// Makes the message durable and queues it. Only after this returns
+    /// `Ok` may the device hear 250.
+    pub async fn commit(mut self) -> Result<MessageId, SpoolError> {
+        let mut writer = self.file.take().expect("commit twice");
+        writer.flush().await.map_err(io_err(&self.tmp_path))?;
+        let file = writer.into_inner();
+        file.sync_all().await.map_err(io_err(&self.tmp_path))?;
+        drop(file);
+        let inner = &self.spool.inner;
+        let final_path = inner.msg_dir.join(format!("{}.msg", self.id));
+        tokio::fs::rename(&self.tmp_path, &final_path)
+            .await
+            .map_err(io_err(&final_path))?;
+        // From here the file is no longer ours to delete on drop.
+        self.tmp_path = PathBuf::new();
+        inner.dirsync.sync().await.map_err(io_err(&final_path))?;
+
+        let envelope = std::mem::take(&mut self.envelope);
+        let entry = Entry {
+            status: Status::new(&envelope),
+            subject: subject_of(&self.head),
+            size: self.size,
+            content_offset: self.content_offset,
+            envelope: Arc::new(envelope),
+        };
+        inner.events.emit(Event::Received {
+            id: self.id.clone(),
+            from: entry.envelope.mail_from.clone(),
+            recipients: entry.envelope.rcpt_to.len(),
+            bytes: self.size,
+        });
+        inner.index.lock().unwrap().insert(self.id.clone(), entry);
+        self.spool.wake();
+        Ok(self.id.clone())
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if !self.tmp_path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp_path);
+        }
+    }
+}
+
+/// The decoded Subject of a message, from its first bytes.
+fn subject_of(head: &[u8]) -> String {
+    mail_parser::MessageParser::default()
+        .parse_headers(head)
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn load_index(msg_dir: &Path) -> Result<BTreeMap<MessageId, Entry>, SpoolError> {
+    use std::io::{BufRead, Read};
+    let mut index = BTreeMap::new();
+    for item in std::fs::read_dir(msg_dir).map_err(io_err(msg_dir))? {
+        let path = item.map_err(io_err(msg_dir))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.ends_with(".state.tmp") {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        let Some(stem) = name.strip_suffix(".msg") else {
+            continue;
+        };
+        let Ok(id) = stem.parse::<MessageId>() else {
+            continue;
+        };
+        let file = std::fs::File::open(&path).map_err(io_err(&path))?;
+        let total = file.metadata().map_err(io_err(&path))?.len();
+        let mut reader = io::BufReader::new(file);
+        let mut line = Vec::new();
+        reader.read_until(b'\n', &mut line).map_err(io_err(&path))?;
+        let envelope: Envelope = match serde_json::from_slice(&line) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "unreadable message envelope; left in place");
+                continue;
+            }
+        };
+        let mut head = Vec::new();
+        reader
+            .take(HEADER_PEEK as u64)
+            .read_to_end(&mut head)
+            .map_err(io_err(&path))?;
+        let state_path = msg_dir.join(format!("{id}.state"));
+        let mut status = match std::fs::read(&state_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(file = %state_path.display(), error = %e, "unreadable status; message queued again");
+                Status::new(&envelope)
+            }),
+            Err(_) => Status::new(&envelope),
+        };
+        if status.state == State::Sending {
+            status.state = State::Queued;
+        }
+        index.insert(
+            id,
+            Entry {
+                subject: subject_of(&head),
+                size: total - line.len() as u64,
+                content_offset: line.len() as u64,
+                envelope: Arc::new(envelope),
+                status,
+            },
+        );
+    }
+    Ok(index)
+}
+
+#[cfg(unix)]
+fn try_lock(file: &std::fs::File) -> bool {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+#[cfg(not(unix))]
+fn try_lock(_file: &std::fs::File) -> bool {
+    // Windows: the tray app is single-instance; a second `serve` on the same
+    // spool is the admin's to avoid. (LockFileEx would go here.)
+    true
+}
+
+#[cfg(unix)]
+fn restrict_permissions(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+}
+
+#[cfg(not(unix))]
+fn restrict_permissions(_dir: &Path) {}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,222 @@
+//! The records the spool keeps for each message: the envelope (written once,
+//! with the content) and the delivery state (rewritten on each transition),
+//! plus the message id format.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch: the one clock every record uses.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A message id: 16 lowercase hex digits, the receive time in milliseconds
+/// followed by a counter, so ids sort by arrival and are safe as file names.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MessageId(String);
+
+static COUNTER: AtomicU16 = AtomicU16::new(0);
+
+impl MessageId {
+    pub fn generate() -> MessageId {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        MessageId(format!("{:012x}{:04x}", now_ms() & 0xffff_ffff_ffff, n))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for MessageId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        if s.len() == 16
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            Ok(MessageId(s))
+        } else {
+            Err(format!(
+                "{s:?} is not a message id (16 hex digits, as `postern queue` shows them)"
+            ))
+        }
+    }
+}
+
+impl std::str::FromStr for MessageId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MessageId::try_from(s.to_ascii_lowercase())
+    }
+}
+
+impl From<MessageId> for String {
+    fn from(id: MessageId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who handed the message in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientInfo {
+    /// The device's address, e.g. "192.168.1.40:51234".
+    pub peer: String,
+    /// What it said in EHLO/HELO.
+    pub helo: String,
+    /// Device user name, when it authenticated.
+    pub auth_user: Option<String>,
+    /// TLS protocol version, when the session was encrypted.
+    pub tls: Option<String>,
+}
+
+/// The SMTP envelope and where it came from; fixed once received.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Empty for the null sender `<>`.
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub client: ClientInfo,
+    /// Unix milliseconds; set by the spool when the message is committed.
+    #[serde(default)]
+    pub received_at: u64,
+    #[serde(default)]
+    pub smtputf8: bool,
+    #[serde(default)]
+    pub eight_bit: bool,
+}
+
+/// Where a message is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Waiting for its first attempt.
+    Queued,
+    /// A delivery attempt is under way (never persisted: after a crash it is queued again).
+    Sending,
+    /// Not delivered yet; `next_attempt` says when it is tried again.
+    Deferred,
+    /// Waiting for the admin to fix something (sign-in, tenant, connector).
+    Held,
+    /// Delivered upstream (possibly with some recipients failed).
+    Sent,
+    /// Failed for good.
+    Failed,
+}
+
+impl State {
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Sent | State::Failed)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            State::Queued => "queued",
+            State::Sending => "sending",
+            State::Deferred => "deferred",
+            State::Held => "held",
+            State::Sent => "sent",
+            State::Failed => "failed",
+        };
+        f.write_str(s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecipientState {
+    Pending,
+    Sent,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    pub address: String,
+    pub state: RecipientState,
+    /// The upstream reply that decided it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+}
+
+/// The mutable part of a message, kept in `<id>.state`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub state: State,
+    pub attempts: u32,
+    /// Unix ms of the next attempt (deferred and held messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<u64>,
+    /// The last upstream reply or error, verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reply: Option<String>,
+    /// What the last reply means, in one plain sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// What to do about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    pub recipients: Vec<Recipient>,
+    pub updated_at: u64,
+}
+
+impl Status {
+    pub fn new(envelope: &Envelope) -> Status {
+        Status {
+            state: State::Queued,
+            attempts: 0,
+            next_attempt: None,
+            last_reply: None,
+            summary: None,
+            fix: None,
+            recipients: envelope
+                .rcpt_to
+                .iter()
+                .map(|a| Recipient {
+                    address: a.clone(),
+                    state: RecipientState::Pending,
+                    reply: None,
+                })
+                .collect(),
+            updated_at: envelope.received_at,
+        }
+    }
+
+    pub fn pending(&self) -> Vec<String> {
+        self.recipients
+            .iter()
+            .filter(|r| r.state == RecipientState::Pending)
+            .map(|r| r.address.clone())
+            .collect()
+    }
+}
+
+/// One message as the queue shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageInfo {
+    pub id: MessageId,
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    /// Content size in bytes.
+    pub size: u64,
+    pub received_at: u64,
+    pub client: ClientInfo,
+    #[serde(flatten)]
+    pub status: Status,
+}

@@ -1,0 +1,176 @@
+//! Spool tests: what is committed survives a reopen, what is not never
+//! appears, and states move as the worker expects.
+
+use super::*;
+
+fn envelope(from: &str, to: &[&str]) -> Envelope {
+    Envelope {
+        mail_from: from.into(),
+        rcpt_to: to.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+async fn receive(spool: &Spool, content: &[u8]) -> MessageId {
+    let mut inc = spool
+        .begin(envelope("scanner@contoso.com", &["a@x.com", "b@x.com"]))
+        .await
+        .unwrap();
+    for chunk in content.chunks(7) {
+        inc.write(chunk).await.unwrap();
+    }
+    inc.commit().await.unwrap()
+}
+
+#[tokio::test]
+async fn committed_messages_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = b"Subject: Scan 42\r\n\r\nbody\r\n";
+    let id = {
+        let spool = Spool::open(dir.path(), Events::new()).await.unwrap();
+        receive(&spool, content).await
+    };
+    let spool = Spool::open(dir.path(), Events::new()).await.unwrap();
+    let info = spool.get(&id).unwrap();
+    assert_eq!(info.subject, "Scan 42");
+    assert_eq!(info.size, content.len() as u64);
+    assert_eq!(info.status.state, State::Queued);
+    assert_eq!(spool.read_content(&id).await.unwrap(), content);
+}
+
+#[tokio::test]
+async fn uncommitted_messages_vanish() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let spool = Spool::open(dir.path(), Events::new()).await.unwrap();
+        let mut inc = spool.begin(envelope("a@b.c", &["d@e.f"])).await.unwrap();
+        inc.write(b"half a mess").await.unwrap();
+        // A crash mid-DATA leaves the temp file behind: copy it aside before
+        // the Incoming's drop removes it, and put it back as the crash would.
+        let part = std::fs::read_dir(dir.path().join("tmp"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let saved = std::fs::read(&part).unwrap();
+        drop(inc);
+        std::fs::write(&part, saved).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        1
+    );
+    let spool = Spool::open(dir.path(), Events::new()).await.unwrap();
+    assert!(spool.list().is_empty());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn second_engine_cannot_open_the_same_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Spool::open(dir.path(), Events::new()).await.unwrap();
+    let err = Spool::open(dir.path(), Events::new()).await.err().unwrap();
+    assert!(matches!(err, SpoolError::Locked(_)), "{err}");
+}
+
+#[tokio::test]
+async fn sending_goes_back_to_queued_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = {
+        let spool = Spool::open(dir.path(), Events::new()).await.unwrap();
+        let id = receive(&spool, b"x\r\n").await;
+        let claim = spool.claim_next(now_ms()).unwrap();
+        assert_eq!(claim.id, id);
+        assert_eq!(spool.get(&id).unwrap().status.state, State::Sending);
+        assert!(spool.claim_next(now_ms()).is_none(), "claimed twice");
+        id
+    };
+    let spool = Spool::open(dir.path(), Events::new()).await.unwrap();
+    assert_eq!(spool.get(&id).unwrap().status.state, State::Queued);
+}
+
+#[tokio::test]
+async fn final_states_and_recipients_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = {
+        let spool = Spool::open(dir.path(), Events::new()).await.unwrap();
+        let id = receive(&spool, b"x\r\n").await;
+        spool.claim_next(now_ms()).unwrap();
+        spool
+            .update(&id, |s| {
+                s.recipients[0].state = RecipientState::Sent;
+                s.recipients[1].state = RecipientState::Failed;
+                s.recipients[1].reply = Some("550 5.1.10 nope".into());
+                s.state = State::Sent;
+                s.attempts = 1;
+            })
+            .await
+            .unwrap();
+        id
+    };
+    let spool = Spool::open(dir.path(), Events::new()).await.unwrap();
+    let info = spool.get(&id).unwrap();
+    assert_eq!(info.status.state, State::Sent);
+    assert_eq!(info.status.recipients[1].state, RecipientState::Failed);
+    assert!(spool.claim_next(now_ms()).is_none());
+    // Retry makes the failed recipient pending again.
+    spool.retry(&id).await.unwrap();
+    let claim = spool.claim_next(now_ms()).unwrap();
+    assert_eq!(claim.pending, vec!["b@x.com".to_string()]);
+}
+
+#[tokio::test]
+async fn deferred_messages_wait_for_their_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), Events::new()).await.unwrap();
+    let id = receive(&spool, b"x\r\n").await;
+    spool.claim_next(now_ms()).unwrap();
+    let later = now_ms() + 60_000;
+    spool
+        .update(&id, |s| {
+            s.state = State::Deferred;
+            s.next_attempt = Some(later);
+        })
+        .await
+        .unwrap();
+    assert!(spool.claim_next(now_ms()).is_none());
+    assert_eq!(spool.next_due(), Some(later));
+    assert!(spool.claim_next(later).is_some());
+}
+
+#[tokio::test]
+async fn delete_and_prune_remove_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), Events::new()).await.unwrap();
+    let a = receive(&spool, b"a\r\n").await;
+    let b = receive(&spool, b"b\r\n").await;
+    spool.delete(&a).await.unwrap();
+    assert!(matches!(
+        spool.delete(&a).await,
+        Err(SpoolError::NotFound(_))
+    ));
+    spool.claim_next(now_ms()).unwrap();
+    spool.update(&b, |s| s.state = State::Failed).await.unwrap();
+    assert_eq!(spool.prune(now_ms(), 3_600_000).await, 0);
+    assert_eq!(spool.prune(now_ms() + 3_600_001, 3_600_000).await, 1);
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("msg")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn message_ids_are_strict() {
+    assert!("0123456789abcdef".parse::<MessageId>().is_ok());
+    assert!("0123456789ABCDEF".parse::<MessageId>().is_ok());
+    for bad in [
+        "",
+        "../../etc/passwd",
+        "0123456789abcdeg",
+        "0123456789abcdef0",
+    ] {
+        assert!(bad.parse::<MessageId>().is_err(), "{bad}");
+    }
+}
