@@ -5,6 +5,7 @@
 //! `secrets`. What happens is broadcast as `events`. The same engine runs
 //! behind the tray app and behind `postern serve`.
 
+pub mod auth;
 pub mod config;
 pub mod events;
 pub mod secrets;

@@ -1,1 +1,11 @@
-pub fn run() {}
+//! The `postern` app: the shell around the engine. Today it is the command
+//! line (`postern serve`, `postern queue`, …); the tray GUI joins it here.
+//! Thin adapters only: the engine decides, the shell adapts.
+
+mod cli;
+mod commands;
+
+/// Runs the program with the process arguments; returns the exit code.
+pub fn run() -> i32 {
+    cli::main()
+}

@@ -1,3 +1,5 @@
+//! The `postern` program: one call into the library, so the tray shell and
+//! the CLI share one binary.
 fn main() {
-    postern::run()
+    std::process::exit(postern::run());
 }

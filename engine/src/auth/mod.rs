@@ -1,0 +1,341 @@
+//! Credentials for the upstream connection: where the delivery worker gets
+//! an OAuth access token (or the legacy password) from.
+//!
+//! `TokenSource` is the seam. It caches the access token in memory only,
+//! refreshes it well before it expires, and lets one refresh run at a time
+//! even when three connections ask at once. The refresh token and client
+//! secret come from the OS keychain; a rotated refresh token is stored back
+//! before the new access token is used, so a crash cannot strand the account
+//! on a token Microsoft has already retired.
+//!
+//! The interactive sign-in flows (auth code + PKCE, device code) that put
+//! the first refresh token in the keychain live in `auth::login` (issue 3);
+//! this module is what runs unattended afterwards.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use oauth2::basic::{BasicClient, BasicErrorResponseType};
+use oauth2::{
+    AuthType, ClientId, ClientSecret, RefreshToken, RequestTokenError, Scope, TokenResponse,
+    TokenUrl,
+};
+use serde::Serialize;
+
+use crate::config::{Config, OAuthFlow, UpstreamAuth};
+use crate::secrets::{Secret, SecretError, SecretKey, SecretStore};
+use crate::spool::now_ms;
+
+/// Delegated scope for client submission.
+pub const DELEGATED_SCOPE: &str = "https://outlook.office.com/SMTP.Send";
+/// App-only scope (client credentials).
+pub const APP_SCOPE: &str = "https://outlook.office365.com/.default";
+/// Refresh this long before the access token expires, so a message is never
+/// sent with a token about to die (Microsoft's tokens live 60–90 minutes).
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// The token endpoint gets this long to answer before we call it a network problem.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An access token and when it stops working.
+#[derive(Clone, Debug)]
+pub struct AccessToken {
+    pub token: Secret,
+    /// Unix milliseconds.
+    pub expires_at: u64,
+}
+
+/// The account as the CLI and GUI show it (never a token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum AccountState {
+    /// Nothing to sign in with yet.
+    NotConfigured { reason: String },
+    /// Credentials are there; no token fetched yet in this run.
+    Ready,
+    SignedIn { access_token_expires_at: u64 },
+    /// Microsoft wants a person to sign in again; delivery waits.
+    SignInNeeded { reason: String },
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuthError {
+    /// Microsoft wants a new interactive sign-in (or a new client secret).
+    #[error("sign-in needed: {0}")]
+    SignInNeeded(String),
+    /// Something to set up first (no client id, no secret in the keychain).
+    #[error("{0}")]
+    NotConfigured(String),
+    /// Network trouble or a hiccup at the token endpoint: try again later.
+    #[error("could not reach the Microsoft sign-in service: {0}")]
+    Transient(String),
+    #[error(transparent)]
+    Keychain(#[from] SecretError),
+}
+
+impl AuthError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, AuthError::Transient(_))
+    }
+}
+
+/// What to log in with upstream.
+#[derive(Debug, Clone)]
+pub enum UpstreamSecret {
+    /// Connector relay / Direct Send: no AUTH.
+    None,
+    /// AUTH LOGIN with the mailbox password (legacy basic auth).
+    Password { user: String, password: Secret },
+    /// AUTH XOAUTH2.
+    OAuth { user: String, token: AccessToken },
+}
+
+/// Where upstream credentials come from. Cheap to clone.
+#[derive(Clone)]
+pub struct TokenSource {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    auth: UpstreamAuth,
+    mailbox: String,
+    flow: OAuthFlow,
+    client_id: String,
+    token_url: String,
+    secrets: SecretStore,
+    http: reqwest::Client,
+    /// The cached token. Holding this async mutex across a refresh is what
+    /// makes refreshes single-flight: other callers wait, then reuse.
+    cache: tokio::sync::Mutex<Option<AccessToken>>,
+    state: Mutex<AccountState>,
+}
+
+impl TokenSource {
+    pub fn new(config: &Config, secrets: SecretStore) -> TokenSource {
+        let o = &config.oauth;
+        let token_url = format!(
+            "{}/{}/oauth2/v2.0/token",
+            o.authority.trim_end_matches('/'),
+            o.tenant
+        );
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(TOKEN_TIMEOUT)
+            .build()
+            .expect("HTTP client builds");
+        let state = match config.upstream_gap() {
+            Some(reason) if config.upstream.auth == UpstreamAuth::OAuth => {
+                AccountState::NotConfigured { reason }
+            }
+            _ => AccountState::Ready,
+        };
+        TokenSource {
+            inner: Arc::new(Inner {
+                auth: config.upstream.auth,
+                mailbox: config.upstream.mailbox.clone(),
+                flow: o.flow,
+                client_id: o.client_id.clone(),
+                token_url,
+                secrets,
+                http,
+                cache: tokio::sync::Mutex::new(None),
+                state: Mutex::new(state),
+            }),
+        }
+    }
+
+    pub fn state(&self) -> AccountState {
+        self.inner.state.lock().unwrap().clone()
+    }
+
+    fn set_state(&self, state: AccountState) {
+        *self.inner.state.lock().unwrap() = state;
+    }
+
+    pub fn mailbox(&self) -> &str {
+        &self.inner.mailbox
+    }
+
+    /// Credentials for the next upstream connection.
+    pub async fn credentials(&self) -> Result<UpstreamSecret, AuthError> {
+        let user = self.inner.mailbox.clone();
+        match self.inner.auth {
+            UpstreamAuth::None => Ok(UpstreamSecret::None),
+            UpstreamAuth::Password => {
+                let key = SecretKey::MailboxPassword {
+                    mailbox: user.clone(),
+                };
+                match self.inner.secrets.get_async(key).await? {
+                    Some(password) => Ok(UpstreamSecret::Password { user, password }),
+                    None => Err(AuthError::NotConfigured(format!(
+                        "No password for {user} in the keychain: run `postern account set-secret` and type it."
+                    ))),
+                }
+            }
+            UpstreamAuth::OAuth => Ok(UpstreamSecret::OAuth {
+                user,
+                token: self.token().await?,
+            }),
+        }
+    }
+
+    /// A valid access token, refreshed ahead of expiry.
+    pub async fn token(&self) -> Result<AccessToken, AuthError> {
+        let mut cache = self.inner.cache.lock().await;
+        if let Some(t) = cache.as_ref() {
+            if t.expires_at > now_ms() + REFRESH_MARGIN.as_millis() as u64 {
+                return Ok(t.clone());
+            }
+        }
+        match self.fetch().await {
+            Ok(t) => {
+                self.set_state(AccountState::SignedIn {
+                    access_token_expires_at: t.expires_at,
+                });
+                *cache = Some(t.clone());
+                Ok(t)
+            }
+            Err(e) => {
+                *cache = None;
+                match &e {
+                    AuthError::SignInNeeded(reason) => self.set_state(AccountState::SignInNeeded {
+                        reason: reason.clone(),
+                    }),
+                    AuthError::NotConfigured(reason) => {
+                        self.set_state(AccountState::NotConfigured {
+                            reason: reason.clone(),
+                        })
+                    }
+                    _ => {}
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Forgets the cached token (Exchange said 535 5.7.3 to it).
+    pub async fn invalidate(&self) {
+        *self.inner.cache.lock().await = None;
+    }
+
+    /// Marks the account as needing a sign-in (Exchange refused a fresh token).
+    pub fn mark_sign_in_needed(&self, reason: &str) {
+        self.set_state(AccountState::SignInNeeded {
+            reason: reason.to_string(),
+        });
+    }
+
+    async fn fetch(&self) -> Result<AccessToken, AuthError> {
+        let i = &self.inner;
+        if i.client_id.is_empty() {
+            return Err(AuthError::NotConfigured(
+                "No OAuth application is configured: set oauth.client_id.".into(),
+            ));
+        }
+        let token_url = TokenUrl::new(i.token_url.clone())
+            .map_err(|e| AuthError::NotConfigured(format!("oauth.authority: {e}")))?;
+        let client = BasicClient::new(ClientId::new(i.client_id.clone()))
+            .set_auth_type(AuthType::RequestBody)
+            .set_token_uri(token_url);
+        if i.flow == OAuthFlow::ClientCredentials {
+            let key = SecretKey::ClientSecret {
+                client_id: i.client_id.clone(),
+            };
+            let secret = i.secrets.get_async(key).await?.ok_or_else(|| {
+                AuthError::NotConfigured(
+                    "No client secret in the keychain: run `postern account set-secret` and paste the app's client secret.".into(),
+                )
+            })?;
+            let client = client.set_client_secret(ClientSecret::new(secret.expose().to_string()));
+            let resp = client
+                .exchange_client_credentials()
+                .add_scope(Scope::new(APP_SCOPE.into()))
+                .request_async(&i.http)
+                .await
+                .map_err(classify_token_error)?;
+            return Ok(access_token_of(&resp));
+        }
+        let key = SecretKey::RefreshToken {
+            client_id: i.client_id.clone(),
+        };
+        let refresh = i.secrets.get_async(key.clone()).await?.ok_or_else(|| {
+            AuthError::SignInNeeded(
+                "Postern is not signed in to Microsoft 365 yet: run `postern account login`."
+                    .into(),
+            )
+        })?;
+        let resp = client
+            .exchange_refresh_token(&RefreshToken::new(refresh.expose().to_string()))
+            .add_scope(Scope::new(DELEGATED_SCOPE.into()))
+            .add_scope(Scope::new("offline_access".into()))
+            .request_async(&i.http)
+            .await
+            .map_err(classify_token_error)?;
+        // Microsoft rotates refresh tokens: store the new one before using
+        // the access token, so the keychain always holds a live one.
+        if let Some(new_refresh) = resp.refresh_token() {
+            i.secrets
+                .set_async(key, Secret::new(new_refresh.secret().clone()))
+                .await?;
+        }
+        Ok(access_token_of(&resp))
+    }
+}
+
+fn access_token_of(resp: &oauth2::basic::BasicTokenResponse) -> AccessToken {
+    let lifetime = resp
+        .expires_in()
+        .unwrap_or(Duration::from_secs(3599))
+        .as_millis() as u64;
+    AccessToken {
+        token: Secret::new(resp.access_token().secret().clone()),
+        expires_at: now_ms() + lifetime,
+    }
+}
+
+/// `invalid_grant` / `interaction_required` (and a refused client) need a
+/// person; anything else at the token endpoint is worth retrying. Decided by
+/// the OAuth error code, never by the AADSTS description text.
+fn classify_token_error<RE: std::error::Error + 'static>(
+    e: RequestTokenError<RE, oauth2::basic::BasicErrorResponse>,
+) -> AuthError {
+    match e {
+        RequestTokenError::ServerResponse(resp) => {
+            let described = resp
+                .error_description()
+                .map(|d| d.lines().next().unwrap_or("").to_string())
+                .unwrap_or_default();
+            match resp.error() {
+                BasicErrorResponseType::InvalidGrant => AuthError::SignInNeeded(format!(
+                    "Microsoft no longer accepts Postern's sign-in ({described}); sign in again."
+                )),
+                BasicErrorResponseType::Extension(code) if code == "interaction_required" => {
+                    AuthError::SignInNeeded(format!(
+                        "Microsoft needs you to sign in again ({described})."
+                    ))
+                }
+                BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient => {
+                    AuthError::SignInNeeded(format!(
+                        "Microsoft refused the app registration or its secret ({described}); check oauth.client_id and the client secret."
+                    ))
+                }
+                other => AuthError::Transient(format!("{}: {described}", other.as_ref())),
+            }
+        }
+        RequestTokenError::Request(e) => AuthError::Transient(error_chain(&e)),
+        RequestTokenError::Parse(e, _) => {
+            AuthError::Transient(format!("unexpected answer from the token endpoint: {e}"))
+        }
+        RequestTokenError::Other(e) => AuthError::Transient(e),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,266 @@
+//! The local control surface: what `postern queue`, `postern status` and the
+//! GUI ask of the engine. One handler (`Controller::handle`) answers every
+//! request; it is reached over a Unix socket in the spool directory (mode
+//! 0600, so only the user running Postern can use it) while an engine runs,
+//! and called directly on the spool when none does.
+//!
+//! The protocol is one JSON request per line, one JSON response per line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::auth::TokenSource;
+use crate::config::Config;
+use crate::delivery::worker::WorkerState;
+use crate::spool::{MessageId, Spool, State};
+use crate::throttle::Throttle;
+
+pub const SOCKET_NAME: &str = "control.sock";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Request {
+    Status,
+    Queue,
+    Show { id: MessageId },
+    Retry { id: MessageId },
+    RetryAll,
+    Delete { id: MessageId },
+    Pause,
+    Resume,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Response {
+    fn ok(data: Value) -> Response {
+        Response {
+            ok: true,
+            data: Some(data),
+            error: None,
+        }
+    }
+    fn err(e: impl ToString) -> Response {
+        Response {
+            ok: false,
+            data: None,
+            error: Some(e.to_string()),
+        }
+    }
+}
+
+/// Everything a request may need. `worker` and `throttle` are absent when
+/// no engine runs (the CLI working on the spool directly).
+pub struct Controller {
+    pub config: Arc<Config>,
+    pub spool: Spool,
+    pub tokens: TokenSource,
+    pub worker: Option<Arc<WorkerState>>,
+    pub throttle: Option<Arc<Throttle>>,
+    pub listening: Vec<SocketAddr>,
+}
+
+impl Controller {
+    pub async fn handle(&self, req: Request) -> Response {
+        match req {
+            Request::Status => Response::ok(self.status()),
+            Request::Queue => Response::ok(json!(self.spool.list())),
+            Request::Show { id } => match self.spool.get(&id) {
+                Some(info) => {
+                    let transcript = self.spool.transcript(&id).await;
+                    let mut v = json!(info);
+                    v["transcript"] = json!(transcript);
+                    Response::ok(v)
+                }
+                None => Response::err(format!("no message {id} in the queue")),
+            },
+            Request::Retry { id } => match self.spool.retry(&id).await {
+                Ok(()) => {
+                    self.recheck();
+                    Response::ok(json!({ "retried": 1 }))
+                }
+                Err(e) => Response::err(e),
+            },
+            Request::RetryAll => match self.spool.retry_all().await {
+                Ok(n) => {
+                    self.recheck();
+                    Response::ok(json!({ "retried": n }))
+                }
+                Err(e) => Response::err(e),
+            },
+            Request::Delete { id } => match self.spool.delete(&id).await {
+                Ok(()) => Response::ok(json!({ "deleted": id })),
+                Err(e) => Response::err(e),
+            },
+            Request::Pause | Request::Resume => match &self.worker {
+                Some(w) => {
+                    w.set_paused(req == Request::Pause);
+                    Response::ok(json!({ "paused": w.is_paused() }))
+                }
+                None => Response::err("Postern is not running"),
+            },
+        }
+    }
+
+    fn recheck(&self) {
+        if let Some(w) = &self.worker {
+            w.recheck_now();
+        }
+        self.spool.wake();
+    }
+
+    pub fn status(&self) -> Value {
+        let counts = self.spool.counts();
+        let count = |s: State| counts.get(&s).copied().unwrap_or(0);
+        let u = &self.config.upstream;
+        json!({
+            "running": self.worker.is_some(),
+            "paused": self.worker.as_ref().map(|w| w.is_paused()).unwrap_or(false),
+            "queue": {
+                "queued": count(State::Queued),
+                "sending": count(State::Sending),
+                "deferred": count(State::Deferred),
+                "held": count(State::Held),
+                "sent": count(State::Sent),
+                "failed": count(State::Failed),
+            },
+            "attention": self.worker.as_ref().and_then(|w| w.attention()),
+            "connections": self.worker.as_ref().map(|w| w.active_connections()).unwrap_or(0),
+            "throttle": self.throttle.as_ref().map(|t| t.status()),
+            "account": self.tokens.state(),
+            "upstream": {
+                "mode": u.mode,
+                "host": u.effective_host(),
+                "port": u.effective_port(),
+                "mailbox": u.mailbox,
+                "auth": u.auth,
+            },
+            "listening": self.listening,
+            "spool": self.spool.dir(),
+        })
+    }
+}
+
+pub fn socket_path(spool_dir: &Path) -> PathBuf {
+    spool_dir.join(SOCKET_NAME)
+}
+
+#[cfg(unix)]
+pub type Socket = tokio::net::UnixListener;
+#[cfg(not(unix))]
+pub type Socket = ();
+
+/// Binds the control socket. The spool lock is already held, so a socket
+/// file left behind by a crash is stale and can go.
+#[cfg(unix)]
+pub fn bind(spool_dir: &Path) -> std::io::Result<Socket> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = socket_path(spool_dir);
+    let _ = std::fs::remove_file(&path);
+    let listener = tokio::net::UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+#[cfg(not(unix))]
+pub fn bind(_spool_dir: &Path) -> std::io::Result<Socket> {
+    Ok(())
+}
+
+pub fn unbind(spool_dir: &Path) {
+    let _ = std::fs::remove_file(socket_path(spool_dir));
+}
+
+#[cfg(unix)]
+pub async fn serve(
+    socket: Socket,
+    controller: Arc<Controller>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut clients = tokio::task::JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = socket.accept() => match accepted {
+                Ok((s, _)) => s,
+                Err(e) => { tracing::warn!(error = %e, "control socket accept failed"); continue; }
+            },
+        };
+        let c = controller.clone();
+        clients.spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut lines = BufReader::new(read).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let resp = match serde_json::from_str::<Request>(&line) {
+                    Ok(req) => c.handle(req).await,
+                    Err(e) => Response::err(format!("bad request: {e}")),
+                };
+                let mut out = serde_json::to_vec(&resp).expect("response serialises");
+                out.push(b'\n');
+                if write.write_all(&out).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    clients.abort_all();
+}
+
+#[cfg(not(unix))]
+pub async fn serve(_: Socket, _: Arc<Controller>, _: watch::Receiver<bool>) {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No engine is running on this spool (the CLI then works offline).
+    #[error("Postern is not running")]
+    NotRunning,
+    #[error("control socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Sends one request to a running engine.
+#[cfg(unix)]
+pub async fn request(spool_dir: &Path, req: &Request) -> Result<Response, ClientError> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let path = socket_path(spool_dir);
+    let stream = match tokio::net::UnixStream::connect(&path).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Err(ClientError::NotRunning)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_vec(req).expect("request serialises");
+    line.push(b'\n');
+    write.write_all(&line).await?;
+    let mut lines = BufReader::new(read).lines();
+    match lines.next_line().await? {
+        Some(l) => serde_json::from_str(&l)
+            .map_err(|e| ClientError::Io(std::io::Error::other(e.to_string()))),
+        None => Err(ClientError::NotRunning),
+    }
+}
+
+#[cfg(not(unix))]
+pub async fn request(_spool_dir: &Path, _req: &Request) -> Result<Response, ClientError> {
+    Err(ClientError::NotRunning)
+}

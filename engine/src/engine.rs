@@ -1,0 +1,184 @@
+//! The engine as one thing to start and stop: spool, listener, delivery
+//! worker, control socket and housekeeping, wired together from a `Config`.
+//! The tray app and `postern serve` both run exactly this.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::auth::TokenSource;
+use crate::config::{Config, UpstreamMode};
+use crate::control::{self, Controller};
+use crate::delivery::upstream::{TlsMode, UpstreamSettings};
+use crate::delivery::worker::{Worker, WorkerState};
+use crate::events::Events;
+use crate::listener::{self, DeviceAuth, Listener, ListenerContext};
+use crate::secrets::SecretStore;
+use crate::spool::{now_ms, Spool, SpoolError};
+use crate::throttle::Throttle;
+
+/// How often sent/failed history older than `spool.keep_history` is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error(transparent)]
+    Listener(#[from] listener::ListenerError),
+    #[error("control socket: {0}")]
+    Control(std::io::Error),
+}
+
+/// A running engine. Dropping it without `shutdown` aborts its tasks.
+pub struct Engine {
+    controller: Arc<Controller>,
+    events: Events,
+    listening: Vec<(SocketAddr, bool)>,
+    /// Turned true by `shutdown`; every long-lived task watches it.
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Engine {
+    pub async fn start(config: Config) -> Result<Engine, EngineError> {
+        let config = Arc::new(config);
+        let events = Events::new();
+        let secrets = SecretStore::new();
+        let spool_dir = config.spool_dir();
+        let spool = Spool::open(&spool_dir, events.clone()).await?;
+        let hostname = config.listener.hostname.clone().unwrap_or_else(host_name);
+        let tls = listener::tls::server_config(&config.listener, &spool_dir, &hostname)?;
+        let listener = Listener::bind(ListenerContext {
+            config: Arc::new(config.listener.clone()),
+            spool: spool.clone(),
+            device_auth: DeviceAuth::keychain(secrets.clone(), config.listener.users.clone()),
+            tls: Some(tls),
+            hostname: hostname.clone(),
+        })
+        .await?;
+        let listening = listener.local_addrs();
+        for (addr, implicit) in &listening {
+            tracing::info!(%addr, implicit_tls = implicit, "listening for devices");
+        }
+
+        let tokens = TokenSource::new(&config, secrets);
+        let per_minute = match config.upstream.mode {
+            UpstreamMode::Submission => Some(config.limits.messages_per_minute),
+            _ => None,
+        };
+        let throttle = Arc::new(Throttle::new(per_minute));
+        let worker = Worker::new(
+            config.clone(),
+            spool.clone(),
+            tokens.clone(),
+            events.clone(),
+            upstream_settings(&config, &hostname),
+            throttle.clone(),
+        );
+        let worker_state: Arc<WorkerState> = worker.state();
+        let controller = Arc::new(Controller {
+            config: config.clone(),
+            spool: spool.clone(),
+            tokens,
+            worker: Some(worker_state),
+            throttle: Some(throttle),
+            listening: listening.iter().map(|(a, _)| *a).collect(),
+        });
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(listener.serve(shutdown_rx.clone()));
+        tasks.spawn(worker.run(shutdown_rx.clone()));
+        let socket = control::bind(&spool_dir).map_err(EngineError::Control)?;
+        tasks.spawn(control::serve(socket, controller.clone(), shutdown_rx.clone()));
+        tasks.spawn(housekeeping(spool, config.clone(), shutdown_rx));
+        Ok(Engine {
+            controller,
+            events,
+            listening,
+            shutdown,
+            tasks,
+        })
+    }
+
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    pub fn controller(&self) -> Arc<Controller> {
+        self.controller.clone()
+    }
+
+    /// Where devices can connect (the real ports when the config said 0).
+    pub fn listening(&self) -> &[(SocketAddr, bool)] {
+        &self.listening
+    }
+
+    /// Stops accepting, finishes what is in flight, and returns when every
+    /// task has ended. Nothing acknowledged is lost: it stays in the spool.
+    pub async fn shutdown(mut self) {
+        self.shutdown.send_replace(true);
+        while self.tasks.join_next().await.is_some() {}
+        control::unbind(self.controller.spool.dir());
+        tracing::info!("stopped");
+    }
+}
+
+async fn housekeeping(spool: Spool, config: Arc<Config>, mut shutdown: watch::Receiver<bool>) {
+    let keep = config.spool.keep_history.as_millis() as u64;
+    loop {
+        let pruned = spool.prune(now_ms(), keep).await;
+        if pruned > 0 {
+            tracing::info!(pruned, "old sent/failed records removed");
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+        }
+    }
+}
+
+pub fn upstream_settings(config: &Config, hostname: &str) -> UpstreamSettings {
+    let u = &config.upstream;
+    UpstreamSettings {
+        host: u.effective_host().to_string(),
+        port: u.effective_port(),
+        tls: match u.mode {
+            UpstreamMode::DirectSend => TlsMode::Opportunistic,
+            _ => TlsMode::Required,
+        },
+        ca_file: u.ca_file.clone(),
+        client_cert: None,
+        hello_name: hostname.to_string(),
+        timeout: u.timeout,
+    }
+}
+
+/// This machine's name, for the greeting and EHLO.
+pub fn host_name() -> String {
+    #[cfg(unix)]
+    {
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; gethostname writes at most that.
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        if rc == 0 {
+            let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+            if let Ok(name) = std::str::from_utf8(&buf[..end]) {
+                if !name.is_empty() {
+                    return name.to_string();
+                }
+            }
+        }
+    }
+    std::env::var("COMPUTERNAME").unwrap_or_else(|_| "postern".to_string())
+}
+
+/// The spool directory a config points at (for the CLI).
+pub fn spool_dir(config: &Config) -> PathBuf {
+    config.spool_dir()
+}

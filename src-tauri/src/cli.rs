@@ -1,0 +1,101 @@
+//! Command-line parsing (clap) and dispatch. The names here are part of the
+//! user-facing contract in DESIGN.md: change them only with care.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands;
+
+#[derive(Parser, Debug)]
+#[command(name = "postern", version, about = "A small-office mail relay: local SMTP in, Microsoft 365 out.")]
+pub struct Cli {
+    /// Config file (default: $POSTERN_CONFIG, else the platform config dir's postern/postern.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the relay headless in the foreground; logs on stderr; Ctrl-C or SIGTERM stops it cleanly.
+    Serve,
+    /// Show the queue, or act on it.
+    Queue(QueueArgs),
+    /// Throttle state, queue counts and account state.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The Microsoft 365 account and the secrets in the OS keychain.
+    #[command(subcommand)]
+    Account(AccountCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct QueueArgs {
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub action: Option<QueueAction>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueueAction {
+    /// Try a message again now (deferred, held or failed), or every one with --all.
+    Retry {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Remove a message from the queue for good.
+    Delete { id: String },
+    /// One message in full: status, recipients and the redacted transcript.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountCommand {
+    /// Sign in to Microsoft 365 (stores the refresh token in the OS keychain).
+    Login {
+        #[arg(long)]
+        device_code: bool,
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// Mailbox, flow and sign-in state (never a token).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove Postern's tokens and secrets for this account from the keychain.
+    Logout,
+    /// Store a secret read from standard input in the OS keychain: the mailbox
+    /// password (auth = "password"), the client secret (flow = "client-credentials"),
+    /// or a device's password with --device NAME.
+    SetSecret {
+        /// Set the password a device uses to AUTH to Postern.
+        #[arg(long, value_name = "NAME")]
+        device: Option<String>,
+    },
+}
+
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let config_path = postern_engine::config::config_path(cli.config.as_deref());
+    let Some(command) = cli.command else {
+        eprintln!("The tray app is not built yet; run `postern serve` for the relay, or `postern --help`.");
+        return 2;
+    };
+    runtime.block_on(commands::run(command, config_path))
+}
