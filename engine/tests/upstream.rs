@@ -501,7 +501,6 @@ async fn starttls_with_ca_file_then_xoauth2() {
     conn.quit(&mut t).await;
 
     let text = t.to_text();
-    println!("{text}");
     assert!(text.contains("C: STARTTLS"), "{text}");
     assert!(text.contains("S: 220 2.0.0 SMTP server ready"), "{text}");
     assert!(text.contains("TLSv1.3 established"), "{text}");
@@ -537,4 +536,53 @@ async fn starttls_with_untrusted_certificate_is_tls_error() {
         .lines
         .iter()
         .any(|l| l.starts_with("AUTH")));
+}
+
+#[tokio::test]
+async fn client_certificate_is_presented() {
+    let (server, cert_pem) = tls_config();
+    // A self-signed client certificate, trusted by the server as its own root.
+    let client = rcgen::generate_simple_self_signed(vec!["relay.contoso.com".to_owned()]).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(client.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let server_cert = server.cert_resolver.clone();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(server_cert);
+
+    let (mut script, _) = script(|_| None);
+    script.tls = Some(Arc::new(config));
+    script.ehlo_plain = "250-fake.outlook.test Hello\r\n250 STARTTLS\r\n".into();
+    script.ehlo_tls = "250 fake.outlook.test Hello\r\n".into();
+    let port = responder(script).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, crt, key) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("c.pem"),
+        dir.path().join("k.pem"),
+    );
+    std::fs::write(&ca, cert_pem).unwrap();
+    std::fs::write(&crt, client.cert.pem()).unwrap();
+    std::fs::write(&key, client.key_pair.serialize_pem()).unwrap();
+    let mut s = settings(port, TlsMode::Required);
+    s.host = "localhost".into();
+    s.ca_file = Some(ca);
+    s.client_cert = Some((crt, key));
+
+    let mut t = Transcript::default();
+    let mut conn = Connection::open(&s, &Credentials::None, &mut t)
+        .await
+        .unwrap();
+    assert!(conn.is_usable().await, "{}", t.to_text());
+    conn.quit(&mut t).await;
 }
