@@ -2,11 +2,14 @@
 //! window. Devices talk SMTP to the `listener`; each message is kept in the
 //! `spool` until the `delivery` worker has handed it to Exchange Online,
 //! inside the `throttle`'s limits, with credentials from `auth` and
-//! `secrets`. What happens is broadcast as `events`. The same engine runs
-//! behind the tray app and behind `postern serve`.
+//! `secrets`. What happens is broadcast as `events`; `control` answers the
+//! CLI and GUI. `engine` wires it all together. The same engine runs behind
+//! the tray app and behind `postern serve`.
 
 pub mod auth;
 pub mod config;
+pub mod delivery;
 pub mod events;
 pub mod secrets;
 pub mod spool;
+pub mod throttle;

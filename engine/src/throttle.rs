@@ -47,7 +47,10 @@ impl Throttle {
         };
         let now = Instant::now();
         let mut recent = self.recent.lock().unwrap();
-        while recent.front().is_some_and(|t| now.duration_since(*t) >= MINUTE) {
+        while recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= MINUTE)
+        {
             recent.pop_front();
         }
         if recent.len() < limit as usize {
@@ -104,7 +107,10 @@ mod tests {
         // No 60-second window ever holds more than 30 submissions.
         for (i, a) in times.iter().enumerate() {
             let in_window = times[i..].iter().take_while(|b| **b - *a < MINUTE).count();
-            assert!(in_window <= 30, "window starting at {a:?} holds {in_window}");
+            assert!(
+                in_window <= 30,
+                "window starting at {a:?} holds {in_window}"
+            );
         }
         assert_eq!(times[99], Duration::from_secs(180));
     }
@@ -112,7 +118,10 @@ mod tests {
     #[test]
     fn no_limit_never_waits() {
         let t = Throttle::new(None);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
         rt.block_on(async {
             for _ in 0..1000 {
                 assert!(t.try_acquire().is_ok());

@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::commands;
 
 #[derive(Parser, Debug)]
-#[command(name = "postern", version, about = "A small-office mail relay: local SMTP in, Microsoft 365 out.")]
+#[command(
+    name = "postern",
+    version,
+    about = "A small-office mail relay: local SMTP in, Microsoft 365 out."
+)]
 pub struct Cli {
     /// Config file (default: $POSTERN_CONFIG, else the platform config dir's postern/postern.toml).
     #[arg(long, global = true, value_name = "FILE")]

@@ -33,7 +33,10 @@ pub async fn run(command: Command, config_path: PathBuf) -> i32 {
         Command::Queue(args) => match args.action {
             None => queue_list(&config, args.json).await,
             Some(QueueAction::Show { id, json }) => {
-                with_id(&id, |id| ask(&config, Request::Show { id }, move |v| show(v, json))).await
+                with_id(&id, |id| {
+                    ask(&config, Request::Show { id }, move |v| show(v, json))
+                })
+                .await
             }
             Some(QueueAction::Retry { all: true, .. }) => {
                 ask(&config, Request::RetryAll, |v| {
@@ -233,8 +236,16 @@ fn show(v: Value, json: bool) {
     };
     println!("Message   {}", m.id);
     println!("State     {}", m.status.state);
-    println!("Received  {} from {} ({})", time_of(m.received_at), m.client.peer, m.client.helo);
-    println!("From      {}", if m.from.is_empty() { "<>" } else { &m.from });
+    println!(
+        "Received  {} from {} ({})",
+        time_of(m.received_at),
+        m.client.peer,
+        m.client.helo
+    );
+    println!(
+        "From      {}",
+        if m.from.is_empty() { "<>" } else { &m.from }
+    );
     println!("Subject   {}", m.subject);
     println!("Size      {} bytes", m.size);
     println!("Attempts  {}", m.status.attempts);
@@ -250,7 +261,12 @@ fn show(v: Value, json: bool) {
     println!("Recipients:");
     for r in &m.status.recipients {
         let state = format!("{:?}", r.state).to_lowercase();
-        println!("  {:<8} {}  {}", state, r.address, r.reply.as_deref().unwrap_or(""));
+        println!(
+            "  {:<8} {}  {}",
+            state,
+            r.address,
+            r.reply.as_deref().unwrap_or("")
+        );
     }
     if !transcript.is_empty() {
         println!("Transcript:\n{transcript}");
@@ -280,7 +296,10 @@ fn print_status(v: &Value) {
         u["mode"].as_str().unwrap_or(""),
         u["host"].as_str().unwrap_or(""),
         u["port"],
-        u["mailbox"].as_str().filter(|m| !m.is_empty()).unwrap_or("(no mailbox set)")
+        u["mailbox"]
+            .as_str()
+            .filter(|m| !m.is_empty())
+            .unwrap_or("(no mailbox set)")
     );
     println!("Account   {}", account_line(&v["account"]));
     if let Some(t) = v["throttle"].as_object() {
@@ -379,15 +398,22 @@ fn set_secret(config: &Config, store: &SecretStore, device: Option<String>) -> i
             if !config.listener.users.contains(&user) {
                 eprintln!("postern: note: {user:?} is not in listener.users yet; add it there so the device can log in.");
             }
-            (SecretKey::DevicePassword { user: user.clone() }, format!("password for device {user}"))
+            (
+                SecretKey::DevicePassword { user: user.clone() },
+                format!("password for device {user}"),
+            )
         }
         None if config.upstream.auth == UpstreamAuth::Password => {
             if config.upstream.mailbox.is_empty() {
-                eprintln!("postern: set upstream.mailbox first: the password belongs to that mailbox");
+                eprintln!(
+                    "postern: set upstream.mailbox first: the password belongs to that mailbox"
+                );
                 return EXIT_CONFIG;
             }
             (
-                SecretKey::MailboxPassword { mailbox: config.upstream.mailbox.clone() },
+                SecretKey::MailboxPassword {
+                    mailbox: config.upstream.mailbox.clone(),
+                },
                 format!("password for {}", config.upstream.mailbox),
             )
         }
@@ -399,7 +425,9 @@ fn set_secret(config: &Config, store: &SecretStore, device: Option<String>) -> i
                 return EXIT_CONFIG;
             }
             (
-                SecretKey::ClientSecret { client_id: config.oauth.client_id.clone() },
+                SecretKey::ClientSecret {
+                    client_id: config.oauth.client_id.clone(),
+                },
                 "client secret".to_string(),
             )
         }

@@ -49,12 +49,18 @@ pub struct AccessToken {
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum AccountState {
     /// Nothing to sign in with yet.
-    NotConfigured { reason: String },
+    NotConfigured {
+        reason: String,
+    },
     /// Credentials are there; no token fetched yet in this run.
     Ready,
-    SignedIn { access_token_expires_at: u64 },
+    SignedIn {
+        access_token_expires_at: u64,
+    },
     /// Microsoft wants a person to sign in again; delivery waits.
-    SignInNeeded { reason: String },
+    SignInNeeded {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

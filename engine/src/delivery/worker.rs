@@ -346,7 +346,9 @@ impl Lane {
                     let verdict = e.verdict();
                     if verdict.action == Action::RefreshAuth && !refreshed {
                         // 535 5.7.3 with an OAuth token: refresh once, try again.
-                        t.note("authentication refused; fetching a fresh token and trying once more");
+                        t.note(
+                            "authentication refused; fetching a fresh token and trying once more",
+                        );
                         self.w.tokens.invalidate().await;
                         refreshed = true;
                         continue;

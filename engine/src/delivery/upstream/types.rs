@@ -1,0 +1,231 @@
+//! The data around an upstream connection: settings, credentials (with a
+//! [`Secret`] that never prints), the per-transaction report and the error
+//! type, plus how lettre's errors and TLS parameters map onto them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lettre::transport::smtp::client::{Certificate, Identity, TlsParameters, TlsVersion};
+
+use crate::delivery::classify::{
+    classify, connect_failure_verdict, tls_failure_verdict, Action, Stage, Verdict,
+};
+use crate::delivery::reply::Reply;
+
+/// Where and how to reach the upstream server.
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    /// Extra trust anchors (PEM, may hold several certificates), trusted
+    /// in addition to the built-in webpki roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate and key presented to the server (connector relay).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Our EHLO name.
+    pub hello_name: String,
+    /// Per command.
+    pub timeout: Duration,
+}
+
+/// Whether STARTTLS is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// STARTTLS must be offered (client submission, connector relay).
+    Required,
+    /// STARTTLS when offered (Direct Send); credentials are still never
+    /// sent in the clear.
+    Opportunistic,
+    /// Plain text; for tests only.
+    None,
+}
+
+pub use crate::secrets::Secret;
+
+/// How Postern signs in upstream.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    None,
+    Login { user: String, password: Secret },
+    XOAuth2 { user: String, token: Secret },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("could not connect to {host}:{port}: {detail}")]
+    Connect {
+        host: String,
+        port: u16,
+        detail: String,
+    },
+    #[error("TLS with {host} failed: {detail}")]
+    Tls { host: String, detail: String },
+    #[error(
+        "{host} does not offer STARTTLS; Postern will not send mail or credentials in the clear"
+    )]
+    NoStartTls { host: String },
+    #[error("{stage:?} refused: {reply}")]
+    Reply { stage: Stage, reply: Reply },
+    #[error("connection lost during {stage:?}: {detail}")]
+    Io { stage: Stage, detail: String },
+    #[error("timed out during {stage:?}")]
+    Timeout { stage: Stage },
+}
+
+impl UpstreamError {
+    /// What this failure means for the message.
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            UpstreamError::Reply { stage, reply } => classify(*stage, reply),
+            UpstreamError::Tls { .. } => tls_failure_verdict(),
+            UpstreamError::NoStartTls { .. } => Verdict {
+                action: Action::Retry,
+                summary: "The mail server did not offer encryption (STARTTLS), so Postern did not send.",
+                fix: "Check the upstream host and port (smtp.office365.com:587 or your tenant's MX on 25); a firewall that strips STARTTLS can also cause this.",
+            },
+            UpstreamError::Timeout { .. } => Verdict {
+                action: Action::Retry,
+                summary: "The mail server stopped answering.",
+                fix: "Nothing to do: Postern retries later; if it keeps happening, check the network path to the server.",
+            },
+            UpstreamError::Connect { .. } | UpstreamError::Io { .. } => connect_failure_verdict(),
+        }
+    }
+
+    /// The server's reply, when the failure is a refusal.
+    pub fn reply(&self) -> Option<&Reply> {
+        match self {
+            UpstreamError::Reply { reply, .. } => Some(reply),
+            _ => None,
+        }
+    }
+
+    /// True when the connection can no longer be used.
+    pub(super) fn breaks_connection(&self) -> bool {
+        !matches!(self, UpstreamError::Reply { .. })
+    }
+}
+
+/// What happened to each recipient of one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct SendReport {
+    pub accepted: Vec<String>,
+    /// Refused for good (5xx at RCPT).
+    pub rejected: Vec<(String, Reply)>,
+    /// Refused for now (4xx at RCPT).
+    pub deferred: Vec<(String, Reply)>,
+    /// The reply to the end of DATA; `None` when nothing was sent.
+    pub data_reply: Option<Reply>,
+}
+
+/// Builds lettre's TLS parameters: TLS 1.2 minimum, webpki roots plus the
+/// `ca_file` anchors, the client certificate when set.
+pub(super) fn tls_parameters(settings: &UpstreamSettings) -> Result<TlsParameters, String> {
+    let mut builder =
+        TlsParameters::builder(settings.host.clone()).set_min_tls_version(TlsVersion::Tlsv12);
+    if let Some(path) = &settings.ca_file {
+        let pem = read(path)?;
+        let cert = Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    if let Some((cert_path, key_path)) = &settings.client_cert {
+        let cert_pem = read(cert_path)?;
+        let key_pem = read(key_path)?;
+        // lettre 0.11's rustls Identity::from_pem takes the certificate as
+        // DER despite its name (it wraps the bytes unparsed), so convert.
+        // Only the leaf is presented.
+        let der = rustls_pemfile::certs(&mut cert_pem.as_slice())
+            .next()
+            .ok_or_else(|| format!("{}: no certificate found", cert_path.display()))?
+            .map_err(|e| format!("{}: {e}", cert_path.display()))?;
+        let identity = Identity::from_pem(der.as_ref(), &key_pem)
+            .map_err(|e| format!("{}: {e}", key_path.display()))?;
+        builder = builder.identify_with(identity);
+    }
+    builder.build_rustls().map_err(|e| e.to_string())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// Maps a lettre error at `stage` to ours. A negative reply keeps its code
+/// and text; lettre reports TLS handshake failures as connection errors.
+pub(super) fn from_lettre(
+    host: &str,
+    stage: Stage,
+    e: &lettre::transport::smtp::Error,
+) -> UpstreamError {
+    use std::error::Error as _;
+    if let Some(code) = e.status() {
+        let text = e.source().map(|s| s.to_string()).unwrap_or_default();
+        return UpstreamError::Reply {
+            stage,
+            reply: Reply::parse(&format!("{} {text}", u16::from(code))),
+        };
+    }
+    if e.is_timeout() {
+        return UpstreamError::Timeout { stage };
+    }
+    let detail = match e.source() {
+        Some(s) => s.to_string(),
+        None => e.to_string(),
+    };
+    if e.is_tls() || stage == Stage::StartTls {
+        return UpstreamError::Tls {
+            host: host.to_owned(),
+            detail,
+        };
+    }
+    UpstreamError::Io { stage, detail }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_never_prints() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+        let c = Credentials::XOAuth2 {
+            user: "a@b".into(),
+            token: s.clone(),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn error_verdicts() {
+        let e = UpstreamError::Reply {
+            stage: Stage::DataEnd,
+            reply: Reply::parse("550 5.7.60 x"),
+        };
+        assert_eq!(e.verdict().action, Action::FailMessage);
+        assert!(e.reply().is_some());
+        for e in [
+            UpstreamError::Connect {
+                host: "h".into(),
+                port: 587,
+                detail: "refused".into(),
+            },
+            UpstreamError::Tls {
+                host: "h".into(),
+                detail: "bad cert".into(),
+            },
+            UpstreamError::NoStartTls { host: "h".into() },
+            UpstreamError::Io {
+                stage: Stage::Data,
+                detail: "reset".into(),
+            },
+            UpstreamError::Timeout { stage: Stage::Data },
+        ] {
+            assert_eq!(e.verdict().action, Action::Retry, "{e}");
+            assert!(!e.verdict().summary.is_empty());
+            assert!(e.reply().is_none());
+        }
+    }
+}
