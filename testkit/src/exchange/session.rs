@@ -121,6 +121,9 @@ pub(super) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
         bdat: None,
     };
     let _ = session.serve().await;
+    // Free the mailbox's slot before the socket closes, so a client that
+    // saw the close can count on the slot being free.
+    session.slot = None;
     session.shared.transcript(id, "-- closed");
 }
 
