@@ -483,3 +483,37 @@ async fn direct_send_role_takes_internal_recipients_only() {
     assert!(!got[0].tls);
     assert_eq!(got[0].rcpt_to, vec!["boss@CONTOSO.com"]);
 }
+
+#[tokio::test]
+async fn bdat_chunks_and_connect_faults() {
+    let fake = FakeExchange::start(FakeExchangeOptions::default()).await;
+    let mut c = authed_client(&fake).await;
+    assert_eq!(c.cmd(&format!("MAIL FROM:<{USER}>")).await.code, 250);
+    assert_eq!(c.cmd("RCPT TO:<a@x.example>").await.code, 250);
+    c.send_raw(b"BDAT 5\r\nab\ncd").await;
+    assert_eq!(c.read_reply().await.unwrap().code, 250);
+    c.send_raw(b"BDAT 3 LAST\r\n.\r\n").await;
+    let r = c.read_reply().await.unwrap();
+    assert!(r.first().starts_with("250 2.0.0 OK <"), "{r:?}");
+    let got = fake.wait_for_messages(1, WAIT).await;
+    assert_eq!(got[0].data, b"ab\ncd.\r\n", "BDAT is binary: no unstuffing");
+
+    fake.push_fault(Fault::Reply {
+        stage: Stage::Connect,
+        reply: "421 4.3.2 Service not available".into(),
+    });
+    let mut c = Client::connect(fake.addr()).await;
+    assert_eq!(c.banner.first(), "421 4.3.2 Service not available");
+    assert!(c.read_reply().await.is_none());
+
+    fake.push_fault(Fault::DropConnection {
+        stage: Stage::DataEnd,
+    });
+    let mut c = authed_client(&fake).await;
+    assert_eq!(c.cmd(&format!("MAIL FROM:<{USER}>")).await.code, 250);
+    assert_eq!(c.cmd("RCPT TO:<a@x.example>").await.code, 250);
+    assert_eq!(c.cmd("DATA").await.code, 354);
+    c.send_raw(b"x\r\n.\r\n").await;
+    assert!(c.read_reply().await.is_none());
+    assert_eq!(fake.messages().len(), 1);
+}

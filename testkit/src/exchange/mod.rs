@@ -16,8 +16,8 @@
 //!   `550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain`
 //!   (what the tenant MX answers for a non-accepted domain). An empty
 //!   `internal_domains` means every domain is internal.
-//! - A non-2xx [`Fault::Reply`] at [`Stage::Connect`] is sent in place of the
-//!   banner and the connection is closed.
+//! - A [`Fault::Reply`] at [`Stage::Connect`] is sent in place of the
+//!   banner; if it is not 2xx the connection is then closed.
 //! - [`Fault::DropConnection`] at [`Stage::DataEnd`] closes after the whole
 //!   content arrived and before the reply; the message is not recorded.
 //! - More than [`MAX_RECIPIENTS`] recipients: `452 4.5.3 Too many recipients`.
@@ -171,12 +171,13 @@ pub enum Stage {
     /// EHLO or HELO.
     Ehlo,
     StartTls,
-    /// The AUTH command (its final reply).
+    /// The AUTH command: a reply fault answers it at once, before any
+    /// challenge, and counts as an authentication failure.
     Auth,
     MailFrom,
     RcptTo,
     /// The DATA command (the 354); for [`Fault::DropConnection`], part-way
-    /// through the content.
+    /// through the content. Not applied to BDAT.
     Data,
     /// The end of the content (the reply after `.` or after BDAT LAST).
     DataEnd,

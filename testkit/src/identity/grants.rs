@@ -42,7 +42,7 @@ impl OAuthError {
             70020 => (400, "expired_token"),
             70003 => (400, "unsupported_grant_type"),
             70011 => (400, "invalid_scope"),
-            900144 | 9002313 | 90014 => (400, "invalid_request"),
+            900144 | 90014 => (400, "invalid_request"),
             50196 => (503, "temporarily_unavailable"),
             _ => (400, "invalid_grant"),
         };

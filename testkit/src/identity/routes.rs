@@ -31,7 +31,7 @@ impl IntoResponse for OAuthError {
 
 fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
     let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_bytes(body).map_err(|_| OAuthError::from_code(9002313))?;
+        serde_urlencoded::from_bytes(body).map_err(|_| OAuthError::from_code(90014))?;
     Ok(pairs.into_iter().collect())
 }
 
