@@ -38,6 +38,10 @@ pub fn decode(line: &str) -> Result<Vec<u8>, AuthError> {
     if line == "*" {
         return Err(AuthError::Cancelled);
     }
+    // RFC 4954: "=" is an empty initial response.
+    if line == "=" {
+        return Ok(Vec::new());
+    }
     STANDARD.decode(line).map_err(|_| AuthError::BadBase64)
 }
 
@@ -143,5 +147,6 @@ mod tests {
         assert_eq!(decode("*"), Err(AuthError::Cancelled));
         assert_eq!(decode("!!!"), Err(AuthError::BadBase64));
         assert_eq!(decode("dXNlcg==").unwrap(), b"user");
+        assert_eq!(decode("=").unwrap(), b"");
     }
 }

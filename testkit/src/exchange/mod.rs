@@ -4,7 +4,8 @@
 //! STARTTLS, AUTH XOAUTH2/LOGIN/PLAIN, MAIL/RCPT/DATA, BDAT), records every
 //! accepted message, counts connections, and lets a test inject faults at any
 //! stage. One task accepts connections; one task per connection runs a
-//! [`session`]. Dropping the last [`FakeExchange`] clone stops all of them.
+//! session (`session/`). Dropping the last [`FakeExchange`] clone stops
+//! all of them.
 //!
 //! Choices where the guide is silent (all replies are Exchange-style):
 //! - AUTH before STARTTLS (when TLS is required for AUTH), AUTH in the
