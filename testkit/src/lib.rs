@@ -1,1 +1,17 @@
-pub fn x() {}
+//! Test fakes for Postern.
+//!
+//! - [`exchange`]: an in-process fake of Exchange Online's SMTP front door
+//!   (submission, connector relay and Direct Send), with STARTTLS, AUTH,
+//!   recorded messages and injectable faults.
+//! - [`identity`]: an in-process fake of the Microsoft identity platform's
+//!   OAuth 2.0 endpoints, whose tokens the fake Exchange can check.
+//!
+//! Both listen on `127.0.0.1:0` and stop when their handle is dropped. The
+//! replies they give follow `EXCHANGE-ONLINE.md` (§2–§4); where that guide is
+//! silent, the choice is documented on the item that makes it.
+
+pub mod exchange;
+pub mod identity;
+
+pub use exchange::{FakeExchange, FakeExchangeOptions, Fault, Received, Role, Stage, Stats};
+pub use identity::{ClientRegistration, FakeIdentity, IdentityOptions, TokenValidator};
