@@ -7,5 +7,6 @@
 
 pub mod config;
 pub mod events;
+pub mod listener;
 pub mod secrets;
 pub mod spool;
