@@ -1,1 +1,0 @@
-//! Session tests over real TCP.
