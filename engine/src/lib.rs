@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod delivery;
 pub mod events;
+pub mod listener;
 pub mod secrets;
 pub mod spool;
 pub mod throttle;

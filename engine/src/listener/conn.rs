@@ -1,0 +1,251 @@
+//! One device connection's bytes: the (possibly TLS) stream, the receive
+//! buffer, command-line framing with the 512-octet limit, batched replies
+//! (so pipelined commands get their replies in one write), and the
+//! STARTTLS upgrade that throws away anything the client pipelined after
+//! the STARTTLS command (RFC 3207 §4.2, CVE-2011-0411).
+//!
+//! Every wait here also watches the shutdown signal and a timeout.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+/// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with its CRLF.
+pub const MAX_COMMAND_LINE: usize = 512;
+/// How much is read from the socket at once.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Why a session stops talking.
+#[derive(Debug)]
+pub enum End {
+    /// The device closed the connection.
+    Closed,
+    /// The device was silent for too long.
+    Timeout,
+    /// The listener is shutting down.
+    Shutdown,
+    /// The socket or the TLS layer failed.
+    Io(io::Error),
+}
+
+/// One framed command line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// The line including its LF.
+    Text(Vec<u8>),
+    /// Longer than [`MAX_COMMAND_LINE`]; the rest of it up to LF is skipped.
+    TooLong,
+}
+
+/// The socket, plain or TLS.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Only while the TLS handshake owns the socket (or after it failed).
+    Gone,
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, b),
+            Stream::Tls(s) => Pin::new(s).poll_write(cx, b),
+            Stream::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
+            Stream::Gone => Poll::Ready(Ok(())),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Gone => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+pub struct Conn {
+    stream: Stream,
+    /// Received bytes not yet used. Commands are taken from the front; in
+    /// DATA the whole buffer goes to the DATA machine.
+    pub buf: Vec<u8>,
+    /// Replies not yet written; sent before the next read blocks.
+    out: Vec<u8>,
+    /// Skipping the rest of an over-long command line.
+    discarding: bool,
+    /// Turns true when the listener shuts down; the sender is `serve`'s caller.
+    shutdown: watch::Receiver<bool>,
+    /// Bound on every write (a device that stops reading cannot pin us).
+    write_timeout: Duration,
+}
+
+impl Conn {
+    pub fn new(tcp: TcpStream, shutdown: watch::Receiver<bool>, write_timeout: Duration) -> Conn {
+        Conn {
+            stream: Stream::Plain(tcp),
+            buf: Vec::new(),
+            out: Vec::new(),
+            discarding: false,
+            shutdown,
+            write_timeout,
+        }
+    }
+
+    /// A receiver of the shutdown signal (for waits outside this type).
+    pub fn shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
+    /// Queues one reply line (or several joined by CRLF); adds the CRLF.
+    pub fn reply(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// Sends the queued replies.
+    pub async fn flush(&mut self) -> Result<(), End> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        let write = async {
+            self.stream.write_all(&out).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(self.write_timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(End::Io(e)),
+            Err(_) => Err(End::Timeout),
+        }
+    }
+
+    /// Flushes replies, then waits for more bytes (appended to `buf`).
+    pub async fn read_more(&mut self, timeout: Duration) -> Result<(), End> {
+        self.flush().await?;
+        if *self.shutdown.borrow() {
+            return Err(End::Shutdown);
+        }
+        let mut chunk = [0u8; READ_CHUNK];
+        tokio::select! {
+            biased;
+            _ = self.shutdown.changed() => Err(End::Shutdown),
+            read = tokio::time::timeout(timeout, self.stream.read(&mut chunk)) => match read {
+                Err(_) => Err(End::Timeout),
+                Ok(Err(e)) => Err(End::Io(e)),
+                Ok(Ok(0)) => Err(End::Closed),
+                Ok(Ok(n)) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    /// The next command line, reading as needed.
+    pub async fn read_line(&mut self, timeout: Duration) -> Result<Line, End> {
+        loop {
+            if let Some(line) = self.take_line() {
+                return Ok(line);
+            }
+            self.read_more(timeout).await?;
+        }
+    }
+
+    /// Frames one line from `buf` if it holds one (or proves it too long).
+    fn take_line(&mut self) -> Option<Line> {
+        let lf = self.buf.iter().position(|&b| b == b'\n');
+        if self.discarding {
+            match lf {
+                Some(pos) => {
+                    self.buf.drain(..=pos);
+                    self.discarding = false;
+                }
+                None => {
+                    self.buf.clear();
+                    return None;
+                }
+            }
+            return self.take_line();
+        }
+        match lf {
+            Some(pos) if pos < MAX_COMMAND_LINE => {
+                Some(Line::Text(self.buf.drain(..=pos).collect()))
+            }
+            Some(pos) => {
+                self.buf.drain(..=pos);
+                Some(Line::TooLong)
+            }
+            None if self.buf.len() >= MAX_COMMAND_LINE => {
+                self.buf.clear();
+                self.discarding = true;
+                Some(Line::TooLong)
+            }
+            None => None,
+        }
+    }
+
+    /// Sends the queued replies (the 220), DISCARDS everything already
+    /// received, and runs the TLS handshake. Returns the TLS version.
+    pub async fn start_tls(
+        &mut self,
+        acceptor: &TlsAcceptor,
+        timeout: Duration,
+    ) -> Result<String, End> {
+        self.flush().await?;
+        self.buf.clear();
+        self.discarding = false;
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
+            return Err(End::Io(io::Error::other("TLS is already active")));
+        };
+        let handshake = tokio::time::timeout(timeout, acceptor.accept(tcp));
+        let tls = tokio::select! {
+            biased;
+            _ = self.shutdown.changed() => return Err(End::Shutdown),
+            r = handshake => match r {
+                Err(_) => return Err(End::Timeout),
+                Ok(Err(e)) => return Err(End::Io(e)),
+                Ok(Ok(tls)) => tls,
+            },
+        };
+        let version = match tls.get_ref().1.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+            Some(other) => format!("{other:?}"),
+            None => "TLS".to_string(),
+        };
+        self.stream = Stream::Tls(Box::new(tls));
+        Ok(version)
+    }
+
+    /// Sends what is queued (best effort) and closes the connection.
+    pub async fn close(&mut self) {
+        let _ = self.flush().await;
+        let _ = tokio::time::timeout(self.write_timeout, self.stream.shutdown()).await;
+    }
+}

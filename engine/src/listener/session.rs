@@ -1,0 +1,669 @@
+//! One device connection, from greeting to QUIT: the ESMTP state machine
+//! (RFC 5321 with PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES,
+//! SMTPUTF8, STARTTLS and AUTH), the relay decision, and DATA streamed to
+//! the spool. Replies carry enhanced status codes except the greeting, the
+//! HELO/EHLO reply and the 334/354 intermediates (RFC 2034 §3).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use smtp_proto::{Error as ParseError, MailFrom, RcptTo, Request};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::auth::{self, SaslError};
+use super::conn::{Conn, End, Line};
+use super::data::{DataReceiver, Feed, MAX_TEXT_LINE};
+use super::Shared;
+use crate::secrets::Secret;
+use crate::spool::{ClientInfo, Envelope, Incoming};
+
+/// Bound on the TLS handshake (STARTTLS and implicit TLS).
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on writing a reply to a device that does not read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bad commands tolerated before the connection is closed (stops e.g. a
+/// browser pointed at the port from getting a reply per header line).
+const MAX_BAD_COMMANDS: usize = 20;
+/// How much DATA content is collected before it is handed to the spool.
+const DATA_FLUSH: usize = 64 * 1024;
+/// RFC 5321 §4.5.3.1: local part and domain lengths.
+const MAX_LOCAL_PART: usize = 64;
+const MAX_DOMAIN: usize = 255;
+
+const SHUTDOWN_REPLY: &str = "421 4.3.2 Postern is shutting down, try again shortly";
+
+/// Runs one connection to its end.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    implicit_tls: bool,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut session = Session {
+        conn: Conn::new(tcp, shutdown, WRITE_TIMEOUT),
+        ip: peer.ip().to_canonical(),
+        peer,
+        shared,
+        helo: None,
+        auth_user: None,
+        tls: None,
+        tx: None,
+        bad_commands: 0,
+    };
+    tracing::debug!(%peer, implicit_tls, "device connected");
+    let end = session.serve(implicit_tls).await;
+    let hostname = &session.shared.hostname;
+    match end {
+        Ok(()) => {}
+        Err(End::Timeout) => {
+            tracing::info!(%peer, "closing an idle connection (timeout)");
+            session
+                .conn
+                .reply(&format!("421 4.4.2 {hostname} Timeout, closing connection"));
+        }
+        Err(End::Shutdown) => session.conn.reply(SHUTDOWN_REPLY),
+        Err(End::Closed) => tracing::debug!(%peer, "device closed the connection"),
+        Err(End::Io(e)) => tracing::info!(%peer, error = %e, "connection failed"),
+    }
+    session.conn.close().await;
+}
+
+/// Past `max_connections`: a 421 and close.
+pub(crate) async fn refuse_busy(shared: Arc<Shared>, tcp: TcpStream, implicit_tls: bool) {
+    let (_tx, shutdown) = watch::channel(false);
+    let mut conn = Conn::new(tcp, shutdown, Duration::from_secs(5));
+    if implicit_tls {
+        let Some(acceptor) = &shared.tls else { return };
+        if conn
+            .start_tls(acceptor, Duration::from_secs(5))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    conn.reply("421 4.7.0 Too many connections, try again later");
+    conn.close().await;
+}
+
+/// The mail transaction in progress (between MAIL and the end of DATA).
+struct Transaction {
+    mail_from: String,
+    rcpt_to: Vec<String>,
+    smtputf8: bool,
+    eight_bit: bool,
+}
+
+enum Flow {
+    Continue,
+    Quit,
+}
+
+struct Session {
+    conn: Conn,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    /// The peer address with IPv4-mapped IPv6 unwrapped (for `allow`).
+    ip: IpAddr,
+    helo: Option<String>,
+    auth_user: Option<String>,
+    /// TLS version once encrypted.
+    tls: Option<String>,
+    tx: Option<Transaction>,
+    bad_commands: usize,
+}
+
+impl Session {
+    async fn serve(&mut self, implicit_tls: bool) -> Result<(), End> {
+        if implicit_tls {
+            let acceptor = self.shared.tls.clone().expect("bind checked TLS");
+            self.tls = Some(
+                self.conn
+                    .start_tls(&acceptor, TLS_HANDSHAKE_TIMEOUT)
+                    .await?,
+            );
+        }
+        let greeting = format!("220 {} ESMTP Postern ready", self.shared.hostname);
+        self.conn.reply(&greeting);
+        let idle = self.shared.config.idle_timeout;
+        loop {
+            let line = match self.conn.read_line(idle).await? {
+                Line::Text(line) => line,
+                Line::TooLong => {
+                    self.bad("500 5.5.2 Line too long");
+                    continue;
+                }
+            };
+            if let Flow::Quit = self.command(&line).await? {
+                return Ok(());
+            }
+            if self.bad_commands >= MAX_BAD_COMMANDS {
+                tracing::info!(peer = %self.peer, "closing: too many bad commands");
+                self.conn
+                    .reply("421 4.7.0 Too many errors, closing connection");
+                return Ok(());
+            }
+        }
+    }
+
+    fn reply(&mut self, text: &str) {
+        self.conn.reply(text);
+    }
+
+    fn bad(&mut self, text: &str) {
+        self.bad_commands += 1;
+        self.conn.reply(text);
+    }
+
+    async fn command(&mut self, line: &[u8]) -> Result<Flow, End> {
+        let request = match Request::parse(&mut line.iter()) {
+            Ok(r) => r,
+            Err(e) => {
+                self.bad(&parse_error_reply(&e));
+                return Ok(Flow::Continue);
+            }
+        };
+        match request {
+            Request::Ehlo { host } => self.hello(host, true),
+            Request::Helo { host } => self.hello(host, false),
+            Request::Mail { from } => self.mail(from),
+            Request::Rcpt { to } => self.rcpt(to),
+            Request::Data => self.data().await?,
+            Request::Rset => {
+                self.tx = None;
+                self.reply("250 2.0.0 Ok");
+            }
+            Request::Noop { .. } => self.reply("250 2.0.0 Ok"),
+            Request::Quit => {
+                let bye = format!("221 2.0.0 {} closing connection", self.shared.hostname);
+                self.reply(&bye);
+                return Ok(Flow::Quit);
+            }
+            Request::Vrfy { .. } => self.reply("252 2.5.2 Cannot VRFY user, but will accept message"),
+            Request::Help { .. } => self.reply(
+                "214 2.0.0 Postern relays mail from office devices to Microsoft 365. Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
+            ),
+            Request::StartTls => self.starttls().await?,
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(mechanism, initial_response).await?,
+            Request::Lhlo { .. }
+            | Request::Bdat { .. }
+            | Request::Expn { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. }
+            | Request::Burl { .. } => self.bad("502 5.5.1 Command not implemented"),
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn hello(&mut self, host: String, extended: bool) {
+        self.tx = None;
+        self.helo = Some(host);
+        let name = &self.shared.hostname;
+        if !extended {
+            let text = format!("250 {name}");
+            self.reply(&text);
+            return;
+        }
+        let mut lines = vec![
+            name.clone(),
+            "PIPELINING".to_string(),
+            format!("SIZE {}", self.shared.config.max_message_bytes),
+            "8BITMIME".to_string(),
+            "ENHANCEDSTATUSCODES".to_string(),
+            "SMTPUTF8".to_string(),
+        ];
+        if self.shared.tls.is_some() && self.tls.is_none() {
+            lines.push("STARTTLS".to_string());
+        }
+        if self.auth_offered() {
+            lines.push("AUTH PLAIN LOGIN".to_string());
+        }
+        lines.push("HELP".to_string());
+        let last = lines.len() - 1;
+        let text: Vec<String> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| format!("250{}{l}", if i == last { ' ' } else { '-' }))
+            .collect();
+        self.reply(&text.join("\r\n"));
+    }
+
+    fn allowed(&self) -> bool {
+        self.shared
+            .config
+            .allow
+            .iter()
+            .any(|net| net.contains(&self.ip))
+    }
+
+    fn auth_offered(&self) -> bool {
+        auth_offered(
+            self.shared.device_auth.has_users(),
+            self.tls.is_some(),
+            self.ip,
+            self.allowed(),
+        )
+    }
+
+    fn mail(&mut self, from: MailFrom<String>) {
+        if self.helo.is_none() {
+            return self.bad("503 5.5.1 Send EHLO or HELO first");
+        }
+        if self.tx.is_some() {
+            return self.bad("503 5.5.1 Nested MAIL command; send RSET first");
+        }
+        let cfg = &self.shared.config;
+        if self.auth_user.is_none() {
+            if cfg.require_auth {
+                tracing::info!(peer = %self.peer, from = %from.address, "refused: not authenticated (require_auth is on)");
+                return self.reply("530 5.7.0 Authentication required: this relay needs the device to log in (AUTH) before sending");
+            }
+            if !self.allowed() {
+                tracing::info!(peer = %self.peer, from = %from.address, "refused: relaying denied, address not in listener.allow");
+                let text = format!(
+                    "554 5.7.1 Relaying denied: {} is not allowed to send through this relay (ask the admin to add it to listener.allow)",
+                    self.ip
+                );
+                return self.reply(&text);
+            }
+        }
+        let max = cfg.max_message_bytes;
+        if from.size as u64 > max {
+            tracing::info!(peer = %self.peer, size = from.size, max, "refused: declared size too big");
+            let text =
+                format!("552 5.3.4 Message size exceeds fixed maximum message size ({max} bytes)");
+            return self.reply(&text);
+        }
+        if !valid_path(&from.address) {
+            return self.bad("501 5.1.7 Bad sender address syntax");
+        }
+        self.tx = Some(Transaction {
+            mail_from: from.address,
+            rcpt_to: Vec::new(),
+            smtputf8: from.flags & smtp_proto::MAIL_SMTPUTF8 != 0,
+            eight_bit: from.flags & smtp_proto::MAIL_BODY_8BITMIME != 0,
+        });
+        self.reply("250 2.1.0 Sender ok");
+    }
+
+    fn rcpt(&mut self, to: RcptTo<String>) {
+        let max = self.shared.config.max_recipients;
+        let Some(tx) = &mut self.tx else {
+            return self.bad("503 5.5.1 Need MAIL before RCPT");
+        };
+        if tx.rcpt_to.len() >= max {
+            return self.reply("452 4.5.3 Too many recipients");
+        }
+        if to.address.is_empty() || !valid_path(&to.address) {
+            return self.bad("501 5.1.3 Bad recipient address syntax");
+        }
+        tx.rcpt_to.push(to.address);
+        self.reply("250 2.1.5 Recipient ok");
+    }
+
+    async fn data(&mut self) -> Result<(), End> {
+        let Some(tx) = self.tx.take() else {
+            self.bad("503 5.5.1 Need MAIL and RCPT before DATA");
+            return Ok(());
+        };
+        if tx.rcpt_to.is_empty() {
+            self.tx = Some(tx);
+            self.bad("503 5.5.1 No valid recipients");
+            return Ok(());
+        }
+        let envelope = Envelope {
+            mail_from: tx.mail_from,
+            rcpt_to: tx.rcpt_to,
+            client: ClientInfo {
+                peer: self.peer.to_string(),
+                helo: self.helo.clone().unwrap_or_default(),
+                auth_user: self.auth_user.clone(),
+                tls: self.tls.clone(),
+            },
+            received_at: 0,
+            smtputf8: tx.smtputf8,
+            eight_bit: tx.eight_bit,
+        };
+        let (from, rcpts) = (envelope.mail_from.clone(), envelope.rcpt_to.len());
+        let mut incoming = match self.shared.spool.begin(envelope).await {
+            Ok(i) => Some(i),
+            Err(e) => {
+                tracing::error!(peer = %self.peer, error = %e, "cannot start storing a message");
+                self.reply("451 4.3.0 Could not store the message, please try again");
+                return Ok(());
+            }
+        };
+        self.reply("354 Start mail input; end with <CRLF>.<CRLF>");
+        let max = self.shared.config.max_message_bytes;
+        let mut rx = DataReceiver::new(max);
+        let mut out = Vec::with_capacity(DATA_FLUSH);
+        let timeout = self.shared.config.data_timeout;
+        loop {
+            let done = match rx.feed(&self.conn.buf, &mut out) {
+                Feed::Done { consumed } => {
+                    self.conn.buf.drain(..consumed);
+                    true
+                }
+                Feed::NeedMore => {
+                    self.conn.buf.clear();
+                    false
+                }
+            };
+            if (done || out.len() >= DATA_FLUSH) && !out.is_empty() {
+                self.store(&mut incoming, &rx, &out).await;
+                out.clear();
+            }
+            if done {
+                break;
+            }
+            self.conn.read_more(timeout).await?;
+        }
+        let size = rx.size();
+        if rx.too_big() {
+            tracing::info!(peer = %self.peer, %from, size, max, "refused: message too big");
+            let text =
+                format!("552 5.3.4 Message size exceeds fixed maximum message size ({max} bytes)");
+            self.reply(&text);
+        } else if let Some(n) = rx.long_line() {
+            tracing::info!(peer = %self.peer, %from, line = n, "refused: line too long");
+            let text = format!("550 5.6.0 Message refused: line {n} is longer than {MAX_TEXT_LINE} characters (RFC 5321 section 4.5.3.1.6)");
+            self.reply(&text);
+        } else if let Some(incoming) = incoming {
+            match incoming.commit().await {
+                Ok(id) => {
+                    tracing::info!(%id, peer = %self.peer, %from, rcpts, size, "message queued");
+                    self.reply(&format!("250 2.0.0 Ok: queued as {id}"));
+                }
+                Err(e) => {
+                    tracing::error!(peer = %self.peer, error = %e, "could not store a message");
+                    self.reply("451 4.3.0 Could not store the message, please try again");
+                }
+            }
+        } else {
+            self.reply("451 4.3.0 Could not store the message, please try again");
+        }
+        Ok(())
+    }
+
+    /// Writes a content chunk unless the message is already refused; a
+    /// spool failure drops the message (the reply becomes 451).
+    async fn store(&self, incoming: &mut Option<Incoming>, rx: &DataReceiver, chunk: &[u8]) {
+        if rx.too_big() || rx.long_line().is_some() {
+            *incoming = None;
+            return;
+        }
+        if let Some(inc) = incoming {
+            if let Err(e) = inc.write(chunk).await {
+                tracing::error!(peer = %self.peer, error = %e, "could not store a message");
+                *incoming = None;
+            }
+        }
+    }
+
+    async fn starttls(&mut self) -> Result<(), End> {
+        let Some(acceptor) = self.shared.tls.clone() else {
+            self.bad("502 5.5.1 STARTTLS not available");
+            return Ok(());
+        };
+        if self.tls.is_some() {
+            self.bad("503 5.5.1 TLS is already active");
+            return Ok(());
+        }
+        self.reply("220 2.0.0 Ready to start TLS");
+        // start_tls discards whatever the client pipelined after STARTTLS.
+        let version = self
+            .conn
+            .start_tls(&acceptor, TLS_HANDSHAKE_TIMEOUT)
+            .await?;
+        tracing::debug!(peer = %self.peer, %version, "STARTTLS done");
+        self.tls = Some(version);
+        self.helo = None;
+        self.auth_user = None;
+        self.tx = None;
+        Ok(())
+    }
+
+    async fn auth(&mut self, mechanism: u64, initial: String) -> Result<(), End> {
+        let auth = self.shared.device_auth.clone();
+        if !auth.has_users() {
+            self.bad("502 5.5.1 AUTH not available: no device users are configured");
+            return Ok(());
+        }
+        if self.helo.is_none() {
+            self.bad("503 5.5.1 Send EHLO first");
+            return Ok(());
+        }
+        if self.auth_user.is_some() {
+            self.bad("503 5.5.1 Already authenticated");
+            return Ok(());
+        }
+        if self.tx.is_some() {
+            self.bad("503 5.5.1 AUTH is not allowed during a mail transaction");
+            return Ok(());
+        }
+        if !self.auth_offered() {
+            self.reply("538 5.7.11 Encryption required for requested authentication mechanism: use STARTTLS first");
+            return Ok(());
+        }
+        if auth.is_blocked(self.ip, tokio::time::Instant::now()) {
+            tracing::warn!(peer = %self.peer, "refused AUTH: too many failed logins");
+            let text = format!(
+                "454 4.7.0 Too many failed logins from {}, try again later",
+                self.ip
+            );
+            self.reply(&text);
+            return Ok(());
+        }
+        let credentials = match mechanism {
+            smtp_proto::AUTH_PLAIN => {
+                let response = if initial.is_empty() {
+                    self.reply("334 ");
+                    self.sasl_line().await?
+                } else {
+                    Some(initial)
+                };
+                response.map(|r| auth::decode_plain(&r))
+            }
+            smtp_proto::AUTH_LOGIN => self.login_exchange(initial).await?,
+            _ => {
+                self.bad("504 5.5.4 Unrecognized authentication type (use PLAIN or LOGIN)");
+                return Ok(());
+            }
+        };
+        let (user, password) = match credentials {
+            None => return Ok(()), // line too long, already answered
+            Some(Ok(c)) => c,
+            Some(Err(SaslError::Cancelled)) => {
+                self.reply("501 5.0.0 Authentication cancelled");
+                return Ok(());
+            }
+            Some(Err(SaslError::Malformed)) => {
+                self.bad("501 5.5.2 Cannot decode the authentication response");
+                return Ok(());
+            }
+        };
+        self.check_login(&auth, user, password).await
+    }
+
+    /// LOGIN: user name (maybe the initial response), then password.
+    async fn login_exchange(
+        &mut self,
+        initial: String,
+    ) -> Result<Option<Result<(String, Secret), SaslError>>, End> {
+        let user_line = if initial.is_empty() {
+            self.reply("334 VXNlcm5hbWU6");
+            match self.sasl_line().await? {
+                Some(l) => l,
+                None => return Ok(None),
+            }
+        } else {
+            initial
+        };
+        let user = match auth::decode_text(&user_line) {
+            Ok(u) => u,
+            Err(e) => return Ok(Some(Err(e))),
+        };
+        self.reply("334 UGFzc3dvcmQ6");
+        let Some(pass_line) = self.sasl_line().await? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            auth::decode_text(&pass_line).map(|p| (user, Secret::new(p))),
+        ))
+    }
+
+    /// One SASL response line (never logged).
+    async fn sasl_line(&mut self) -> Result<Option<String>, End> {
+        match self.conn.read_line(self.shared.config.idle_timeout).await? {
+            Line::Text(l) => Ok(Some(String::from_utf8_lossy(&l).into_owned())),
+            Line::TooLong => {
+                self.bad("500 5.5.2 Line too long");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn check_login(
+        &mut self,
+        auth: &auth::DeviceAuth,
+        user: String,
+        password: Secret,
+    ) -> Result<(), End> {
+        match auth.verify(&user, &password).await {
+            Ok(true) => {
+                auth.record_success(self.ip);
+                tracing::info!(peer = %self.peer, %user, "device logged in");
+                self.auth_user = Some(user);
+                self.reply("235 2.7.0 Authentication successful");
+            }
+            Ok(false) => {
+                let delay = auth.record_failure(self.ip, tokio::time::Instant::now());
+                tracing::warn!(peer = %self.peer, %user, delay_ms = delay.as_millis() as u64, "failed device login");
+                self.conn.flush().await?;
+                self.pause(delay).await?;
+                self.reply("535 5.7.8 Authentication credentials invalid");
+            }
+            Err(e) => {
+                tracing::error!(peer = %self.peer, %user, error = %e, "cannot check a device password");
+                self.reply("454 4.7.0 Temporary authentication failure, try again later");
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits (brute-force slow-down) unless the listener shuts down.
+    async fn pause(&mut self, delay: Duration) -> Result<(), End> {
+        if delay.is_zero() {
+            return Ok(());
+        }
+        let mut shutdown = self.conn.shutdown();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => Ok(()),
+            _ = shutdown.wait_for(|s| *s) => Err(End::Shutdown),
+        }
+    }
+}
+
+/// The AUTH advertisement rule (see the module docs of `listener`).
+pub(crate) fn auth_offered(has_users: bool, tls: bool, ip: IpAddr, allowed: bool) -> bool {
+    has_users && (tls || ip.is_loopback() || allowed)
+}
+
+/// Light checks on a mailbox (RFC 5321 §4.5.3.1 lengths; no controls).
+fn valid_path(address: &str) -> bool {
+    if address.is_empty() {
+        return true; // the null reverse-path; RCPT checks emptiness itself
+    }
+    if address.chars().any(|c| c.is_control() || c == ' ') {
+        return false;
+    }
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && local.len() <= MAX_LOCAL_PART
+                && !domain.is_empty()
+                && domain.len() <= MAX_DOMAIN
+        }
+        // RFC 5321 allows a bare "Postmaster" recipient.
+        None => address.eq_ignore_ascii_case("postmaster"),
+    }
+}
+
+fn parse_error_reply(e: &ParseError) -> String {
+    match e {
+        ParseError::UnknownCommand => "500 5.5.1 Command unrecognized".into(),
+        ParseError::InvalidSenderAddress => "501 5.1.7 Bad sender address syntax".into(),
+        ParseError::InvalidRecipientAddress => "501 5.1.3 Bad recipient address syntax".into(),
+        ParseError::SyntaxError { syntax } => format!("501 5.5.4 Syntax: {syntax}"),
+        ParseError::InvalidParameter { param } => format!("501 5.5.4 Invalid parameter {param}"),
+        ParseError::UnsupportedParameter { param } => {
+            let param: String = param
+                .chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(40)
+                .collect();
+            format!("555 5.5.4 Unsupported parameter {param}")
+        }
+        _ => "501 5.5.4 Syntax error".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_offer_rule() {
+        let lan: IpAddr = "10.0.0.5".parse().unwrap();
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(!auth_offered(false, true, lan, true), "no users, no AUTH");
+        assert!(auth_offered(true, true, lan, false), "TLS");
+        assert!(
+            auth_offered(true, false, lan, true),
+            "allowed LAN, plaintext"
+        );
+        assert!(auth_offered(true, false, lo, false), "loopback, plaintext");
+        assert!(!auth_offered(true, false, lan, false), "foreign, plaintext");
+    }
+
+    #[test]
+    fn address_checks() {
+        for (a, ok) in [
+            ("a@b.c", true),
+            ("", true),
+            ("Postmaster", true),
+            ("nodomain", false),
+            ("@b.c", false),
+            ("a@", false),
+            ("a\u{7}@b.c", false),
+            (&format!("{}@b.c", "x".repeat(65)), false),
+            (&format!("a@{}", "x".repeat(256)), false),
+        ] {
+            assert_eq!(valid_path(a), ok, "{a:?}");
+        }
+    }
+
+    #[test]
+    fn parse_errors_map_to_codes() {
+        let table: &[(&[u8], &str)] = &[
+            (b"FOO\r\n", "500 5.5.1"),
+            (b"MAIL TO:<a@b>\r\n", "501 5.5.4"),
+            (b"EHLO\r\n", "501 5.5.4"),
+            (b"\x00\xff\r\n", "500 5.5.1"),
+            (b"GET / HTTP/1.1\r\n", "500 5.5.1"),
+        ];
+        for (line, want) in table {
+            let reply = match Request::parse(&mut line.iter()) {
+                Err(e) => parse_error_reply(&e),
+                Ok(r) => panic!("{line:?} parsed as {r:?}"),
+            };
+            assert!(reply.starts_with(want), "{line:?}: {reply}");
+        }
+    }
+}
