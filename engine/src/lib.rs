@@ -8,7 +8,9 @@
 
 pub mod auth;
 pub mod config;
+pub mod control;
 pub mod delivery;
+pub mod engine;
 pub mod events;
 pub mod listener;
 pub mod secrets;
