@@ -394,3 +394,24 @@ async fn too_many_bad_commands_close_the_connection() {
     assert_eq!(c.reply().await, "");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn failed_commit_is_451_never_250() {
+    let server = Server::plain().await;
+    // Make the final rename fail: the message directory becomes a file.
+    let msg_dir = server.dir.path().join("spool").join("msg");
+    std::fs::remove_dir_all(&msg_dir).unwrap();
+    std::fs::write(&msg_dir, b"not a directory").unwrap();
+    let mut c = server.connect().await;
+    c.expect("EHLO x", "250").await;
+    let reply = c
+        .send_message("a@x.com", &["b@x.com"], b"hi\r\n.\r\n")
+        .await;
+    assert_eq!(
+        reply,
+        "451 4.3.0 Could not store the message, please try again"
+    );
+    assert!(server.messages().is_empty());
+    c.expect("NOOP", "250").await;
+    server.stop().await;
+}
