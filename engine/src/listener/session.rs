@@ -12,11 +12,9 @@ use smtp_proto::{Error as ParseError, MailFrom, RcptTo, Request};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::auth::{self, SaslError};
 use super::conn::{Conn, End, Line};
 use super::data::{DataReceiver, Feed, MAX_TEXT_LINE};
 use super::Shared;
-use crate::secrets::Secret;
 use crate::spool::{ClientInfo, Envelope, Incoming};
 
 /// Bound on the TLS handshake (STARTTLS and implicit TLS).
@@ -31,6 +29,8 @@ const DATA_FLUSH: usize = 64 * 1024;
 /// RFC 5321 §4.5.3.1: local part and domain lengths.
 const MAX_LOCAL_PART: usize = 64;
 const MAX_DOMAIN: usize = 255;
+
+mod login;
 
 const SHUTDOWN_REPLY: &str = "421 4.3.2 Postern is shutting down, try again shortly";
 
@@ -283,10 +283,14 @@ impl Session {
         if !valid_path(&from.address) {
             return self.bad("501 5.1.7 Bad sender address syntax");
         }
+        let smtputf8 = from.flags & smtp_proto::MAIL_SMTPUTF8 != 0;
+        if !smtputf8 && !from.address.is_ascii() {
+            return self.bad("553 5.6.7 Non-ASCII address without the SMTPUTF8 parameter");
+        }
         self.tx = Some(Transaction {
             mail_from: from.address,
             rcpt_to: Vec::new(),
-            smtputf8: from.flags & smtp_proto::MAIL_SMTPUTF8 != 0,
+            smtputf8,
             eight_bit: from.flags & smtp_proto::MAIL_BODY_8BITMIME != 0,
         });
         self.reply("250 2.1.0 Sender ok");
@@ -298,10 +302,14 @@ impl Session {
             return self.bad("503 5.5.1 Need MAIL before RCPT");
         };
         if tx.rcpt_to.len() >= max {
+            tracing::info!(peer = %self.peer, max, "refused a recipient: too many recipients");
             return self.reply("452 4.5.3 Too many recipients");
         }
         if to.address.is_empty() || !valid_path(&to.address) {
             return self.bad("501 5.1.3 Bad recipient address syntax");
+        }
+        if !tx.smtputf8 && !to.address.is_ascii() {
+            return self.bad("553 5.6.7 Non-ASCII address without the SMTPUTF8 parameter");
         }
         tx.rcpt_to.push(to.address);
         self.reply("250 2.1.5 Recipient ok");
@@ -427,146 +435,6 @@ impl Session {
         self.auth_user = None;
         self.tx = None;
         Ok(())
-    }
-
-    async fn auth(&mut self, mechanism: u64, initial: String) -> Result<(), End> {
-        let auth = self.shared.device_auth.clone();
-        if !auth.has_users() {
-            self.bad("502 5.5.1 AUTH not available: no device users are configured");
-            return Ok(());
-        }
-        if self.helo.is_none() {
-            self.bad("503 5.5.1 Send EHLO first");
-            return Ok(());
-        }
-        if self.auth_user.is_some() {
-            self.bad("503 5.5.1 Already authenticated");
-            return Ok(());
-        }
-        if self.tx.is_some() {
-            self.bad("503 5.5.1 AUTH is not allowed during a mail transaction");
-            return Ok(());
-        }
-        if !self.auth_offered() {
-            self.reply("538 5.7.11 Encryption required for requested authentication mechanism: use STARTTLS first");
-            return Ok(());
-        }
-        if auth.is_blocked(self.ip, tokio::time::Instant::now()) {
-            tracing::warn!(peer = %self.peer, "refused AUTH: too many failed logins");
-            let text = format!(
-                "454 4.7.0 Too many failed logins from {}, try again later",
-                self.ip
-            );
-            self.reply(&text);
-            return Ok(());
-        }
-        let credentials = match mechanism {
-            smtp_proto::AUTH_PLAIN => {
-                let response = if initial.is_empty() {
-                    self.reply("334 ");
-                    self.sasl_line().await?
-                } else {
-                    Some(initial)
-                };
-                response.map(|r| auth::decode_plain(&r))
-            }
-            smtp_proto::AUTH_LOGIN => self.login_exchange(initial).await?,
-            _ => {
-                self.bad("504 5.5.4 Unrecognized authentication type (use PLAIN or LOGIN)");
-                return Ok(());
-            }
-        };
-        let (user, password) = match credentials {
-            None => return Ok(()), // line too long, already answered
-            Some(Ok(c)) => c,
-            Some(Err(SaslError::Cancelled)) => {
-                self.reply("501 5.0.0 Authentication cancelled");
-                return Ok(());
-            }
-            Some(Err(SaslError::Malformed)) => {
-                self.bad("501 5.5.2 Cannot decode the authentication response");
-                return Ok(());
-            }
-        };
-        self.check_login(&auth, user, password).await
-    }
-
-    /// LOGIN: user name (maybe the initial response), then password.
-    async fn login_exchange(
-        &mut self,
-        initial: String,
-    ) -> Result<Option<Result<(String, Secret), SaslError>>, End> {
-        let user_line = if initial.is_empty() {
-            self.reply("334 VXNlcm5hbWU6");
-            match self.sasl_line().await? {
-                Some(l) => l,
-                None => return Ok(None),
-            }
-        } else {
-            initial
-        };
-        let user = match auth::decode_text(&user_line) {
-            Ok(u) => u,
-            Err(e) => return Ok(Some(Err(e))),
-        };
-        self.reply("334 UGFzc3dvcmQ6");
-        let Some(pass_line) = self.sasl_line().await? else {
-            return Ok(None);
-        };
-        Ok(Some(
-            auth::decode_text(&pass_line).map(|p| (user, Secret::new(p))),
-        ))
-    }
-
-    /// One SASL response line (never logged).
-    async fn sasl_line(&mut self) -> Result<Option<String>, End> {
-        match self.conn.read_line(self.shared.config.idle_timeout).await? {
-            Line::Text(l) => Ok(Some(String::from_utf8_lossy(&l).into_owned())),
-            Line::TooLong => {
-                self.bad("500 5.5.2 Line too long");
-                Ok(None)
-            }
-        }
-    }
-
-    async fn check_login(
-        &mut self,
-        auth: &auth::DeviceAuth,
-        user: String,
-        password: Secret,
-    ) -> Result<(), End> {
-        match auth.verify(&user, &password).await {
-            Ok(true) => {
-                auth.record_success(self.ip);
-                tracing::info!(peer = %self.peer, %user, "device logged in");
-                self.auth_user = Some(user);
-                self.reply("235 2.7.0 Authentication successful");
-            }
-            Ok(false) => {
-                let delay = auth.record_failure(self.ip, tokio::time::Instant::now());
-                tracing::warn!(peer = %self.peer, %user, delay_ms = delay.as_millis() as u64, "failed device login");
-                self.conn.flush().await?;
-                self.pause(delay).await?;
-                self.reply("535 5.7.8 Authentication credentials invalid");
-            }
-            Err(e) => {
-                tracing::error!(peer = %self.peer, %user, error = %e, "cannot check a device password");
-                self.reply("454 4.7.0 Temporary authentication failure, try again later");
-            }
-        }
-        Ok(())
-    }
-
-    /// Waits (brute-force slow-down) unless the listener shuts down.
-    async fn pause(&mut self, delay: Duration) -> Result<(), End> {
-        if delay.is_zero() {
-            return Ok(());
-        }
-        let mut shutdown = self.conn.shutdown();
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => Ok(()),
-            _ = shutdown.wait_for(|s| *s) => Err(End::Shutdown),
-        }
     }
 }
 

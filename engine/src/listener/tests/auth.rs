@@ -149,21 +149,34 @@ async fn require_auth_refuses_allowed_addresses_until_login() {
 
 #[tokio::test]
 async fn failed_login_waits_before_replying() {
-    // Paused time: the 1 s delay passes instantly once everything is idle.
-    tokio::time::pause();
-    let auth = DeviceAuth::fixed([("scanner", "s3cret")]);
+    let policy = LoginPolicy {
+        first_delay: Duration::from_millis(40),
+        ..LoginPolicy::default()
+    };
+    let auth = DeviceAuth::fixed([("scanner", "s3cret")]).with_policy(policy);
     let server = Server::start(auth, false, |_| {}).await;
     let mut c = server.connect().await;
     c.expect("EHLO x", "250").await;
-    let start = tokio::time::Instant::now();
+    let start = std::time::Instant::now();
     c.expect(
         &format!("AUTH PLAIN {}", b64("\0scanner\0nope")),
         "535 5.7.8",
     )
     .await;
     assert!(
-        start.elapsed() >= FIRST_FAILURE_DELAY,
+        start.elapsed() >= Duration::from_millis(40),
         "{:?}",
+        start.elapsed()
+    );
+    let start = std::time::Instant::now();
+    c.expect(
+        &format!("AUTH PLAIN {}", b64("\0scanner\0nope")),
+        "535 5.7.8",
+    )
+    .await;
+    assert!(
+        start.elapsed() >= Duration::from_millis(80),
+        "doubled: {:?}",
         start.elapsed()
     );
     server.stop().await;

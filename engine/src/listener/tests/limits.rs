@@ -188,3 +188,22 @@ async fn bind_errors_name_the_address() {
     assert!(matches!(err, ListenerError::NoTls { .. }), "{err}");
     assert!(err.to_string().contains("127.0.0.1:0"), "{err}");
 }
+
+#[tokio::test]
+async fn large_message_is_streamed_intact() {
+    let server = Server::plain().await;
+    let mut c = server.connect().await;
+    c.expect("EHLO x", "250").await;
+    let mut content = b"Subject: big scan\r\n\r\n".to_vec();
+    for i in 0..8000 {
+        content.extend_from_slice(
+            format!("{i:06} base64-ish attachment line .......................\r\n").as_bytes(),
+        );
+    }
+    let mut wire = content.clone();
+    wire.extend_from_slice(b".\r\n");
+    let id = queued_id(&c.send_message("a@x.com", &["b@x.com"], &wire).await);
+    let id: crate::spool::MessageId = id.parse().unwrap();
+    assert_eq!(server.spool.read_content(&id).await.unwrap(), content);
+    server.stop().await;
+}

@@ -257,7 +257,9 @@ async fn command_replies_table() {
         ("RCPT TO:<nodomain>", "501 5.1.3"),
         ("RSET", "250 2.0.0"),
         ("RCPT TO:<a@x.com>", "503 5.5.1"),
+        ("MAIL FROM:<josé@x.com>", "553 5.6.7"),
         ("mail from:<a@x.com> BODY=8BITMIME SMTPUTF8", "250 2.1.0"),
+        ("RCPT TO:<jürgen@x.com>", "250 2.1.5"),
         ("RCPT TO:<Bob@Example.COM>", "250 2.1.5"),
         ("QUIT", "221 2.0.0"),
     ];
@@ -375,4 +377,41 @@ async fn shutdown_mid_data_is_not_acknowledged_and_serve_returns() {
         "a message without 250 is not kept"
     );
     assert_eq!(c.reply().await, "", "closed");
+}
+
+#[tokio::test]
+async fn too_many_bad_commands_close_the_connection() {
+    let server = Server::plain().await;
+    let mut c = server.connect().await;
+    c.send("GET / HTTP/1.1\r\n".repeat(30).as_bytes()).await;
+    for _ in 0..20 {
+        assert!(c.reply().await.starts_with("500 5.5.1"));
+    }
+    assert_eq!(
+        c.reply().await,
+        "421 4.7.0 Too many errors, closing connection"
+    );
+    assert_eq!(c.reply().await, "");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn failed_commit_is_451_never_250() {
+    let server = Server::plain().await;
+    // Make the final rename fail: the message directory becomes a file.
+    let msg_dir = server.dir.path().join("spool").join("msg");
+    std::fs::remove_dir_all(&msg_dir).unwrap();
+    std::fs::write(&msg_dir, b"not a directory").unwrap();
+    let mut c = server.connect().await;
+    c.expect("EHLO x", "250").await;
+    let reply = c
+        .send_message("a@x.com", &["b@x.com"], b"hi\r\n.\r\n")
+        .await;
+    assert_eq!(
+        reply,
+        "451 4.3.0 Could not store the message, please try again"
+    );
+    assert!(server.messages().is_empty());
+    c.expect("NOOP", "250").await;
+    server.stop().await;
 }
