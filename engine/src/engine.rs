@@ -62,9 +62,6 @@ impl Engine {
         })
         .await?;
         let listening = listener.local_addrs();
-        for (addr, implicit) in &listening {
-            tracing::info!(%addr, implicit_tls = implicit, "listening for devices");
-        }
 
         let tokens = TokenSource::new(&config, secrets);
         let per_minute = match config.upstream.mode {
@@ -95,7 +92,11 @@ impl Engine {
         tasks.spawn(listener.serve(shutdown_rx.clone()));
         tasks.spawn(worker.run(shutdown_rx.clone()));
         let socket = control::bind(&spool_dir).map_err(EngineError::Control)?;
-        tasks.spawn(control::serve(socket, controller.clone(), shutdown_rx.clone()));
+        tasks.spawn(control::serve(
+            socket,
+            controller.clone(),
+            shutdown_rx.clone(),
+        ));
         tasks.spawn(housekeeping(spool, config.clone(), shutdown_rx));
         Ok(Engine {
             controller,
