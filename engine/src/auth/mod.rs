@@ -42,6 +42,19 @@ pub struct AccessToken {
     pub token: Secret,
     /// Unix milliseconds.
     pub expires_at: u64,
+    /// How long it was issued for, in milliseconds.
+    pub lifetime_ms: u64,
+}
+
+impl AccessToken {
+    /// Fresh enough to start a connection with: more than the refresh
+    /// margin left, where the margin is `REFRESH_MARGIN` or half the token's
+    /// lifetime, whichever is shorter (short-lived test tokens still get
+    /// used more than once).
+    pub fn is_fresh(&self, now: u64) -> bool {
+        let margin = (REFRESH_MARGIN.as_millis() as u64).min(self.lifetime_ms / 2);
+        self.expires_at > now + margin
+    }
 }
 
 /// The account as the CLI and GUI show it (never a token).
@@ -187,10 +200,8 @@ impl TokenSource {
     /// A valid access token, refreshed ahead of expiry.
     pub async fn token(&self) -> Result<AccessToken, AuthError> {
         let mut cache = self.inner.cache.lock().await;
-        if let Some(t) = cache.as_ref() {
-            if t.expires_at > now_ms() + REFRESH_MARGIN.as_millis() as u64 {
-                return Ok(t.clone());
-            }
+        if let Some(t) = cache.as_ref().filter(|t| t.is_fresh(now_ms())) {
+            return Ok(t.clone());
         }
         match self.fetch().await {
             Ok(t) => {
@@ -295,6 +306,7 @@ fn access_token_of(resp: &oauth2::basic::BasicTokenResponse) -> AccessToken {
     AccessToken {
         token: Secret::new(resp.access_token().secret().clone()),
         expires_at: now_ms() + lifetime,
+        lifetime_ms: lifetime,
     }
 }
 
@@ -344,4 +356,28 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(expires_in_s: u64, lifetime_s: u64, now: u64) -> AccessToken {
+        AccessToken {
+            token: Secret::new("t"),
+            expires_at: now + expires_in_s * 1000,
+            lifetime_ms: lifetime_s * 1000,
+        }
+    }
+
+    #[test]
+    fn refresh_margin_is_five_minutes_or_half_the_lifetime() {
+        let now = 1_000_000;
+        // Microsoft's hour-long tokens: refreshed 5 minutes ahead.
+        assert!(token(301, 3599, now).is_fresh(now));
+        assert!(!token(299, 3599, now).is_fresh(now));
+        // 30-second tokens: refreshed with 15 s left.
+        assert!(token(16, 30, now).is_fresh(now));
+        assert!(!token(15, 30, now).is_fresh(now));
+    }
 }
