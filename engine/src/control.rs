@@ -27,12 +27,21 @@ pub const SOCKET_NAME: &str = "control.sock";
 pub enum Request {
     Status,
     Queue,
-    Show { id: MessageId },
-    Retry { id: MessageId },
+    Show {
+        id: MessageId,
+    },
+    Retry {
+        id: MessageId,
+    },
     RetryAll,
-    Delete { id: MessageId },
+    Delete {
+        id: MessageId,
+    },
     Pause,
     Resume,
+    /// Credentials changed (signed in, new secret): forget the cached token
+    /// and try held messages again now.
+    Recheck,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,7 +84,7 @@ pub struct Controller {
 impl Controller {
     pub async fn handle(&self, req: Request) -> Response {
         match req {
-            Request::Status => Response::ok(self.status()),
+            Request::Status => Response::ok(self.status().await),
             Request::Queue => Response::ok(json!(self.spool.list())),
             Request::Show { id } => match self.spool.get(&id) {
                 Some(info) => {
@@ -104,6 +113,16 @@ impl Controller {
                 Ok(()) => Response::ok(json!({ "deleted": id })),
                 Err(e) => Response::err(e),
             },
+            Request::Recheck => {
+                self.tokens.invalidate().await;
+                match self.spool.release_held().await {
+                    Ok(n) => {
+                        self.recheck();
+                        Response::ok(json!({ "released": n }))
+                    }
+                    Err(e) => Response::err(e),
+                }
+            }
             Request::Pause | Request::Resume => match &self.worker {
                 Some(w) => {
                     w.set_paused(req == Request::Pause);
@@ -121,7 +140,8 @@ impl Controller {
         self.spool.wake();
     }
 
-    pub fn status(&self) -> Value {
+    pub async fn status(&self) -> Value {
+        let account = self.tokens.check_stored().await;
         let counts = self.spool.counts();
         let count = |s: State| counts.get(&s).copied().unwrap_or(0);
         let u = &self.config.upstream;
@@ -139,7 +159,7 @@ impl Controller {
             "attention": self.worker.as_ref().and_then(|w| w.attention()),
             "connections": self.worker.as_ref().map(|w| w.active_connections()).unwrap_or(0),
             "throttle": self.throttle.as_ref().map(|t| t.status()),
-            "account": self.tokens.state(),
+            "account": account,
             "upstream": {
                 "mode": u.mode,
                 "host": u.effective_host(),

@@ -337,14 +337,17 @@ fn account_line(a: &Value) -> String {
 async fn account(cmd: AccountCommand, config: &Config) -> i32 {
     let store = SecretStore::new();
     match cmd {
-        AccountCommand::Login { .. } => {
-            eprintln!("postern: interactive sign-in is not available in this build yet. For unattended use set oauth.flow = \"client-credentials\" and store the client secret with `postern account set-secret`.");
-            EXIT_FAILED
-        }
+        AccountCommand::Login {
+            device_code,
+            no_browser,
+        } => crate::login::run(config, &store, device_code, no_browser).await,
         AccountCommand::Status { json } => {
             let state = match control::request(&config.spool_dir(), &Request::Status).await {
                 Ok(Response { data: Some(v), .. }) => v["account"].clone(),
-                _ => serde_json::to_value(TokenSource::new(config, store).state()).unwrap(),
+                _ => serde_json::to_value(
+                    TokenSource::new(config, store.clone()).check_stored().await,
+                )
+                .unwrap(),
             };
             let mut v = serde_json::json!({
                 "mailbox": config.upstream.mailbox,

@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod login;
 
 /// Runs the program with the process arguments; returns the exit code.
 pub fn run() -> i32 {

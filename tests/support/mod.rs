@@ -51,14 +51,24 @@ impl Upstream {
         Upstream::start_with(FakeExchangeOptions::default(), IdentityOptions::default()).await
     }
 
-    pub async fn start_with(
+    pub async fn start_with(opts: FakeExchangeOptions, id_opts: IdentityOptions) -> Upstream {
+        Upstream::start_client(opts, id_opts, Some(CLIENT_SECRET)).await
+    }
+
+    /// With a public client (no secret): the interactive and device-code flows.
+    pub async fn start_public(id_opts: IdentityOptions) -> Upstream {
+        Upstream::start_client(FakeExchangeOptions::default(), id_opts, None).await
+    }
+
+    pub async fn start_client(
         mut opts: FakeExchangeOptions,
         mut id_opts: IdentityOptions,
+        secret: Option<&str>,
     ) -> Upstream {
         let client_id = format!("postern-test-{:016x}", rand_u64());
         id_opts.clients.push(ClientRegistration {
             client_id: client_id.clone(),
-            client_secret: Some(CLIENT_SECRET.to_string()),
+            client_secret: secret.map(str::to_string),
             user: MAILBOX.to_string(),
         });
         let identity = FakeIdentity::start(id_opts).await;
@@ -160,27 +170,35 @@ impl Postern {
     }
 
     pub async fn start_with(up: &Upstream, change: impl FnOnce(&mut toml::Table)) -> Postern {
+        let mut p = Postern::prepare(up, change);
+        if p.config_text().contains("flow = \"client-credentials\"") {
+            let out = p.cli_stdin(&["account", "set-secret"], CLIENT_SECRET);
+            assert!(
+                out.status.success(),
+                "set-secret failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        p.spawn();
+        p
+    }
+
+    /// A config and spool for `change`d settings, without starting `serve`
+    /// (for `postern account login` before the first start).
+    pub fn prepare(up: &Upstream, change: impl FnOnce(&mut toml::Table)) -> Postern {
         let dir = tempfile::tempdir().unwrap();
         let mut config = base_config(up, &dir.path().join("spool"));
         change(&mut config);
         let config_path = dir.path().join("postern.toml");
         std::fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
-        let mut p = Postern {
+        Postern {
             dir,
             config_path,
             smtp: "0.0.0.0:0".parse().unwrap(),
             smtps: None,
             child: None,
             log: Arc::new(Mutex::new(String::new())),
-        };
-        let out = p.cli_stdin(&["account", "set-secret"], CLIENT_SECRET);
-        assert!(
-            out.status.success(),
-            "set-secret failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        p.spawn();
-        p
+        }
     }
 
     /// Runs `postern serve` and waits until it listens.

@@ -12,6 +12,8 @@
 //! the first refresh token in the keychain live in `auth::login` (issue 3);
 //! this module is what runs unattended afterwards.
 
+pub mod login;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -174,6 +176,54 @@ impl TokenSource {
         &self.inner.mailbox
     }
 
+    /// The state as far as it can be known without asking Microsoft: after
+    /// a token was fetched, what happened; before, whether the keychain
+    /// holds what the configured flow needs.
+    pub async fn check_stored(&self) -> AccountState {
+        let state = self.state();
+        if state != AccountState::Ready {
+            return state;
+        }
+        let i = &self.inner;
+        let (key, missing) = match (i.auth, i.flow) {
+            (UpstreamAuth::None, _) => return state,
+            (UpstreamAuth::Password, _) => (
+                SecretKey::MailboxPassword {
+                    mailbox: i.mailbox.clone(),
+                },
+                AccountState::NotConfigured {
+                    reason:
+                        "No mailbox password in the keychain: run `postern account set-secret`."
+                            .into(),
+                },
+            ),
+            (UpstreamAuth::OAuth, OAuthFlow::ClientCredentials) => (
+                SecretKey::ClientSecret {
+                    client_id: i.client_id.clone(),
+                },
+                AccountState::NotConfigured {
+                    reason: "No client secret in the keychain: run `postern account set-secret`."
+                        .into(),
+                },
+            ),
+            (UpstreamAuth::OAuth, _) => (
+                SecretKey::RefreshToken {
+                    client_id: i.client_id.clone(),
+                },
+                AccountState::SignInNeeded {
+                    reason: "Not signed in yet: run `postern account login`.".into(),
+                },
+            ),
+        };
+        match i.secrets.get_async(key).await {
+            Ok(Some(_)) => state,
+            Ok(None) => missing,
+            Err(e) => AccountState::NotConfigured {
+                reason: e.to_string(),
+            },
+        }
+    }
+
     /// Credentials for the next upstream connection.
     pub async fn credentials(&self) -> Result<UpstreamSecret, AuthError> {
         let user = self.inner.mailbox.clone();
@@ -298,7 +348,7 @@ impl TokenSource {
     }
 }
 
-fn access_token_of(resp: &oauth2::basic::BasicTokenResponse) -> AccessToken {
+pub(crate) fn access_token_of(resp: &oauth2::basic::BasicTokenResponse) -> AccessToken {
     let lifetime = resp
         .expires_in()
         .unwrap_or(Duration::from_secs(3599))
@@ -313,7 +363,7 @@ fn access_token_of(resp: &oauth2::basic::BasicTokenResponse) -> AccessToken {
 /// `invalid_grant` / `interaction_required` (and a refused client) need a
 /// person; anything else at the token endpoint is worth retrying. Decided by
 /// the OAuth error code, never by the AADSTS description text.
-fn classify_token_error<RE: std::error::Error + 'static>(
+pub(crate) fn classify_token_error<RE: std::error::Error + 'static>(
     e: RequestTokenError<RE, oauth2::basic::BasicErrorResponse>,
 ) -> AuthError {
     match e {

@@ -20,7 +20,7 @@ use super::reply::Reply;
 use super::rewrite::rewrite_sender;
 use super::transcript::Transcript;
 use super::upstream::{Connection, Credentials, SendReport, UpstreamError, UpstreamSettings};
-use crate::auth::{AuthError, TokenSource, UpstreamSecret};
+use crate::auth::{AccessToken, AuthError, TokenSource, UpstreamSecret};
 use crate::config::Config;
 use crate::events::{Event, Events};
 use crate::spool::{now_ms, Claim, RecipientState, Spool, State, Status};
@@ -195,6 +195,9 @@ struct Lane {
     w: Arc<Worker>,
     index: usize,
     conn: Option<Connection>,
+    /// The OAuth token the open connection authenticated with: once it is
+    /// no longer fresh the connection is retired and a new one signs in.
+    conn_token: Option<AccessToken>,
     last_used: tokio::time::Instant,
 }
 
@@ -209,6 +212,7 @@ impl Lane {
             w,
             index,
             conn: None,
+            conn_token: None,
             last_used: tokio::time::Instant::now(),
         }
     }
@@ -323,6 +327,14 @@ impl Lane {
 
     /// An open, authenticated connection, or what went wrong opening one.
     async fn connection(&mut self, t: &mut Transcript) -> Result<(), Failure> {
+        let stale = self
+            .conn_token
+            .as_ref()
+            .is_some_and(|t| !t.is_fresh(now_ms()));
+        if stale {
+            t.note("the open connection's sign-in is about to expire; reconnecting");
+            self.close().await;
+        }
         if let Some(conn) = self.conn.as_mut() {
             if conn.is_usable().await {
                 t.note("reusing the open connection");
@@ -332,13 +344,14 @@ impl Lane {
         }
         let mut refreshed = false;
         loop {
-            let creds = match self.w.tokens.credentials().await {
+            let (creds, token) = match self.w.tokens.credentials().await {
                 Ok(c) => to_credentials(c),
                 Err(e) => return Err(Failure::Auth(e)),
             };
             match Connection::open(&self.w.settings, &creds, t).await {
                 Ok(conn) => {
                     self.conn = Some(conn);
+                    self.conn_token = token;
                     *self.w.state.active.lock().unwrap() += 1;
                     return Ok(());
                 }
@@ -622,14 +635,20 @@ fn settle(s: &mut Status, w: &Worker, received_at: u64) {
     s.next_attempt = Some(now + w.backoff(s.attempts));
 }
 
-fn to_credentials(secret: UpstreamSecret) -> Credentials {
+/// Lettre's credentials, and the OAuth token behind them (if any).
+fn to_credentials(secret: UpstreamSecret) -> (Credentials, Option<AccessToken>) {
     match secret {
-        UpstreamSecret::None => Credentials::None,
-        UpstreamSecret::Password { user, password } => Credentials::Login { user, password },
-        UpstreamSecret::OAuth { user, token } => Credentials::XOAuth2 {
-            user,
-            token: token.token,
-        },
+        UpstreamSecret::None => (Credentials::None, None),
+        UpstreamSecret::Password { user, password } => {
+            (Credentials::Login { user, password }, None)
+        }
+        UpstreamSecret::OAuth { user, token } => (
+            Credentials::XOAuth2 {
+                user,
+                token: token.token.clone(),
+            },
+            Some(token),
+        ),
     }
 }
 

@@ -428,6 +428,28 @@ impl Spool {
         Ok(ids.len())
     }
 
+    /// Makes every held message due now; returns how many.
+    pub async fn release_held(&self) -> Result<usize, SpoolError> {
+        let ids: Vec<MessageId> = {
+            let index = self.inner.index.lock().unwrap();
+            index
+                .iter()
+                .filter(|(_, e)| e.status.state == State::Held)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        for id in &ids {
+            self.update(id, |s| {
+                if s.state == State::Held {
+                    s.state = State::Queued;
+                    s.next_attempt = None;
+                }
+            })
+            .await?;
+        }
+        Ok(ids.len())
+    }
+
     /// Removes a message and its files.
     pub async fn delete(&self, id: &MessageId) -> Result<(), SpoolError> {
         {
