@@ -329,8 +329,8 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         // The error's source snippet shows only the offending line, which
         // may not hold the key (a multi-line array): name the key path.
-        let config: Config =
-            serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+        let config: Config = serde_path_to_error::deserialize(toml::Deserializer::new(text))
+            .map_err(|e| {
                 let key = e.path().to_string();
                 let message = e.into_inner().to_string();
                 let message = message.trim_end().replace('\n', "\n  ");
