@@ -4,7 +4,7 @@
 set -euo pipefail
 what=${1:-build}
 build_pkgs=(build-essential pkg-config libdbus-1-dev)
-test_pkgs=(swaks curl python3 openssl dbus gnome-keyring libsecret-tools)
+test_pkgs=(swaks libnet-ssleay-perl libio-socket-ssl-perl curl python3 openssl dbus gnome-keyring libsecret-tools)
 pkgs=("${build_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
 missing=()

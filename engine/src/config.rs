@@ -327,10 +327,21 @@ impl Config {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', "\n  "),
-        })?;
+        // The error's source snippet shows only the offending line, which
+        // may not hold the key (a multi-line array): name the key path.
+        let config: Config = serde_path_to_error::deserialize(toml::Deserializer::new(text))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                let message = e.into_inner().to_string();
+                let message = message.trim_end().replace('\n', "\n  ");
+                ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: match key.as_str() {
+                        "" | "." => message,
+                        key => format!("{key}: {message}"),
+                    },
+                }
+            })?;
         config.validate(path)?;
         Ok(config)
     }
