@@ -63,6 +63,12 @@ impl Transcript {
         self.push("* ", text);
     }
 
+    /// Appends lines recorded earlier (already redacted), e.g. the setup of
+    /// a connection that is being reused.
+    pub fn replay(&mut self, lines: &[String]) {
+        self.lines.extend_from_slice(lines);
+    }
+
     pub fn lines(&self) -> &[String] {
         &self.lines
     }

@@ -198,6 +198,9 @@ struct Lane {
     /// The OAuth token the open connection authenticated with: once it is
     /// no longer fresh the connection is retired and a new one signs in.
     conn_token: Option<AccessToken>,
+    /// The open connection's greeting, EHLO, STARTTLS and AUTH lines, so
+    /// every message's transcript shows how its session was established.
+    conn_setup: Vec<String>,
     last_used: tokio::time::Instant,
 }
 
@@ -213,6 +216,7 @@ impl Lane {
             index,
             conn: None,
             conn_token: None,
+            conn_setup: Vec::new(),
             last_used: tokio::time::Instant::now(),
         }
     }
@@ -337,7 +341,8 @@ impl Lane {
         }
         if let Some(conn) = self.conn.as_mut() {
             if conn.is_usable().await {
-                t.note("reusing the open connection");
+                t.note("reusing the open connection, which was set up as follows:");
+                t.replay(&self.conn_setup);
                 return Ok(());
             }
             self.drop_connection();
@@ -348,8 +353,10 @@ impl Lane {
                 Ok(c) => to_credentials(c),
                 Err(e) => return Err(Failure::Auth(e)),
             };
+            let before = t.lines().len();
             match Connection::open(&self.w.settings, &creds, t).await {
                 Ok(conn) => {
+                    self.conn_setup = t.lines()[before..].to_vec();
                     self.conn = Some(conn);
                     self.conn_token = token;
                     *self.w.state.active.lock().unwrap() += 1;
