@@ -13,6 +13,8 @@
 
 #![allow(dead_code)]
 
+pub mod mail;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
