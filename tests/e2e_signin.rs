@@ -152,9 +152,13 @@ async fn interactive_sign_in_then_tokens_refresh_while_100_messages_go_out() {
         assert_eq!(m.auth_user.as_deref(), Some(MAILBOX));
     }
     // The sign-in gave one access token; every other one came from a refresh.
+    // The minute window lets each minute's 45 go out in a burst (at about 0,
+    // 60 and 120 s), and a token is needed only when a connection signs in,
+    // so at least the bursts after the first needed a refreshed token. The
+    // fake refuses expired tokens at AUTH, so 100 arrivals prove none was used.
     let refreshes = up.identity.issued_tokens() - 1;
     assert!(
-        refreshes >= 4,
+        refreshes >= 2,
         "only {refreshes} refreshes over two minutes of 30 s tokens"
     );
     // Refresh tokens rotate: the keychain holds the newest, and it still works.

@@ -13,6 +13,7 @@
 
 #![allow(dead_code)]
 
+pub mod mail;
 pub mod smtp;
 
 use std::io::{BufRead, BufReader};

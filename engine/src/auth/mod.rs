@@ -284,8 +284,11 @@ impl TokenSource {
         *self.inner.cache.lock().await = None;
     }
 
-    /// Marks the account as needing a sign-in (Exchange refused a fresh token).
-    pub fn mark_sign_in_needed(&self, reason: &str) {
+    /// Marks the account as needing a sign-in (Exchange refused a fresh
+    /// token). The refused token is dropped, so the next attempt fetches a
+    /// new one and the state shows whether that works.
+    pub async fn mark_sign_in_needed(&self, reason: &str) {
+        *self.inner.cache.lock().await = None;
         self.set_state(AccountState::SignInNeeded {
             reason: reason.to_string(),
         });

@@ -374,7 +374,7 @@ impl Lane {
                         continue;
                     }
                     if verdict.action == Action::RefreshAuth {
-                        self.w.tokens.mark_sign_in_needed(&e.to_string());
+                        self.w.tokens.mark_sign_in_needed(&e.to_string()).await;
                     }
                     return Err(Failure::Upstream(e));
                 }
@@ -510,7 +510,9 @@ impl Lane {
         let now = now_ms();
         let mut wait = None;
         match verdict.action {
-            Action::Hold => w.hold(verdict, &cause, failure.fix_override()),
+            // RefreshAuth here means the refreshed token was refused too:
+            // sign-in needed, which holds the queue like any admin fix.
+            Action::Hold | Action::RefreshAuth => w.hold(verdict, &cause, failure.fix_override()),
             Action::ReduceConnections => {
                 self.drop_connection();
                 wait = Some(THREAD_LIMIT_BACKOFF);
