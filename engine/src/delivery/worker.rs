@@ -395,12 +395,14 @@ impl Lane {
             Err(f) => Err(f),
             Ok(()) => self.transfer(&claim, &mut t).await,
         };
-        if let Err(e) = w.spool.append_transcript(&claim.id, &t.to_text()).await {
-            tracing::warn!(id = %claim.id, error = %e, "could not save the transcript");
-        }
+        // The outcome first: between Microsoft's 250 and this record a
+        // crash means the message is sent again, so nothing else goes first.
         match outcome {
             Ok(reports) => self.record_reports(&claim, reports).await,
             Err(failure) => self.record_failure(&claim, failure).await,
+        }
+        if let Err(e) = w.spool.append_transcript(&claim.id, &t.to_text()).await {
+            tracing::warn!(id = %claim.id, error = %e, "could not save the transcript");
         }
     }
 

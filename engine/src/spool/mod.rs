@@ -318,6 +318,13 @@ impl Spool {
         Ok(status)
     }
 
+    /// Replaces the status file. The rename comes first so that a process
+    /// killed right after sees the new state on restart (the window in which
+    /// a delivered message could be sent twice stays as short as a write and
+    /// a rename); for final states the file and directory are then fsynced
+    /// so the state also survives a power cut. Should a power cut leave the
+    /// file unreadable, the message is queued again: possibly sent twice,
+    /// never lost.
     async fn write_status(
         &self,
         id: &MessageId,
@@ -331,22 +338,18 @@ impl Spool {
             persisted.state = State::Queued;
         }
         let bytes = serde_json::to_vec_pretty(&persisted).expect("status serialises");
-        let tmp2 = tmp.clone();
+        let (tmp2, path2) = (tmp.clone(), path.clone());
         tokio::task::spawn_blocking(move || -> io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp2)?;
-            f.write_all(&bytes)?;
+            std::fs::write(&tmp2, &bytes)?;
+            std::fs::rename(&tmp2, &path2)?;
             if durable {
-                f.sync_all()?;
+                std::fs::File::open(&path2)?.sync_all()?;
             }
             Ok(())
         })
         .await
         .expect("status write task panicked")
         .map_err(io_err(&tmp))?;
-        tokio::fs::rename(&tmp, &path)
-            .await
-            .map_err(io_err(&path))?;
         if durable {
             self.inner.dirsync.sync().await.map_err(io_err(&path))?;
         }
