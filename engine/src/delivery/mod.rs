@@ -15,6 +15,8 @@
 //!   be granted.
 
 pub mod classify;
+mod lane;
+mod outcome;
 pub mod reply;
 pub mod rewrite;
 mod tap;

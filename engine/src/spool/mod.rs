@@ -19,6 +19,7 @@
 
 mod dirsync;
 mod record;
+mod recovery;
 
 pub use record::{
     now_ms, ClientInfo, Envelope, MessageId, MessageInfo, Recipient, RecipientState, State, Status,
@@ -34,6 +35,7 @@ use tokio::sync::Notify;
 
 use crate::events::{Event, Events};
 use dirsync::DirSync;
+use recovery::{load_index, restrict_permissions, try_lock};
 
 /// Write buffer for incoming content: big enough to keep syscalls few, small
 /// enough that 20 devices sending 25 MB each use little memory.
@@ -579,87 +581,6 @@ fn subject_of(head: &[u8]) -> String {
         .and_then(|m| m.subject().map(str::to_string))
         .unwrap_or_default()
 }
-
-fn load_index(msg_dir: &Path) -> Result<BTreeMap<MessageId, Entry>, SpoolError> {
-    use std::io::{BufRead, Read};
-    let mut index = BTreeMap::new();
-    for item in std::fs::read_dir(msg_dir).map_err(io_err(msg_dir))? {
-        let path = item.map_err(io_err(msg_dir))?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.ends_with(".state.tmp") {
-            let _ = std::fs::remove_file(&path);
-            continue;
-        }
-        let Some(stem) = name.strip_suffix(".msg") else {
-            continue;
-        };
-        let Ok(id) = stem.parse::<MessageId>() else {
-            continue;
-        };
-        let file = std::fs::File::open(&path).map_err(io_err(&path))?;
-        let total = file.metadata().map_err(io_err(&path))?.len();
-        let mut reader = io::BufReader::new(file);
-        let mut line = Vec::new();
-        reader.read_until(b'\n', &mut line).map_err(io_err(&path))?;
-        let envelope: Envelope = match serde_json::from_slice(&line) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!(file = %path.display(), error = %e, "unreadable message envelope; left in place");
-                continue;
-            }
-        };
-        let mut head = Vec::new();
-        reader
-            .take(HEADER_PEEK as u64)
-            .read_to_end(&mut head)
-            .map_err(io_err(&path))?;
-        let state_path = msg_dir.join(format!("{id}.state"));
-        let mut status = match std::fs::read(&state_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                tracing::warn!(file = %state_path.display(), error = %e, "unreadable status; message queued again");
-                Status::new(&envelope)
-            }),
-            Err(_) => Status::new(&envelope),
-        };
-        if status.state == State::Sending {
-            status.state = State::Queued;
-        }
-        index.insert(
-            id,
-            Entry {
-                subject: subject_of(&head),
-                size: total - line.len() as u64,
-                content_offset: line.len() as u64,
-                envelope: Arc::new(envelope),
-                status,
-            },
-        );
-    }
-    Ok(index)
-}
-
-#[cfg(unix)]
-fn try_lock(file: &std::fs::File) -> bool {
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
-}
-
-#[cfg(not(unix))]
-fn try_lock(_file: &std::fs::File) -> bool {
-    // Windows: the tray app is single-instance; a second `serve` on the same
-    // spool is the admin's to avoid. (LockFileEx would go here.)
-    true
-}
-
-#[cfg(unix)]
-fn restrict_permissions(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-}
-
-#[cfg(not(unix))]
-fn restrict_permissions(_dir: &Path) {}
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,127 @@
+//! How one delivery attempt's result becomes the message's new state:
+//! per-recipient bookkeeping, retry scheduling and give-up, and the reasons
+//! an attempt can fail before Microsoft answers at all.
+
+use super::classify::{Action, Verdict};
+use super::reply::Reply;
+use super::upstream::{Credentials, UpstreamError};
+use super::worker::Worker;
+use crate::auth::{AccessToken, AuthError, UpstreamSecret};
+use crate::spool::{now_ms, RecipientState, State, Status};
+
+pub(super) fn set_recipient(
+    s: &mut Status,
+    address: &str,
+    state: RecipientState,
+    reply: Option<&Reply>,
+) {
+    if let Some(r) = s
+        .recipients
+        .iter_mut()
+        .find(|r| r.address == address && r.state == RecipientState::Pending)
+    {
+        r.state = state;
+        r.reply = reply.map(|r| r.to_string());
+    }
+}
+
+/// Decides the message state from its recipients: all settled → sent (if
+/// any was delivered) or failed; otherwise deferred with backoff, or failed
+/// once it is older than `delivery.give_up_after`.
+pub(super) fn settle(s: &mut Status, w: &Worker, received_at: u64) {
+    let pending = s
+        .recipients
+        .iter()
+        .filter(|r| r.state == RecipientState::Pending)
+        .count();
+    let any_sent = s.recipients.iter().any(|r| r.state == RecipientState::Sent);
+    if pending == 0 {
+        s.state = if any_sent { State::Sent } else { State::Failed };
+        s.next_attempt = None;
+        return;
+    }
+    let now = now_ms();
+    if now.saturating_sub(received_at) >= w.config.delivery.give_up_after.as_millis() as u64 {
+        let reason = format!(
+            "Postern gave up after trying for {}: {}",
+            humantime::format_duration(w.config.delivery.give_up_after),
+            s.last_reply.clone().unwrap_or_default()
+        );
+        for r in &mut s.recipients {
+            if r.state == RecipientState::Pending {
+                r.state = RecipientState::Failed;
+                r.reply = Some(reason.clone());
+            }
+        }
+        s.summary = Some(reason);
+        s.state = if any_sent { State::Sent } else { State::Failed };
+        s.next_attempt = None;
+        return;
+    }
+    s.state = State::Deferred;
+    s.next_attempt = Some(now + w.backoff(s.attempts));
+}
+
+/// Lettre's credentials, and the OAuth token behind them (if any).
+pub(super) fn to_credentials(secret: UpstreamSecret) -> (Credentials, Option<AccessToken>) {
+    match secret {
+        UpstreamSecret::None => (Credentials::None, None),
+        UpstreamSecret::Password { user, password } => {
+            (Credentials::Login { user, password }, None)
+        }
+        UpstreamSecret::OAuth { user, token } => (
+            Credentials::XOAuth2 {
+                user,
+                token: token.token.clone(),
+            },
+            Some(token),
+        ),
+    }
+}
+
+/// Why an attempt did not get through.
+pub(super) enum Failure {
+    Auth(AuthError),
+    Upstream(UpstreamError),
+    Local(String),
+}
+
+impl Failure {
+    pub(super) fn verdict(&self) -> (Verdict, String) {
+        match self {
+            Failure::Auth(e) if e.is_transient() => (
+                Verdict {
+                    action: Action::Retry,
+                    summary: "Postern could not reach the Microsoft sign-in service.",
+                    fix: "Check this computer's internet connection; Postern keeps trying.",
+                },
+                e.to_string(),
+            ),
+            Failure::Auth(e) => (
+                Verdict {
+                    action: Action::Hold,
+                    summary: "Postern cannot sign in to Microsoft 365.",
+                    fix: "",
+                },
+                e.to_string(),
+            ),
+            Failure::Upstream(e) => (e.verdict(), e.to_string()),
+            Failure::Local(e) => (
+                Verdict {
+                    action: Action::Retry,
+                    summary: "Postern could not read the message from its spool.",
+                    fix: "Check the disk holding the spool directory.",
+                },
+                e.clone(),
+            ),
+        }
+    }
+
+    /// Auth errors carry their own instructions (run `postern account login`, …).
+    pub(super) fn fix_override(&self) -> &str {
+        match self {
+            Failure::Auth(AuthError::SignInNeeded(m) | AuthError::NotConfigured(m)) => m,
+            _ => "",
+        }
+    }
+}

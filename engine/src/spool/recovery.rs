@@ -1,0 +1,94 @@
+//! Opening the spool after whatever happened before: rebuilding the index
+//! from the files (a message left "sending" by a crash is queued again, a
+//! half-written status is ignored), and the lock that keeps two engines off
+//! one spool.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{
+    io_err, subject_of, Entry, Envelope, MessageId, SpoolError, State, Status, HEADER_PEEK,
+};
+
+pub(super) fn load_index(msg_dir: &Path) -> Result<BTreeMap<MessageId, Entry>, SpoolError> {
+    use std::io::{BufRead, Read};
+    let mut index = BTreeMap::new();
+    for item in std::fs::read_dir(msg_dir).map_err(io_err(msg_dir))? {
+        let path = item.map_err(io_err(msg_dir))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.ends_with(".state.tmp") {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        let Some(stem) = name.strip_suffix(".msg") else {
+            continue;
+        };
+        let Ok(id) = stem.parse::<MessageId>() else {
+            continue;
+        };
+        let file = std::fs::File::open(&path).map_err(io_err(&path))?;
+        let total = file.metadata().map_err(io_err(&path))?.len();
+        let mut reader = io::BufReader::new(file);
+        let mut line = Vec::new();
+        reader.read_until(b'\n', &mut line).map_err(io_err(&path))?;
+        let envelope: Envelope = match serde_json::from_slice(&line) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "unreadable message envelope; left in place");
+                continue;
+            }
+        };
+        let mut head = Vec::new();
+        reader
+            .take(HEADER_PEEK as u64)
+            .read_to_end(&mut head)
+            .map_err(io_err(&path))?;
+        let state_path = msg_dir.join(format!("{id}.state"));
+        let mut status = match std::fs::read(&state_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(file = %state_path.display(), error = %e, "unreadable status; message queued again");
+                Status::new(&envelope)
+            }),
+            Err(_) => Status::new(&envelope),
+        };
+        if status.state == State::Sending {
+            status.state = State::Queued;
+        }
+        index.insert(
+            id,
+            Entry {
+                subject: subject_of(&head),
+                size: total - line.len() as u64,
+                content_offset: line.len() as u64,
+                envelope: Arc::new(envelope),
+                status,
+            },
+        );
+    }
+    Ok(index)
+}
+
+#[cfg(unix)]
+pub(super) fn try_lock(file: &std::fs::File) -> bool {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+#[cfg(not(unix))]
+pub(super) fn try_lock(_file: &std::fs::File) -> bool {
+    // Windows: the tray app is single-instance; a second `serve` on the same
+    // spool is the admin's to avoid. (LockFileEx would go here.)
+    true
+}
+
+#[cfg(unix)]
+pub(super) fn restrict_permissions(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+}
+
+#[cfg(not(unix))]
+pub(super) fn restrict_permissions(_dir: &Path) {}
