@@ -303,3 +303,49 @@ async fn not_signed_in_is_said_plainly_and_nothing_bounces() {
     p.wait_all(1, "sent");
     p.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aadsts_interaction_required_holds_then_sign_in_releases() {
+    let up = Upstream::start_public(IdentityOptions {
+        access_token_lifetime: Duration::from_secs(2),
+        ..Default::default()
+    })
+    .await;
+    let mut p = Postern::prepare(&up, interactive);
+    login_with_curl_browser(&p);
+    // The next refresh is answered as Microsoft does when MFA is now required.
+    up.identity.push_error("50076");
+    p.spawn();
+    send_many(&p, 1, "mfa");
+    p.wait_all(1, "held");
+    let status = p.cli_json(&["account", "status"]);
+    assert_eq!(status["account"]["state"], "sign-in-needed", "{status}");
+    assert_eq!(up.exchange.messages().len(), 0);
+    login_with_curl_browser(&p);
+    up.wait_for(1).await;
+    p.wait_all(1, "sent");
+    p.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_sign_in_service_is_transient_not_sign_in_needed() {
+    let up = Upstream::start().await;
+    // A loopback port with nothing listening: the token endpoint is down.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let mut p = Postern::start_with(&up, |cfg| set(cfg, "oauth.authority", dead.as_str())).await;
+    send_many(&p, 1, "offline");
+    let q = p.wait_queue("deferred for a network problem", |q| {
+        q.len() == 1 && q[0]["state"] == "deferred"
+    });
+    let reply = q[0]["last_reply"].as_str().unwrap_or("");
+    assert!(reply.contains("sign-in service"), "{reply}");
+    let status = p.cli_json(&["status"]);
+    assert_ne!(status["account"]["state"], "sign-in-needed", "{status}");
+    assert!(
+        status["attention"].is_null(),
+        "a network blip must not hold the queue: {status}"
+    );
+    p.stop();
+}
