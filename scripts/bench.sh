@@ -24,7 +24,10 @@
 #      of BIG_SIZE bytes at once;
 #   d. its idle RSS (VmRSS) right after start;
 #   e. fsync/fdatasync counts under strace -f -c for one extra smtp-source run
-#      per server (strace slows both down, so that run's rate is not reported).
+#      per server (strace slows both down, so that run's rate is not reported);
+#   then a. and b. again (and e. for Postfix) with Postfix putting every
+#   message on hold instead of deferring it: no queue-manager or defer-log
+#   work, the closest match to Postern keeping mail it cannot deliver yet.
 # Postfix and Postern are stopped and the work directory removed at the end,
 # also on failure or Ctrl-C.
 set -euo pipefail
@@ -166,6 +169,16 @@ smtp_source() { # port messages -> msgs/s on stdout
   [ "$count" = "$n" ] || { echo "smtp-source: $count of $n messages completed" >&2; exit 1; }
   awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", n / (b - a) }'
 }
+# Waits (up to 60 s) until Postfix's queue manager has moved every message
+# out of incoming/ and active/, so its background work does not spill into
+# the next measurement.
+settle() {
+  for _ in $(seq 300); do
+    [ -z "$(find "$WORK/postfix-queue/incoming" "$WORK/postfix-queue/active" -type f -print -quit)" ] && return 0
+    sleep 0.2
+  done
+  log "warning: Postfix's queue manager did not catch up within 60 s"
+}
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 rss_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
@@ -174,52 +187,66 @@ mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 log "warm-up (500 messages each: Postfix starts its smtpd/cleanup processes)"
 smtp_source "$PF_PORT" 500 >/dev/null
 smtp_source "$PT_PORT" 500 >/dev/null
+settle
 
-# ---------------------------------------------------------------- a. throughput
-: >"$WORK/rate.pf"; : >"$WORK/rate.pt"
-for r in $(seq "$ROUNDS"); do
-  # Alternate who goes first, so neither always runs on a fresher disk.
-  if [ $((r % 2)) = 1 ]; then order="pt pf"; else order="pf pt"; fi
-  for s in $order; do
-    port=$PT_PORT; [ "$s" = pf ] && port=$PF_PORT
-    rate=$(smtp_source "$port" "$MESSAGES")
-    echo "$rate" >>"$WORK/rate.$s"
-    log "a. round $r $s: smtp-source $MESSAGES x $SIZE B, $CLIENTS sessions: $rate msgs/s"
+# ---------------------------------------------------------------- a, b: one phase
+# phase TAG: ROUNDS smtp-source runs (a) and ROUNDS postern-load runs (b)
+# against each server, alternating who goes first so neither always runs on
+# a fresher disk; sets RATE_{PT,PF}_TAG (median msgs/s) and the files
+# lat.{pt,pf}.TAG (one postern-load JSON line per run).
+phase() {
+  local tag=$1 r s order port rate
+  : >"$WORK/rate.pf.$tag"; : >"$WORK/rate.pt.$tag"; : >"$WORK/lat.pf.$tag"; : >"$WORK/lat.pt.$tag"
+  for r in $(seq "$ROUNDS"); do
+    if [ $((r % 2)) = 1 ]; then order="pt pf"; else order="pf pt"; fi
+    for s in $order; do
+      port=$PT_PORT; [ "$s" = pf ] && port=$PF_PORT
+      rate=$(smtp_source "$port" "$MESSAGES")
+      settle
+      echo "$rate" >>"$WORK/rate.$s.$tag"
+      log "a. [$tag] round $r $s: smtp-source $MESSAGES x $SIZE B, $CLIENTS sessions: $rate msgs/s"
+    done
   done
-done
-PF_RATE=$(median <"$WORK/rate.pf")
-PT_RATE=$(median <"$WORK/rate.pt")
+  for r in $(seq "$ROUNDS"); do
+    if [ $((r % 2)) = 1 ]; then order="pf pt"; else order="pt pf"; fi
+    for s in $order; do
+      port=$PT_PORT; [ "$s" = pf ] && port=$PF_PORT
+      "$LOAD" --server "127.0.0.1:$port" --clients "$CLIENTS" --messages "$MESSAGES" --size "$SIZE" --json >>"$WORK/lat.$s.$tag"
+      settle
+      log "b. [$tag] round $r $s: $(tail -1 "$WORK/lat.$s.$tag" | jq -c '{msgs_per_s, accept}')"
+    done
+  done
+}
+# lat SERVER TAG JQ-PATH [DECIMALS]: the median over the rounds of phase TAG
+lat() { jq -r "$3" "$WORK/lat.$1.$2" | median | xargs printf "%.${4:-1}f"; }
+rate() { median <"$WORK/rate.$1.$2"; }
+
+log "phase 1: Postfix defers the mail (defer_transports = smtp)"
+phase defer
+PT_RATE=$(rate pt defer)
+PF_RATE=$(rate pf defer)
 RATIO=$(awk -v a="$PT_RATE" -v b="$PF_RATE" 'BEGIN { printf "%.2f", a / b }')
-
-# ---------------------------------------------------------------- b. latency
-: >"$WORK/lat.pf"; : >"$WORK/lat.pt"
-for r in $(seq "$ROUNDS"); do
-  if [ $((r % 2)) = 1 ]; then order="pf pt"; else order="pt pf"; fi
-  for s in $order; do
-    port=$PT_PORT; [ "$s" = pf ] && port=$PF_PORT
-    "$LOAD" --server "127.0.0.1:$port" --clients "$CLIENTS" --messages "$MESSAGES" --size "$SIZE" --json >>"$WORK/lat.$s"
-    log "b. round $r $s: $(tail -1 "$WORK/lat.$s" | jq -c '{msgs_per_s, accept}')"
-  done
-done
-lat() { jq -r "$2" "$WORK/lat.$1" | median; } # server jq-path -> median over rounds
 for s in pf pt; do
   for k in p50 p90 p99 max; do
-    eval "${s^^}_${k^^}=\$(lat $s .accept.${k}_ms | xargs printf %.1f)"
+    eval "${s^^}_${k^^}=\$(lat $s defer .accept.${k}_ms)"
   done
-  eval "${s^^}_SP50=\$(lat $s .session.p50_ms | xargs printf %.1f)"
-  eval "${s^^}_SP99=\$(lat $s .session.p99_ms | xargs printf %.1f)"
-  eval "${s^^}_LRATE=\$(lat $s .msgs_per_s | xargs printf %.0f)"
+  eval "${s^^}_SP50=\$(lat $s defer .session.p50_ms)"
+  eval "${s^^}_SP99=\$(lat $s defer .session.p99_ms)"
+  eval "${s^^}_LRATE=\$(lat $s defer .msgs_per_s 0)"
 done
 PT_HWM_4K=$(rss_kb "$PT_PID" VmHWM)
 
 # ---------------------------------------------------------------- e. fsyncs
-fsyncs() { # label pids... ; runs one smtp-source round under strace
-  local port=$1; shift
-  strace -f -c -o "$WORK/strace.out" -e trace=fsync,fdatasync $(printf -- '-p %s ' "$@") 2>/dev/null &
+fsyncs() { # port pids... ; runs one smtp-source round under strace
+  local port=$1 pid attach=()
+  shift
+  for pid in "$@"; do attach+=(-p "$pid"); done
+  strace -f -c -o "$WORK/strace.out" -e trace=fsync,fdatasync "${attach[@]}" 2>/dev/null &
   STRACE_PID=$!
   sleep 1
   smtp_source "$port" "$MESSAGES" >/dev/null
-  sleep 1 # let queue managers catch up
+  settle
+  sleep 1
   kill -INT "$STRACE_PID"; wait "$STRACE_PID" 2>/dev/null || true
   STRACE_PID=""
   awk '$NF == "fsync" || $NF == "fdatasync" { n += $4 } END { print n + 0 }' "$WORK/strace.out"
@@ -228,9 +255,39 @@ if command -v strace >/dev/null && strace -f -c -o /dev/null true 2>/dev/null; t
   log "e. counting fsyncs (one extra run per server under strace)"
   PT_FSYNC=$(fsyncs "$PT_PORT" "$PT_PID")
   # Postfix: the master and every daemon it runs now (-f follows new ones).
-  PF_FSYNC=$(fsyncs "$PF_PORT" "$PF_MASTER" $(ps -o pid= --ppid "$PF_MASTER"))
+  mapfile -t pf_pids < <(ps -o pid= --ppid "$PF_MASTER" | tr -d " ")
+  PF_FSYNC=$(fsyncs "$PF_PORT" "$PF_MASTER" "${pf_pids[@]}")
 else
   PT_FSYNC="n/a" PF_FSYNC="n/a"
+fi
+
+# ---------------------------------------------------------------- a, b again: Postfix holds
+# Deferring costs Postfix background work Postern does not do for held mail
+# (qmgr moves each message incoming -> active -> deferred, and the bounce
+# daemon writes and fsyncs a defer log per message). For the closest match
+# to Postern's "accept and keep", Postfix now puts every message straight
+# on its hold queue (cleanup renames it there; no qmgr or bounce work).
+log "phase 2: Postfix puts the mail on hold (HOLD at end of data)"
+postconf -c "$PFC" -e 'smtpd_end_of_data_restrictions = check_client_access static:HOLD'
+postfix -c "$PFC" reload 2>/dev/null
+sleep 1
+smtp_source "$PF_PORT" 500 >/dev/null
+[ -n "$(find "$WORK/postfix-queue/hold" -type f -print -quit)" ] || { echo "Postfix did not hold mail" >&2; exit 1; }
+phase hold
+H_PT_RATE=$(rate pt hold)
+H_PF_RATE=$(rate pf hold)
+H_RATIO=$(awk -v a="$H_PT_RATE" -v b="$H_PF_RATE" 'BEGIN { printf "%.2f", a / b }')
+for s in pf pt; do
+  for k in p50 p99; do
+    eval "H_${s^^}_${k^^}=\$(lat $s hold .accept.${k}_ms)"
+  done
+  eval "H_${s^^}_LRATE=\$(lat $s hold .msgs_per_s 0)"
+done
+if [ "$PT_FSYNC" != n/a ]; then
+  mapfile -t pf_pids < <(ps -o pid= --ppid "$PF_MASTER" | tr -d " ")
+  PF_FSYNC_HOLD=$(fsyncs "$PF_PORT" "$PF_MASTER" "${pf_pids[@]}")
+else
+  PF_FSYNC_HOLD="n/a"
 fi
 
 # ---------------------------------------------------------------- c, d. memory
@@ -252,7 +309,7 @@ rm -f "$WORK/dsync.probe"
 # ---------------------------------------------------------------- report
 met() { awk -v a="$1" -v b="$2" "BEGIN { exit !(a $3 b) }" && echo met || echo "NOT met"; }
 {
-  echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GB", $2 / 1048576 }' /proc/meminfo) RAM, kernel $(uname -r), $(. /etc/os-release; echo "$PRETTY_NAME")"
+  echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GB", $2 / 1048576 }' /proc/meminfo) RAM, kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
   echo "Disk: $(df --output=source,fstype "$WORK" | tail -1 | xargs), 4 KB O_DSYNC write: ${DSYNC} ms each (dd, 1000 writes)"
   echo "Other load: load average $LOADAVG_BEFORE before the run, $(cut -d' ' -f1-3 /proc/loadavg) after (1/5/15 min; anything else running shares the 2 cores and the disk)"
   echo "Load: $CLIENTS parallel clients, $MESSAGES messages of $SIZE B per run, median of $ROUNDS runs; Postfix $(postconf -d -h mail_version)"
@@ -266,6 +323,10 @@ met() { awk -v a="$1" -v b="$2" "BEGIN { exit !(a $3 b) }" && echo met || echo "
   echo "| c. peak RSS, $CLIENTS × $((BIG_SIZE / 1048576)) MB at once (VmHWM) | $(mb "$BIG_HWM") MB | | < 64 MB | $(met "$BIG_HWM" 65536 '<') |"
   echo "| d. idle RSS after start (VmRSS) | $(mb "$IDLE_RSS") MB | | < 20 MB | $(met "$IDLE_RSS" 20480 '<') |"
   echo "| e. fsync+fdatasync calls for $MESSAGES messages | $PT_FSYNC | $PF_FSYNC | | |"
+  echo "| a. with Postfix holding mail: smtp-source msgs/s | $H_PT_RATE | $H_PF_RATE | Postern ≥ Postfix | ${H_RATIO}× — $(met "$H_PT_RATE" "$H_PF_RATE" '>=') |"
+  echo "| b. with Postfix holding mail: postern-load msgs/s | $H_PT_LRATE | $H_PF_LRATE | | |"
+  echo "| b. with Postfix holding mail: accept p50 / p99 (ms) | $H_PT_P50 / $H_PT_P99 | $H_PF_P50 / $H_PF_P99 | Postern p99 < Postfix p99 | $(met "$H_PT_P99" "$H_PF_P99" '<') |"
+  echo "| e. with Postfix holding mail: fsync+fdatasync calls | (as above) | $PF_FSYNC_HOLD | | |"
   echo
   echo "Also: Postern's VmHWM after all 4 KB runs: $(mb "$PT_HWM_4K") MB; the $CLIENTS × $((BIG_SIZE / 1048576)) MB run took ${BIG_SECS} s (accept p50 ${BIG_P50} ms)."
   if [ "$PT_FSYNC" != n/a ]; then
