@@ -354,3 +354,43 @@ async fn unreachable_sign_in_service_is_transient_not_sign_in_needed() {
     );
     p.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_keychain_is_explained_and_nothing_is_written_to_disk() {
+    let up = Upstream::start().await;
+    let p = Postern::prepare(&up, |_| {});
+    let out = Command::new(postern_bin())
+        .args([
+            "--config",
+            p.config_path.to_str().unwrap(),
+            "account",
+            "set-secret",
+        ])
+        // No session bus, hence no Secret Service.
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b"s3cret-never-on-disk\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("keychain is not available"), "{err}");
+    assert!(err.contains("gnome-keyring"), "the fix is named: {err}");
+    for f in walk(&p.dir.path().to_path_buf()) {
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("s3cret-never-on-disk"),
+            "secret written to {}",
+            f.display()
+        );
+    }
+}
