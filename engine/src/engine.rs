@@ -172,7 +172,7 @@ pub fn upstream_settings(config: &Config, hostname: &str) -> UpstreamSettings {
             _ => TlsMode::Required,
         },
         ca_file: u.ca_file.clone(),
-        client_cert: None,
+        client_cert: u.client_cert.clone().zip(u.client_key.clone()),
         hello_name: hostname.to_string(),
         timeout: u.timeout,
     }

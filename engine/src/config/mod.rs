@@ -36,6 +36,16 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub delivery: DeliveryConfig,
     pub spool: SpoolConfig,
+    pub dns: DnsConfig,
+}
+
+/// Name resolution for finding the tenant's MX endpoint and for `diagnose`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsConfig {
+    /// DNS servers to ask (e.g. ["192.168.1.1:53"] for split-horizon
+    /// offices); empty means the system's resolver configuration.
+    pub servers: Vec<SocketAddr>,
 }
 
 /// What devices talk to.
@@ -136,6 +146,16 @@ pub struct UpstreamConfig {
     /// Per-command timeout talking to Microsoft.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Relay and Direct Send: the tenant's domain, whose MX record names the
+    /// endpoint when `host` is empty. Default: the mailbox's domain.
+    pub domain: String,
+    /// Direct Send: the domains counted as internal; recipients elsewhere are
+    /// refused at RCPT. Default: `domain`.
+    pub accepted_domains: Vec<String>,
+    /// Connector relay: a client certificate (PEM) whose CN/SAN holds an
+    /// accepted domain, and its private key (readable only by this user).
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
 }
 
 impl Default for UpstreamConfig {
@@ -150,6 +170,10 @@ impl Default for UpstreamConfig {
             rewrite_sender: false,
             max_recipients: DEFAULT_MAX_RECIPIENTS,
             timeout: Duration::from_secs(60),
+            domain: String::new(),
+            accepted_domains: Vec::new(),
+            client_cert: None,
+            client_key: None,
         }
     }
 }
@@ -160,6 +184,34 @@ impl UpstreamConfig {
             OFFICE365_SUBMISSION_HOST
         } else {
             &self.host
+        }
+    }
+
+    /// The tenant domain for MX lookups: `domain`, else the mailbox's.
+    pub fn effective_domain(&self) -> String {
+        if !self.domain.is_empty() {
+            return self.domain.to_ascii_lowercase();
+        }
+        self.mailbox
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase())
+            .unwrap_or_default()
+    }
+
+    /// Direct Send's internal domains: `accepted_domains`, else `domain`.
+    pub fn internal_domains(&self) -> Vec<String> {
+        if self.accepted_domains.is_empty() {
+            let d = self.effective_domain();
+            if d.is_empty() {
+                vec![]
+            } else {
+                vec![d]
+            }
+        } else {
+            self.accepted_domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect()
         }
     }
 
@@ -346,6 +398,17 @@ impl Config {
                     },
                 }
             })?;
+        let mut config = config;
+        // Relay and Direct Send never sign in: their auth defaults to none
+        // (only an explicit, contradictory setting is an error).
+        let auth_given = text
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|t| t.get("upstream")?.get("auth").cloned())
+            .is_some();
+        if config.upstream.mode != UpstreamMode::Submission && !auth_given {
+            config.upstream.auth = UpstreamAuth::None;
+        }
         config.validate(path)?;
         Ok(config)
     }
@@ -417,11 +480,42 @@ impl Config {
                 ),
             ));
         }
-        if u.mode != UpstreamMode::Submission && u.host.is_empty() {
+        if u.mode != UpstreamMode::Submission
+            && u.host.is_empty()
+            && u.effective_domain().is_empty()
+        {
             return Err(bad(
-                "upstream.host",
-                "relay and direct-send modes need the tenant's MX endpoint, e.g. contoso-com.mail.protection.outlook.com".into(),
+                "upstream.domain",
+                "relay and direct-send modes need your domain (its MX record names the endpoint), or upstream.host set to the endpoint, e.g. contoso-com.mail.protection.outlook.com".into(),
             ));
+        }
+        if u.client_cert.is_some() != u.client_key.is_some() {
+            return Err(bad(
+                "upstream.client_cert",
+                "client_cert and client_key go together: set both, or neither".into(),
+            ));
+        }
+        for (key, path) in [
+            ("upstream.client_cert", &u.client_cert),
+            ("upstream.client_key", &u.client_key),
+        ] {
+            if let Some(p) = path {
+                if !p.exists() {
+                    return Err(bad(key, format!("{} does not exist", p.display())));
+                }
+            }
+        }
+        if let Some(k) = &u.client_key {
+            if let Some(mode) = others_can_read(k) {
+                return Err(bad(
+                    "upstream.client_key",
+                    format!(
+                        "{} can be read by other users (mode {mode:o}); run `chmod 600 {}`",
+                        k.display(),
+                        k.display()
+                    ),
+                ));
+            }
         }
         if u.mode != UpstreamMode::Submission && u.auth != UpstreamAuth::None {
             return Err(bad(
@@ -492,6 +586,19 @@ impl Config {
     }
 }
 
+/// The file's mode when users other than its owner may read it.
+#[cfg(unix)]
+fn others_can_read(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+#[cfg(not(unix))]
+fn others_can_read(_path: &Path) -> Option<u32> {
+    None
+}
+
 /// A light check: one @, something on each side, no spaces.
 pub fn looks_like_address(s: &str) -> bool {
     match s.rsplit_once('@') {
@@ -535,90 +642,4 @@ fn is_loopback_host(host: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, Path::new("test.toml"))
-    }
-
-    #[test]
-    fn empty_file_gives_working_defaults() {
-        let c = parse("").unwrap();
-        assert_eq!(c.listener.listen, vec!["127.0.0.1:2525".parse().unwrap()]);
-        assert_eq!(c.upstream.effective_host(), "smtp.office365.com");
-        assert_eq!(c.upstream.effective_port(), 587);
-        assert_eq!(c.limits.messages_per_minute, 30);
-        assert_eq!(c.limits.recipients_per_day, 10_000);
-        assert_eq!(c.limits.max_connections, 3);
-        assert_eq!(c.listener.max_message_bytes, 36_700_160);
-        assert!(c.upstream_gap().is_some());
-    }
-
-    #[test]
-    fn errors_name_the_key() {
-        let cases: &[(&str, &str)] = &[
-            ("[upstream]\nmode = \"smoke-signals\"", "mode"),
-            (
-                "[upstream]\nmailbox = \"not an address\"",
-                "upstream.mailbox",
-            ),
-            (
-                "[oauth]\nauthority = \"http://login.example.com\"",
-                "oauth.authority",
-            ),
-            ("[listener]\nlisten = [\"nonsense\"]", "listen"),
-            ("[listener]\nallow = [\"10.0.0.0/99\"]", "allow"),
-            ("[listener]\nrequire_auth = true", "listener.users"),
-            (
-                "[limits]\nmessages_per_minute = 0",
-                "limits.messages_per_minute",
-            ),
-            ("[upstream]\nmode = \"relay\"", "upstream.host"),
-            ("[listener]\nbogus = 1", "bogus"),
-            ("[delivery]\nretry_first = \"soon\"", "retry_first"),
-        ];
-        for (text, key) in cases {
-            let err = parse(text).expect_err(text).to_string();
-            assert!(err.contains(key), "{text:?} -> {err}");
-        }
-    }
-
-    #[test]
-    fn loopback_http_authority_is_allowed() {
-        for a in [
-            "http://127.0.0.1:9999",
-            "http://localhost:1",
-            "http://[::1]:80",
-        ] {
-            let text = format!("[oauth]\nauthority = \"{a}\"");
-            parse(&text).unwrap_or_else(|e| panic!("{a}: {e}"));
-        }
-    }
-
-    #[test]
-    fn full_config_round_trips() {
-        let text = r#"
-[listener]
-listen = ["0.0.0.0:2525"]
-tls_listen = ["0.0.0.0:4650"]
-allow = ["192.168.1.0/24"]
-require_auth = true
-users = ["scanner"]
-idle_timeout = "2m"
-[upstream]
-mailbox = "scanner@contoso.com"
-rewrite_sender = true
-[oauth]
-client_id = "00000000-0000-0000-0000-000000000000"
-tenant = "contoso.com"
-[spool]
-dir = "/var/spool/postern"
-"#;
-        let c = parse(text).unwrap();
-        assert_eq!(c.listener.idle_timeout, Duration::from_secs(120));
-        assert!(c.upstream_gap().is_none());
-        let again = parse(&toml::to_string(&c).unwrap()).unwrap();
-        assert_eq!(c, again);
-    }
-}
+mod tests;
