@@ -61,6 +61,8 @@ impl Engine {
             device_auth: DeviceAuth::keychain(secrets.clone(), config.listener.users.clone()),
             tls: Some(tls),
             hostname: hostname.clone(),
+            internal_domains: (config.upstream.mode == UpstreamMode::DirectSend)
+                .then(|| config.upstream.internal_domains()),
         })
         .await?;
         let listening = listener.local_addrs();

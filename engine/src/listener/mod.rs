@@ -58,6 +58,10 @@ pub struct ListenerContext {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The name in the greeting and EHLO reply.
     pub hostname: String,
+    /// Direct Send delivers only inside the tenant: when set, recipients in
+    /// other domains are refused at RCPT (the device learns at once, not
+    /// from a bounce hours later). None: any recipient.
+    pub internal_domains: Option<Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +81,7 @@ pub(crate) struct Shared {
     pub device_auth: DeviceAuth,
     pub tls: Option<TlsAcceptor>,
     pub hostname: String,
+    pub internal_domains: Option<Vec<String>>,
     /// One permit per open session (`max_connections`); a session task
     /// holds its permit until it ends.
     pub connections: Arc<Semaphore>,
@@ -114,6 +119,7 @@ impl Listener {
             device_auth: ctx.device_auth,
             tls: ctx.tls.map(TlsAcceptor::from),
             hostname: ctx.hostname,
+            internal_domains: ctx.internal_domains,
         };
         Ok(Listener {
             shared: Arc::new(shared),

@@ -311,6 +311,22 @@ impl Session {
         if !tx.smtputf8 && !to.address.is_ascii() {
             return self.bad("553 5.6.7 Non-ASCII address without the SMTPUTF8 parameter");
         }
+        if let Some(domains) = &self.shared.internal_domains {
+            let domain = to
+                .address
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase())
+                .unwrap_or_default();
+            if !domains.contains(&domain) {
+                tracing::info!(peer = %self.peer, rcpt = %to.address, "refused an external recipient (Direct Send)");
+                let text = format!(
+                    "550 5.7.1 <{}>: this relay uses Microsoft Direct Send, which delivers only to internal recipients ({}); ask the admin to use connector relay for outside addresses",
+                    to.address,
+                    domains.join(", ")
+                );
+                return self.reply(&text);
+            }
+        }
         tx.rcpt_to.push(to.address);
         self.reply("250 2.1.5 Recipient ok");
     }

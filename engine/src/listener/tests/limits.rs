@@ -164,6 +164,7 @@ async fn bind_errors_name_the_address() {
         device_auth: DeviceAuth::none(),
         tls: None,
         hostname: HOST.into(),
+        internal_domains: None,
     };
     let err = Listener::bind(ctx(ListenerConfig {
         listen: vec![addr],

@@ -54,6 +54,7 @@ impl Server {
             device_auth: auth,
             tls,
             hostname: HOST.into(),
+            internal_domains: None,
         })
         .await
         .unwrap();
