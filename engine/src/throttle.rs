@@ -79,12 +79,14 @@ pub enum Wait {
     Budget(Duration),
     /// Microsoft said the budget is spent (554 5.2.0).
     Quota(Duration),
+    /// Microsoft said it is busy (421/451): everyone backs off a while.
+    Busy(Duration),
 }
 
 impl Wait {
     pub fn duration(&self) -> Duration {
         match *self {
-            Wait::Minute(d) | Wait::Budget(d) | Wait::Quota(d) => d,
+            Wait::Minute(d) | Wait::Budget(d) | Wait::Quota(d) | Wait::Busy(d) => d,
         }
     }
 }
@@ -100,6 +102,10 @@ struct History {
     recent: VecDeque<Submission>,
     /// After a 554 5.2.0: no submission before this time.
     quota_blocked_until: Option<u64>,
+    /// After "server busy": no submission before this time.
+    busy_until: Option<u64>,
+    /// Busy replies in a row; the back-off doubles with each.
+    busy_streak: u32,
     /// Append-only record of submissions; rewritten compactly at start.
     file: Option<std::fs::File>,
 }
@@ -126,6 +132,8 @@ pub struct ThrottleStatus {
     /// When the oldest recipients in the window stop counting.
     pub recipients_free_in_secs: Option<f64>,
     pub quota_blocked_for_secs: Option<f64>,
+    /// Backing off because Microsoft said it is busy.
+    pub busy_for_secs: Option<f64>,
     /// Until the whole queue is submitted, from the limits and the queue.
     pub eta_secs: Option<f64>,
     pub eta_unix_ms: Option<u64>,
@@ -161,6 +169,8 @@ impl Throttle {
             history: Mutex::new(History {
                 recent,
                 quota_blocked_until: None,
+                busy_until: None,
+                busy_streak: 0,
                 file,
             }),
         })
@@ -187,7 +197,8 @@ impl Throttle {
     pub fn wait_for(&self, rcpts: u32) -> Option<Wait> {
         let now = self.clock.now();
         let h = self.history.lock().unwrap();
-        wait_at(&self.limits, &h.recent, h.quota_blocked_until, now, rcpts)
+        busy_wait(&h, now)
+            .or_else(|| wait_at(&self.limits, &h.recent, h.quota_blocked_until, now, rcpts))
     }
 
     /// Takes a submission slot for `rcpts` recipients if one is free now.
@@ -195,6 +206,9 @@ impl Throttle {
         let now = self.clock.now();
         let mut h = self.history.lock().unwrap();
         prune(&mut h.recent, now, keep_ms(&self.limits));
+        if let Some(wait) = busy_wait(&h, now) {
+            return Err(wait);
+        }
         if let Some(wait) = wait_at(&self.limits, &h.recent, h.quota_blocked_until, now, rcpts) {
             return Err(wait);
         }
@@ -221,6 +235,27 @@ impl Throttle {
                 Err(other) => return Err(other),
             }
         }
+    }
+
+    /// Microsoft answered "server busy" (421 / 451 4.7.x): every lane
+    /// stands back for `base`, doubling for each busy reply in a row up to
+    /// `max`, instead of only the refused message backing off while the
+    /// others keep knocking. Returns the pause.
+    pub fn server_busy(&self, base: Duration, max: Duration) -> Duration {
+        let now = self.clock.now();
+        let mut h = self.history.lock().unwrap();
+        h.busy_streak = h.busy_streak.saturating_add(1);
+        let factor = 1u32 << (h.busy_streak - 1).min(16);
+        let pause = base.saturating_mul(factor).min(max);
+        h.busy_until = Some(now + pause.as_millis() as u64);
+        pause
+    }
+
+    /// A submission went through: the server is not busy any more.
+    pub fn server_ok(&self) {
+        let mut h = self.history.lock().unwrap();
+        h.busy_streak = 0;
+        h.busy_until = None;
     }
 
     /// Microsoft refused with 554 5.2.0 whatever our count said: another
@@ -280,10 +315,17 @@ impl Throttle {
                 .quota_blocked_until
                 .filter(|u| *u > now)
                 .map(|u| (u - now) as f64 / 1000.0),
+            busy_for_secs: busy_wait(&h, now).map(|w| w.duration().as_secs_f64()),
             eta_secs: eta.map(|ms| ms as f64 / 1000.0),
             eta_unix_ms: eta.map(|ms| now_ms() + ms),
         }
     }
+}
+
+fn busy_wait(h: &History, now: u64) -> Option<Wait> {
+    h.busy_until
+        .filter(|u| *u > now)
+        .map(|u| Wait::Busy(Duration::from_millis(u - now)))
 }
 
 fn keep_ms(limits: &Limits) -> u64 {

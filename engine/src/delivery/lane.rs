@@ -64,8 +64,9 @@ impl Lane {
             }
             // A full minute window or a quota block holds every message:
             // wait without claiming one.
-            if let Some(w @ (ThrottleWait::Minute(_) | ThrottleWait::Quota(_))) =
-                self.w.throttle.wait_for(1)
+            if let Some(
+                w @ (ThrottleWait::Minute(_) | ThrottleWait::Quota(_) | ThrottleWait::Busy(_)),
+            ) = self.w.throttle.wait_for(1)
             {
                 if let Wait::Shutdown = self.wait(w.duration(), &mut shutdown).await {
                     break;
@@ -325,12 +326,16 @@ impl Lane {
         Ok((reports, None))
     }
 
-    /// Defers a message that must wait for the recipient budget (or a quota
-    /// block) rather than holding its claim for hours.
+    /// Defers a message that must wait for the recipient budget, a quota
+    /// block or a busy server, rather than holding its claim meanwhile.
     async fn wait_for_budget(&self, claim: &Claim, wait: ThrottleWait) {
         let w = &self.w;
         let until = now_ms() + wait.duration().as_millis() as u64;
         let (summary, reply) = match wait {
+            ThrottleWait::Busy(_) | ThrottleWait::Minute(_) => (
+                "Microsoft asked Postern to slow down; the message goes out shortly, by itself.",
+                "waiting: Microsoft reported it is busy".to_string(),
+            ),
             ThrottleWait::Quota(_) => (
                 "Microsoft says the mailbox's daily recipient budget is used up; the message waits until it frees.",
                 "waiting: Microsoft reported the daily sending quota as exceeded (554 5.2.0)".to_string(),
@@ -399,6 +404,7 @@ impl Lane {
             w.hold(v, &reply.to_string(), "");
         } else if status.state == State::Sent || !reports.is_empty() {
             w.clear_hold();
+            w.throttle.server_ok();
         }
         if let Some((_, reply, v)) = failed.first() {
             w.events.emit(Event::Failed {
@@ -429,6 +435,11 @@ impl Lane {
             }
             _ => Duration::ZERO,
         };
+        if verdict.action == Action::Retry && failure.is_server_busy() {
+            let d = &w.config.delivery;
+            let pause = w.throttle.server_busy(d.retry_first, d.retry_max);
+            tracing::info!(pause = %humantime::format_duration(pause), "Microsoft is busy; all connections back off");
+        }
         match verdict.action {
             // RefreshAuth here means the refreshed token was refused too:
             // sign-in needed, which holds the queue like any admin fix.

@@ -130,6 +130,20 @@ impl Failure {
         }
     }
 
+    /// Microsoft's "busy, try later" (421, or 451 4.7.x / 4.3.x).
+    pub(super) fn is_server_busy(&self) -> bool {
+        match self {
+            Failure::Upstream(e) => e.reply().is_some_and(|r| {
+                r.code == 421
+                    || (r.code == 451
+                        && r.enhanced
+                            .as_deref()
+                            .is_some_and(|e| e.starts_with("4.7.") || e.starts_with("4.3.")))
+            }),
+            _ => false,
+        }
+    }
+
     /// Auth errors carry their own instructions (run `postern account login`, …).
     pub(super) fn fix_override(&self) -> &str {
         match self {

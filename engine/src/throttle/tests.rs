@@ -166,3 +166,26 @@ fn no_limits_never_wait() {
         assert_eq!(t.status(&[1; 100]).eta_secs, Some(0.0));
     });
 }
+
+#[tokio::test(start_paused = true)]
+async fn server_busy_pauses_everyone_and_doubles_while_it_lasts() {
+    let t = Throttle::open(microsoft(), None, Clock::starting_at(0)).unwrap();
+    let base = Duration::from_secs(60);
+    assert_eq!(t.server_busy(base, HOUR), base);
+    assert!(matches!(t.try_acquire(1), Err(Wait::Busy(_))));
+    assert!(matches!(t.wait_for(1), Some(Wait::Busy(_))));
+    tokio::time::sleep(base).await;
+    assert!(t.try_acquire(1).is_ok());
+    assert_eq!(
+        t.server_busy(base, HOUR),
+        2 * base,
+        "busy again: twice as long"
+    );
+    tokio::time::sleep(2 * base).await;
+    t.server_ok();
+    assert_eq!(
+        t.server_busy(base, HOUR),
+        base,
+        "a success resets the back-off"
+    );
+}
