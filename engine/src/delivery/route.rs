@@ -139,8 +139,10 @@ impl Route {
 }
 
 /// Opens a connection to the first target that can be reached. A target
-/// that refuses or drops the connection (or does not answer) gives way to
-/// the next; any other failure is returned as it is.
+/// that refuses the TCP connection or does not answer it in time gives way
+/// to the next; any other failure (TLS, an SMTP refusal) is returned as it
+/// is, since the next endpoint of the same tenant would most likely say the
+/// same.
 pub async fn open_first(
     targets: &[UpstreamSettings],
     creds: &Credentials,
