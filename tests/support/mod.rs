@@ -15,6 +15,7 @@
 
 pub mod mail;
 pub mod smtp;
+pub mod tenant;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -12,6 +12,7 @@ use super::classify::{Action, Stage, Verdict};
 use super::outcome::{set_recipient, settle, to_credentials, Failure};
 use super::reply::Reply;
 use super::rewrite::rewrite_sender;
+use super::route;
 use super::transcript::Transcript;
 use super::upstream::{Connection, SendReport, UpstreamError};
 use super::worker::{Worker, MAX_IDLE_WAIT, THREAD_LIMIT_BACKOFF};
@@ -204,6 +205,14 @@ impl Lane {
             }
             self.drop_connection();
         }
+        // Where to connect (the tenant's MX for relay / Direct Send), at
+        // which addresses: found once per attempt, see `route`.
+        let targets = self
+            .w
+            .route
+            .targets(&self.w.settings, t)
+            .await
+            .map_err(Failure::Route)?;
         let mut refreshed = false;
         loop {
             let (creds, token) = match self.w.tokens.credentials().await {
@@ -211,7 +220,7 @@ impl Lane {
                 Err(e) => return Err(Failure::Auth(e)),
             };
             let before = t.lines().len();
-            match Connection::open(&self.w.settings, &creds, t).await {
+            match route::open_first(&targets, &creds, t).await {
                 Ok(conn) => {
                     self.conn_setup = t.lines()[before..].to_vec();
                     self.conn = Some(conn);

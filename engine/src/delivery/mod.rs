@@ -9,6 +9,8 @@
 //! - [`classify`]: what a reply means for a queued message (retry, fail,
 //!   hold the queue, ...) with a plain explanation for the admin.
 //! - [`transcript`]: a redacted record of the conversation for the UI/logs.
+//! - [`route`]: which host(s) to connect to and at which addresses (the
+//!   tenant's MX for relay and Direct Send), through [`crate::dns`].
 //! - [`worker`]: the loop that takes due messages from the spool and
 //!   delivers them over reused connections.
 //! - [`rewrite`]: sender rewriting, the fix for `5.7.60` when Send As cannot
@@ -19,6 +21,7 @@ mod lane;
 mod outcome;
 pub mod reply;
 pub mod rewrite;
+pub mod route;
 mod tap;
 pub mod transcript;
 pub mod upstream;

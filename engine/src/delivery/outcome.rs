@@ -4,6 +4,7 @@
 
 use super::classify::{Action, Verdict};
 use super::reply::Reply;
+use super::route::RouteError;
 use super::upstream::{Credentials, UpstreamError};
 use super::worker::Worker;
 use crate::auth::{AccessToken, AuthError, UpstreamSecret};
@@ -88,6 +89,8 @@ pub(super) enum Failure {
     },
     Auth(AuthError),
     Upstream(UpstreamError),
+    /// The endpoint could not be found in DNS.
+    Route(RouteError),
     Local(String),
 }
 
@@ -111,6 +114,7 @@ impl Failure {
                 e.to_string(),
             ),
             Failure::Upstream(e) => (e.verdict(), e.to_string()),
+            Failure::Route(e) => (e.verdict(), e.to_string()),
             Failure::TooManyRecipients { rcpts, limit } => (
                 Verdict {
                     action: Action::FailMessage,

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use super::classify::{Action, Verdict};
 use super::lane::Lane;
+use super::route::Route;
 use super::upstream::UpstreamSettings;
 use crate::auth::TokenSource;
 use crate::config::Config;
@@ -82,6 +83,8 @@ pub struct Worker {
     pub(super) tokens: TokenSource,
     pub(super) events: Events,
     pub(super) settings: UpstreamSettings,
+    /// Which hosts `settings` is used with, and at which addresses.
+    pub(super) route: Route,
     pub(super) throttle: Arc<Throttle>,
     pub(super) state: Arc<WorkerState>,
 }
@@ -98,6 +101,7 @@ impl Worker {
         let (attention, _) = watch::channel(None);
         let (paused, _) = watch::channel(false);
         Worker {
+            route: Route::new(&config),
             config,
             spool,
             tokens,
