@@ -167,6 +167,8 @@ pub fn upstream_settings(config: &Config, hostname: &str) -> UpstreamSettings {
     UpstreamSettings {
         host: u.effective_host().to_string(),
         port: u.effective_port(),
+        // Filled per connection by the lane's route (delivery::route).
+        addrs: Vec::new(),
         tls: match u.mode {
             UpstreamMode::DirectSend => TlsMode::Opportunistic,
             _ => TlsMode::Required,

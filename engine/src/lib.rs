@@ -2,8 +2,8 @@
 //! window. Devices talk SMTP to the `listener`; each message is kept in the
 //! `spool` until the `delivery` worker has handed it to Exchange Online,
 //! inside the `throttle`'s limits, with credentials from `auth` and
-//! `secrets`. What happens is broadcast as `events`; `control` answers the
-//! CLI and GUI. `engine` wires it all together. The same engine runs behind
+//! `secrets`, and the tenant's endpoint found through `dns`. What happens
+//! is broadcast as `events`; `control` answers the CLI and GUI. `engine` wires it all together. The same engine runs behind
 //! the tray app and behind `postern serve`.
 
 pub mod auth;

@@ -144,6 +144,7 @@ fn settings(port: u16, tls: TlsMode) -> UpstreamSettings {
     UpstreamSettings {
         host: "127.0.0.1".to_owned(),
         port,
+        addrs: Vec::new(),
         tls,
         ca_file: None,
         client_cert: None,

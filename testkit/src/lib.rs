@@ -3,6 +3,8 @@
 //! - [`exchange`]: an in-process fake of Exchange Online's SMTP front door
 //!   (submission, connector relay and Direct Send), with STARTTLS, AUTH,
 //!   recorded messages and injectable faults.
+//! - [`dns`]: an in-process fake DNS server (UDP and TCP) answering A, MX,
+//!   TXT and CNAME from a zone the test can change.
 //! - [`identity`]: an in-process fake of the Microsoft identity platform's
 //!   OAuth 2.0 endpoints, whose tokens the fake Exchange can check.
 //!
@@ -10,8 +12,10 @@
 //! replies they give follow `EXCHANGE-ONLINE.md` (§2–§4); where that guide is
 //! silent, the choice is documented on the item that makes it.
 
+pub mod dns;
 pub mod exchange;
 pub mod identity;
 
+pub use dns::{FakeDns, Zone};
 pub use exchange::{FakeExchange, FakeExchangeOptions, Fault, Received, Role, Stage, Stats};
 pub use identity::{ClientRegistration, FakeIdentity, IdentityOptions, TokenValidator};

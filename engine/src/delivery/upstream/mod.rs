@@ -83,28 +83,7 @@ impl Connection {
             ),
         };
 
-        transcript.note(&format!("connecting to {host}:{}", settings.port));
-        let tcp = match tokio::time::timeout(
-            timeout,
-            tokio::net::TcpStream::connect((host.as_str(), settings.port)),
-        )
-        .await
-        {
-            Err(_) => {
-                return Err(UpstreamError::Timeout {
-                    stage: Stage::Connect,
-                })
-            }
-            Ok(Err(e)) => {
-                transcript.note(&format!("connection failed: {e}"));
-                return Err(UpstreamError::Connect {
-                    host,
-                    port: settings.port,
-                    detail: e.to_string(),
-                });
-            }
-            Ok(Ok(tcp)) => tcp,
-        };
+        let tcp = connect(settings, transcript).await?;
         let peer = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
         transcript.note(&format!("connected to {host}:{} ({peer})", settings.port));
 
@@ -523,6 +502,53 @@ impl Connection {
     pub fn is_encrypted(&self) -> bool {
         self.inner.is_encrypted()
     }
+}
+
+/// The TCP connection: to `settings.addrs` in order (the first that
+/// accepts), or to `host` resolved by the operating system when none are
+/// given. Each address gets the per-command timeout.
+async fn connect(
+    settings: &UpstreamSettings,
+    transcript: &mut Transcript,
+) -> Result<tokio::net::TcpStream, UpstreamError> {
+    let (host, port, timeout) = (&settings.host, settings.port, settings.timeout);
+    let failed = |detail: String| UpstreamError::Connect {
+        host: host.clone(),
+        port,
+        detail,
+    };
+    if settings.addrs.is_empty() {
+        transcript.note(&format!("connecting to {host}:{port}"));
+        let connecting = tokio::net::TcpStream::connect((host.as_str(), port));
+        return match tokio::time::timeout(timeout, connecting).await {
+            Err(_) => Err(UpstreamError::Timeout {
+                stage: Stage::Connect,
+            }),
+            Ok(Err(e)) => {
+                transcript.note(&format!("connection failed: {e}"));
+                Err(failed(e.to_string()))
+            }
+            Ok(Ok(tcp)) => Ok(tcp),
+        };
+    }
+    let mut last = None;
+    for addr in &settings.addrs {
+        transcript.note(&format!("connecting to {host}:{port} at {addr}"));
+        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(tcp)) => return Ok(tcp),
+            Ok(Err(e)) => {
+                transcript.note(&format!("connection to {addr} failed: {e}"));
+                last = Some(failed(format!("{addr}: {e}")));
+            }
+            Err(_) => {
+                transcript.note(&format!("connection to {addr} timed out"));
+                last = Some(UpstreamError::Timeout {
+                    stage: Stage::Connect,
+                });
+            }
+        }
+    }
+    Err(last.expect("at least one address was tried"))
 }
 
 /// `""` and `"<>"` are the null sender.

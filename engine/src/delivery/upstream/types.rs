@@ -2,6 +2,7 @@
 //! [`Secret`] that never prints), the per-transaction report and the error
 //! type, plus how lettre's errors and TLS parameters map onto them.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,8 +16,13 @@ use crate::delivery::reply::Reply;
 /// Where and how to reach the upstream server.
 #[derive(Debug, Clone)]
 pub struct UpstreamSettings {
+    /// The server's name: what TLS checks the certificate against (and
+    /// sends as SNI), and what is connected to when `addrs` is empty.
     pub host: String,
     pub port: u16,
+    /// The addresses `host` resolved to, tried in order until one accepts;
+    /// empty means resolve `host` with the operating system at connect time.
+    pub addrs: Vec<SocketAddr>,
     pub tls: TlsMode,
     /// Extra trust anchors (PEM, may hold several certificates), trusted
     /// in addition to the built-in webpki roots.
