@@ -23,6 +23,11 @@ pub(crate) async fn check(cx: &mut Context<'_>) {
         cx.push(Check::skip("auth.smtp", "SMTP AUTH", why));
         return;
     }
+    if let Some(gap) = cx.config.upstream_gap() {
+        cx.push(Check::skip("auth.token", token_title, gap.clone()));
+        cx.push(Check::skip("auth.smtp", auth_title, gap));
+        return;
+    }
     if !cx.keychain_ok {
         let why = "the keychain does not hold what the sign-in needs (see above)";
         cx.push(Check::skip("auth.token", token_title, why));
