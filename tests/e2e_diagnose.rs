@@ -8,14 +8,11 @@
 //! up as its own warn/fail line with what to do. send-test goes through a
 //! running `postern serve` and reports the outcome with its explanation.
 
-#[path = "support/dns.rs"]
-mod fake_dns;
 mod support;
 
 use std::net::Ipv4Addr;
 
-use fake_dns::FakeDns;
-use postern_testkit::{Fault, Stage};
+use postern_testkit::{FakeDns, Fault, Stage, Zone};
 use serde_json::Value;
 use support::*;
 
@@ -25,17 +22,19 @@ const GOOD_SPF: &str = "v=spf1 include:spf.protection.outlook.com -all";
 
 /// A fake DNS server with everything Microsoft 365 wants for contoso.com.
 async fn healthy_dns() -> FakeDns {
-    let dns = FakeDns::start().await;
+    let dns = FakeDns::start(Zone::new()).await;
     dns.set_mx(DOMAIN, &[(0, TENANT_MX)]);
     dns.set_txt(DOMAIN, &[GOOD_SPF, "MS=ms12345678"]);
     dns.set_txt(&format!("_dmarc.{DOMAIN}"), &["v=DMARC1; p=quarantine"]);
     for s in ["selector1", "selector2"] {
         dns.set_cname(
             &format!("{s}._domainkey.{DOMAIN}"),
-            &format!("{s}-contoso-com._domainkey.contoso.onmicrosoft.com"),
+            Some(&format!(
+                "{s}-contoso-com._domainkey.contoso.onmicrosoft.com"
+            )),
         );
     }
-    dns.set_a("localhost", Ipv4Addr::LOCALHOST);
+    dns.set_a("localhost", &[Ipv4Addr::LOCALHOST]);
     dns
 }
 

@@ -128,6 +128,8 @@ pub(crate) struct Context<'a> {
     /// The tenant endpoint named by the MX record (relay / Direct Send
     /// without `upstream.host`).
     pub mx_target: Option<String>,
+    /// Where upstream answered TCP (tried first by the later checks).
+    pub upstream_addrs: Vec<std::net::SocketAddr>,
     /// Upstream answered TCP, and STARTTLS + TLS worked.
     pub tcp_ok: bool,
     pub tls_ok: bool,
@@ -160,6 +162,7 @@ pub async fn run(config: &Config, source: &Path) -> Vec<Check> {
             .unwrap_or_else(crate::engine::host_name),
         keychain_ok: false,
         mx_target: None,
+        upstream_addrs: Vec::new(),
         tcp_ok: false,
         tls_ok: false,
         checks: Vec::new(),

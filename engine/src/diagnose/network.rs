@@ -31,6 +31,7 @@ pub(crate) fn settings(cx: &Context<'_>) -> Option<UpstreamSettings> {
     if s.host.is_empty() {
         s.host = cx.mx_target.clone()?;
     }
+    s.addrs = cx.upstream_addrs.clone();
     Some(s)
 }
 
@@ -51,8 +52,11 @@ pub(crate) async fn check(cx: &mut Context<'_>) {
     let tcp_title = format!("Connection to {target}");
     let starttls_title = format!("STARTTLS offered by {}", settings.host);
     let tls_title = format!("TLS 1.2+ with a certificate valid for {}", settings.host);
-    let tcp = tcp_check(cx, &settings, tcp_title).await;
+    let (tcp, addrs) = tcp_check(cx, &settings, tcp_title).await;
     cx.tcp_ok = tcp.is_ok();
+    // Connect where the TCP check connected, as the delivery worker does;
+    // TLS still checks the certificate against the host name.
+    cx.upstream_addrs = addrs;
     cx.push(tcp);
     if !cx.tcp_ok {
         cx.push(Check::skip(
@@ -65,6 +69,7 @@ pub(crate) async fn check(cx: &mut Context<'_>) {
     }
 
     let mut probe = settings.clone();
+    probe.addrs = cx.upstream_addrs.clone();
     probe.tls = TlsMode::Required;
     let optional = cx.config.upstream.mode == UpstreamMode::DirectSend;
     let mut transcript = Transcript::default();
@@ -133,22 +138,34 @@ fn pretty(version: &str) -> String {
     version.replace("TLSv", "TLS ").replace('_', ".")
 }
 
-async fn tcp_check(cx: &Context<'_>, s: &UpstreamSettings, title: String) -> Check {
+/// The check, and the addresses to connect to (the one that answered first).
+async fn tcp_check(
+    cx: &Context<'_>,
+    s: &UpstreamSettings,
+    title: String,
+) -> (Check, Vec<SocketAddr>) {
     let id = "network.tcp";
     let ips = match resolve(cx, &s.host).await {
         Ok(ips) => ips,
         Err(detail) => {
-            return Check::fail(
+            let check = Check::fail(
                 id,
                 title,
                 format!("cannot resolve {}: {detail}", s.host),
                 "Check upstream.host for typos, and that this machine's DNS works (dns.servers, or /etc/resolv.conf).",
-            )
+            );
+            return (check, Vec::new());
         }
     };
     let timeout = CONNECT_TIMEOUT.min(s.timeout);
-    match connect_any(&ips, s.port, timeout).await {
-        Ok(addr) => Check::ok(id, title, format!("connected ({addr})")),
+    let check = match connect_any(&ips, s.port, timeout).await {
+        Ok(addr) => {
+            let mut addrs: Vec<SocketAddr> =
+                ips.iter().map(|ip| SocketAddr::new(*ip, s.port)).collect();
+            addrs.retain(|a| *a != addr);
+            addrs.insert(0, addr);
+            return (Check::ok(id, title, format!("connected ({addr})")), addrs);
+        }
         Err(err) if s.port == 25 => {
             if let Ok(addr) = connect_any(&ips, PROBE_PORT, timeout).await {
                 Check::fail(
@@ -176,7 +193,8 @@ async fn tcp_check(cx: &Context<'_>, s: &UpstreamSettings, title: String) -> Che
             format!("cannot connect: {err}"),
             connect_failure_verdict().fix,
         ),
-    }
+    };
+    (check, Vec::new())
 }
 
 async fn resolve(cx: &Context<'_>, host: &str) -> Result<Vec<IpAddr>, String> {
