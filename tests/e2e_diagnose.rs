@@ -381,3 +381,39 @@ async fn send_test_without_serve_says_to_start_it() {
         text(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connector_relay_reaches_the_endpoint_its_mx_names() {
+    // The fake plays the tenant MX endpoint, certificate and all; the
+    // config names only the domain, so the endpoint comes from the MX.
+    let up = Upstream::start_with(
+        postern_testkit::FakeExchangeOptions {
+            role: postern_testkit::Role::Connector,
+            hostname: TENANT_MX.to_string(),
+            ..Default::default()
+        },
+        Default::default(),
+    )
+    .await;
+    let dns = healthy_dns().await;
+    dns.set_a(TENANT_MX, &[Ipv4Addr::LOCALHOST]);
+    let p = Postern::prepare(&up, |c| {
+        set(c, "upstream.mode", "relay");
+        set(c, "upstream.host", "");
+        set(c, "upstream.domain", DOMAIN);
+        set(c, "oauth.flow", "interactive");
+        set(
+            c,
+            "dns.servers",
+            toml::Value::Array(vec![dns.addr().to_string().into()]),
+        );
+    });
+    let (code, checks) = diagnose(&p);
+    assert_eq!(code, 0, "{checks:#?}");
+    expect(&checks, "config.mode", "ok", "connector relay");
+    expect(&checks, "keychain.secret", "skip", "does not sign in");
+    expect(&checks, "dns.spf_ip", "skip", "public IP");
+    expect(&checks, "network.tcp", "ok", "connected (127.0.0.1:");
+    expect(&checks, "network.tls", "ok", TENANT_MX);
+    expect(&checks, "auth.smtp", "skip", "do not sign in");
+}

@@ -5,7 +5,7 @@
 
 use super::{Check, Context};
 use crate::config::UpstreamMode;
-use crate::dns::{DnsError, Resolver};
+use crate::dns::{is_microsoft_endpoint, DnsError, Resolver};
 
 /// What every Exchange Online tenant's MX host ends with.
 pub const EXO_MX_SUFFIX: &str = ".mail.protection.outlook.com";
@@ -85,7 +85,7 @@ async fn mx(
         .iter()
         .map(|r| format!("{} (preference {})", r.exchange, r.preference))
         .collect();
-    if best.exchange.ends_with(EXO_MX_SUFFIX) {
+    if is_microsoft_endpoint(&best.exchange) {
         cx.mx_target = Some(best.exchange.clone());
         Check::ok(id, title, format!("points to {}", list.join(", ")))
     } else {
