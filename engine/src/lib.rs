@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod control;
 pub mod delivery;
+pub mod diagnose;
 pub mod dns;
 pub mod engine;
 pub mod events;

@@ -35,6 +35,23 @@ pub enum Command {
     /// The Microsoft 365 account and the secrets in the OS keychain.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// Check config, keychain, listener, DNS, connectivity, TLS and sign-in; each with a verdict and what to do.
+    Diagnose {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a test message through the running Postern's queue and wait for its outcome.
+    SendTest {
+        /// Recipient of the test message.
+        #[arg(long, value_name = "ADDR")]
+        to: String,
+        /// Sender (default: upstream.mailbox).
+        #[arg(long, value_name = "ADDR")]
+        from: Option<String>,
+        /// Return once Postern has queued it, without waiting for delivery.
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -17,8 +17,8 @@ use serde_json::Value;
 use crate::cli::{AccountCommand, Command, QueueAction};
 
 /// Exit codes: 0 ok, 1 the operation failed, 2 bad usage or configuration.
-const EXIT_FAILED: i32 = 1;
-const EXIT_CONFIG: i32 = 2;
+pub(crate) const EXIT_FAILED: i32 = 1;
+pub(crate) const EXIT_CONFIG: i32 = 2;
 
 pub async fn run(command: Command, config_path: PathBuf) -> i32 {
     let config = match Config::load(&config_path) {
@@ -73,6 +73,10 @@ pub async fn run(command: Command, config_path: PathBuf) -> i32 {
             .await
         }
         Command::Account(cmd) => account(cmd, &config).await,
+        Command::Diagnose { json } => crate::diagnose::run(&config, &config_path, json).await,
+        Command::SendTest { to, from, no_wait } => {
+            crate::send_test::run(&config, &to, from, !no_wait).await
+        }
     }
 }
 

@@ -4,7 +4,9 @@
 
 mod cli;
 mod commands;
+mod diagnose;
 mod login;
+mod send_test;
 
 /// Runs the program with the process arguments; returns the exit code.
 pub fn run() -> i32 {
