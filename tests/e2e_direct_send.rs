@@ -47,7 +47,7 @@ async fn internal_recipient_arrives_over_starttls() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs listener RCPT check"]
+
 async fn external_recipient_is_refused_at_rcpt() {
     let up = direct_send_endpoint().await;
     let dns = tenant_dns().await;
