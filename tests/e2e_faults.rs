@@ -238,6 +238,24 @@ async fn no_send_as_fails_with_explanation_and_redacted_transcript() {
     // Neither the SASL blob (base64 of "user=") nor a bearer token.
     assert!(!t.contains("dXNlcj") && !t.contains("Bearer"), "{t}");
     assert_eq!(up.exchange.stats().messages, 0);
+
+    // The admin cannot grant Send As: resend this one as the mailbox.
+    let out = p.cli(&["queue", "retry", id, "--rewrite-sender"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let got = up.wait_for(1).await;
+    assert_eq!(got[0].mail_from, MAILBOX);
+    let data = String::from_utf8_lossy(&got[0].data);
+    let from = data
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("from:"))
+        .unwrap_or("");
+    assert!(from.contains(MAILBOX), "From not rewritten: {from}");
+    // Rewriting moves the original From to Reply-To: proof it happened.
+    assert!(
+        data.lines().any(|l| l.to_ascii_lowercase().starts_with("reply-to:")),
+        "no Reply-To, so the message was not rewritten:\n{data}"
+    );
+    p.wait_all(1, "sent");
 }
 
 #[tokio::test(flavor = "multi_thread")]

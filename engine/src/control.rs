@@ -39,6 +39,12 @@ pub enum Request {
     },
     Pause,
     Resume,
+    /// Try a failed message again, sent as the mailbox (sender rewriting).
+    ResendRewritten {
+        id: MessageId,
+    },
+    /// Messages and recipients submitted per hour over the recipient window.
+    ThrottleHistory,
     /// Credentials changed (signed in, new secret): forget the cached token
     /// and try held messages again now.
     Recheck,
@@ -113,6 +119,25 @@ impl Controller {
                 Ok(()) => Response::ok(json!({ "deleted": id })),
                 Err(e) => Response::err(e),
             },
+            Request::ResendRewritten { id } => match self.spool.resend_rewritten(&id).await {
+                Ok(()) => {
+                    self.recheck();
+                    Response::ok(json!({ "retried": 1 }))
+                }
+                Err(e) => Response::err(e),
+            },
+            Request::ThrottleHistory => {
+                let hour = std::time::Duration::from_secs(3600);
+                let buckets = self
+                    .throttle
+                    .as_ref()
+                    .map(|t| t.history(hour))
+                    .unwrap_or_default();
+                Response::ok(json!(buckets
+                    .iter()
+                    .map(|(at, m, r)| json!({ "at": at, "messages": m, "recipients": r }))
+                    .collect::<Vec<_>>()))
+            }
             Request::Recheck => {
                 self.tokens.invalidate().await;
                 match self.spool.release_held().await {

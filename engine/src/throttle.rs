@@ -283,6 +283,25 @@ impl Throttle {
         Duration::from_millis(until - now)
     }
 
+    /// Submissions per `bucket` over the recipient window, oldest first:
+    /// (bucket start in unix ms, messages, recipients). The GUI's chart.
+    pub fn history(&self, bucket: Duration) -> Vec<(u64, u32, u64)> {
+        let now = self.clock.now();
+        let window = self.limits.window.as_millis() as u64;
+        let step = (bucket.as_millis() as u64).max(1);
+        let start = now.saturating_sub(window) / step * step;
+        let n = ((now - start) / step + 1) as usize;
+        let mut out: Vec<(u64, u32, u64)> =
+            (0..n).map(|i| (start + i as u64 * step, 0, 0)).collect();
+        let h = self.history.lock().unwrap();
+        for s in h.recent.iter().filter(|s| s.at >= start) {
+            let b = &mut out[((s.at - start) / step) as usize];
+            b.1 += 1;
+            b.2 += s.rcpts as u64;
+        }
+        out
+    }
+
     /// The status, with the ETA for `demand`: the recipient count of every
     /// submission still to make, in the order they will be made.
     pub fn status(&self, demand: &[u32]) -> ThrottleStatus {

@@ -70,6 +70,10 @@ pub enum QueueAction {
         id: Option<String>,
         #[arg(long)]
         all: bool,
+        /// Send it as the mailbox this time (sender rewriting): the fix for
+        /// 5.7.60 when Send As cannot be granted.
+        #[arg(long, conflicts_with = "all")]
+        rewrite_sender: bool,
     },
     /// Remove a message from the queue for good.
     Delete { id: String },

@@ -44,11 +44,23 @@ pub async fn run(command: Command, config_path: PathBuf) -> i32 {
                 })
                 .await
             }
-            Some(QueueAction::Retry { id, .. }) => {
+            Some(QueueAction::Retry {
+                id, rewrite_sender, ..
+            }) => {
                 let id = id.unwrap_or_default();
                 with_id(&id, |id| {
-                    ask(&config, Request::Retry { id: id.clone() }, move |_| {
-                        println!("Message {id} will be tried again now.")
+                    let req = if rewrite_sender {
+                        Request::ResendRewritten { id: id.clone() }
+                    } else {
+                        Request::Retry { id: id.clone() }
+                    };
+                    ask(&config, req, move |_| {
+                        let how = if rewrite_sender {
+                            ", sent as the mailbox"
+                        } else {
+                            ""
+                        };
+                        println!("Message {id} will be tried again now{how}.")
                     })
                 })
                 .await

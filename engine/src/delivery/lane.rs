@@ -299,7 +299,8 @@ impl Lane {
             .await
             .map_err(|e| Failure::Local(e.to_string()))?;
         let mut mail_from = claim.envelope.mail_from.clone();
-        if w.config.upstream.rewrite_sender && !w.config.upstream.mailbox.is_empty() {
+        let rewrite = w.config.upstream.rewrite_sender || claim.rewrite_sender;
+        if rewrite && !w.config.upstream.mailbox.is_empty() {
             content = rewrite_sender(&content, &w.config.upstream.mailbox);
             mail_from = w.config.upstream.mailbox.clone();
         }

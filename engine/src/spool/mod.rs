@@ -152,6 +152,8 @@ pub struct Incoming {
 #[derive(Debug, Clone)]
 pub struct Claim {
     pub id: MessageId,
+    /// Send as the mailbox for this message (see `Status::rewrite_sender`).
+    pub rewrite_sender: bool,
     pub envelope: Arc<Envelope>,
     /// Recipients still to deliver.
     pub pending: Vec<String>,
@@ -288,6 +290,7 @@ impl Spool {
         let entry = index.get_mut(&id).expect("just found");
         entry.status.state = State::Sending;
         Some(Claim {
+            rewrite_sender: entry.status.rewrite_sender,
             id,
             envelope: entry.envelope.clone(),
             pending: entry.status.pending(),
@@ -454,6 +457,14 @@ impl Spool {
             s.next_attempt = None;
         })
         .await?;
+        Ok(())
+    }
+
+    /// Tries a message again with sender rewriting on for it (the fix for
+    /// 5.7.60 when Send As cannot be granted).
+    pub async fn resend_rewritten(&self, id: &MessageId) -> Result<(), SpoolError> {
+        self.retry(id).await?;
+        self.update(id, |s| s.rewrite_sender = true).await?;
         Ok(())
     }
 

@@ -173,6 +173,10 @@ pub struct Status {
     pub fix: Option<String>,
     pub recipients: Vec<Recipient>,
     pub updated_at: u64,
+    /// Send this message as the mailbox (sender rewriting) even when
+    /// `upstream.rewrite_sender` is off: "resend with sender rewriting".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rewrite_sender: bool,
 }
 
 impl Status {
@@ -194,6 +198,7 @@ impl Status {
                 })
                 .collect(),
             updated_at: envelope.received_at,
+            rewrite_sender: false,
         }
     }
 

@@ -189,3 +189,21 @@ async fn server_busy_pauses_everyone_and_doubles_while_it_lasts() {
         "a success resets the back-off"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn history_buckets_what_was_sent() {
+    let t = Throttle::open(
+        microsoft(),
+        None,
+        Clock::starting_at(DAY.as_millis() as u64),
+    )
+    .unwrap();
+    run(&t, 2, 3).await;
+    tokio::time::sleep(HOUR).await;
+    run(&t, 1, 4).await;
+    let h = t.history(HOUR);
+    assert_eq!(h.len(), 25);
+    let (msgs, rcpts): (u32, u64) = h.iter().fold((0, 0), |a, b| (a.0 + b.1, a.1 + b.2));
+    assert_eq!((msgs, rcpts), (3, 10));
+    assert_eq!((h[23].1, h[24].1), (2, 1));
+}
