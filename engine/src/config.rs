@@ -206,6 +206,9 @@ pub struct LimitsConfig {
     pub messages_per_minute: u32,
     pub recipients_per_day: u32,
     pub max_connections: usize,
+    /// The rolling window `recipients_per_day` counts in (Microsoft: 24 h).
+    #[serde(with = "humantime_serde")]
+    pub recipient_window: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -214,6 +217,7 @@ impl Default for LimitsConfig {
             messages_per_minute: DEFAULT_MESSAGES_PER_MINUTE,
             recipients_per_day: DEFAULT_RECIPIENTS_PER_DAY,
             max_connections: DEFAULT_UPSTREAM_CONNECTIONS,
+            recipient_window: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -453,6 +457,12 @@ impl Config {
             return Err(bad(
                 "limits.recipients_per_day",
                 "must be at least 1".into(),
+            ));
+        }
+        if self.limits.recipient_window < Duration::from_secs(1) {
+            return Err(bad(
+                "limits.recipient_window",
+                "must be at least a second".into(),
             ));
         }
         if self.limits.max_connections == 0 {

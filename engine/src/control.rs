@@ -140,6 +140,26 @@ impl Controller {
         self.spool.wake();
     }
 
+    /// The submissions still to make, in the order the worker makes them:
+    /// every waiting message's pending recipients, split as they will be
+    /// sent. Held messages wait for the admin, not the limits: not counted.
+    fn demand(&self) -> Vec<u32> {
+        let per = self.config.upstream.max_recipients.max(1);
+        let mut demand = Vec::new();
+        for m in self.spool.list() {
+            if matches!(m.status.state, State::Queued | State::Deferred) {
+                let pending = m.status.pending().len();
+                let mut left = pending;
+                while left > 0 {
+                    let n = left.min(per);
+                    demand.push(n as u32);
+                    left -= n;
+                }
+            }
+        }
+        demand
+    }
+
     pub async fn status(&self) -> Value {
         let account = self.tokens.check_stored().await;
         let counts = self.spool.counts();
@@ -158,7 +178,7 @@ impl Controller {
             },
             "attention": self.worker.as_ref().and_then(|w| w.attention()),
             "connections": self.worker.as_ref().map(|w| w.active_connections()).unwrap_or(0),
-            "throttle": self.throttle.as_ref().map(|t| t.status()),
+            "throttle": self.throttle.as_ref().map(|t| t.status(&self.demand())),
             "account": account,
             "upstream": {
                 "mode": u.mode,

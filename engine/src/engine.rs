@@ -19,7 +19,7 @@ use crate::events::Events;
 use crate::listener::{self, DeviceAuth, Listener, ListenerContext};
 use crate::secrets::SecretStore;
 use crate::spool::{now_ms, Spool, SpoolError};
-use crate::throttle::Throttle;
+use crate::throttle::{Clock, Limits, Throttle};
 
 /// How often sent/failed history older than `spool.keep_history` is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -32,6 +32,8 @@ pub enum EngineError {
     Listener(#[from] listener::ListenerError),
     #[error("control socket: {0}")]
     Control(std::io::Error),
+    #[error("throttle history: {0}")]
+    Throttle(std::io::Error),
 }
 
 /// A running engine. Dropping it without `shutdown` aborts its tasks.
@@ -64,11 +66,13 @@ impl Engine {
         let listening = listener.local_addrs();
 
         let tokens = TokenSource::new(&config, secrets);
-        let per_minute = match config.upstream.mode {
-            UpstreamMode::Submission => Some(config.limits.messages_per_minute),
-            _ => None,
-        };
-        let throttle = Arc::new(Throttle::new(per_minute));
+        let throttle = Throttle::open(
+            throttle_limits(&config),
+            Some(&spool_dir.join("throttle.log")),
+            Clock::system(),
+        )
+        .map_err(EngineError::Throttle)?;
+        let throttle = Arc::new(throttle);
         let worker = Worker::new(
             config.clone(),
             spool.clone(),
@@ -141,6 +145,20 @@ async fn housekeeping(spool: Spool, config: Arc<Config>, mut shutdown: watch::Re
             _ = shutdown.changed() => return,
             _ = tokio::time::sleep(PRUNE_EVERY) => {}
         }
+    }
+}
+
+/// Microsoft's limits apply to client submission (one mailbox); connector
+/// relay and Direct Send have none by default.
+pub fn throttle_limits(config: &Config) -> Limits {
+    let l = &config.limits;
+    match config.upstream.mode {
+        UpstreamMode::Submission => Limits {
+            per_minute: Some(l.messages_per_minute),
+            per_window: Some(l.recipients_per_day),
+            window: l.recipient_window,
+        },
+        _ => Limits::none(),
     }
 }
 

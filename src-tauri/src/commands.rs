@@ -305,11 +305,40 @@ fn print_status(v: &Value) {
     );
     println!("Account   {}", account_line(&v["account"]));
     if let Some(t) = v["throttle"].as_object() {
+        let secs = |k: &str| t[k].as_f64();
         if let Some(limit) = t["messages_per_minute"].as_u64() {
             println!(
-                "Pacing    {}/{} messages in the last minute, next slot in {:.0} s, {} connection(s) open",
-                t["messages_last_minute"], limit, t["next_slot_in_secs"].as_f64().unwrap_or(0.0), v["connections"]
+                "Pacing    {}/{} messages in the last minute, next slot in {}, {} connection(s) open",
+                t["messages_last_minute"],
+                limit,
+                span(secs("next_slot_in_secs").unwrap_or(0.0)),
+                v["connections"]
             );
+        }
+        if let Some(limit) = t["recipients_per_day"].as_u64() {
+            let frees = secs("recipients_free_in_secs")
+                .map(|s| format!("; the oldest stop counting in {}", span(s)))
+                .unwrap_or_default();
+            println!(
+                "Budget    {}/{} recipients in the last {}{frees}",
+                t["recipients_in_window"],
+                limit,
+                span(secs("recipient_window_secs").unwrap_or(0.0))
+            );
+        }
+        if let Some(b) = secs("quota_blocked_for_secs") {
+            println!(
+                "          Microsoft reported the daily quota spent: sending resumes in {}",
+                span(b)
+            );
+        }
+        match secs("eta_secs") {
+            Some(0.0) => {}
+            Some(e) => println!("Queue ETA everything submitted in {}", span(e)),
+            None if t.contains_key("eta_secs") => {
+                println!("Queue ETA unknown: a waiting message can never fit the budget")
+            }
+            None => {}
         }
     }
     if let Some(a) = v["attention"].as_object() {
@@ -460,6 +489,16 @@ fn set_secret(config: &Config, store: &SecretStore, device: Option<String>) -> i
             eprintln!("postern: {e}");
             EXIT_FAILED
         }
+    }
+}
+
+/// Seconds as a short human span: "14 s", "3 min 20 s", "5 h 2 min".
+fn span(secs: f64) -> String {
+    let s = secs.ceil() as u64;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
     }
 }
 

@@ -18,6 +18,7 @@ use super::worker::{Worker, MAX_IDLE_WAIT, THREAD_LIMIT_BACKOFF};
 use crate::auth::AccessToken;
 use crate::events::Event;
 use crate::spool::{now_ms, Claim, RecipientState, State, Status};
+use crate::throttle::Wait as ThrottleWait;
 
 /// One upstream connection slot.
 pub(super) struct Lane {
@@ -61,6 +62,16 @@ impl Lane {
                 }
                 continue;
             }
+            // A full minute window or a quota block holds every message:
+            // wait without claiming one.
+            if let Some(w @ (ThrottleWait::Minute(_) | ThrottleWait::Quota(_))) =
+                self.w.throttle.wait_for(1)
+            {
+                if let Wait::Shutdown = self.wait(w.duration(), &mut shutdown).await {
+                    break;
+                }
+                continue;
+            }
             let Some(claim) = self.w.spool.claim_next(now_ms()) else {
                 let until_due = self
                     .w
@@ -87,12 +98,28 @@ impl Lane {
                 }
                 continue;
             };
-            tokio::select! {
-                _ = self.w.throttle.acquire() => {}
+            if self.w.throttle.exceeds_budget(claim.pending.len()) {
+                let failure = Failure::TooManyRecipients {
+                    rcpts: claim.pending.len(),
+                    limit: self.w.throttle.limits().per_window.unwrap_or(0),
+                };
+                self.record_failure(&claim, failure).await;
+                continue;
+            }
+            let first = claim
+                .pending
+                .len()
+                .min(self.w.config.upstream.max_recipients.max(1));
+            let acquired = tokio::select! {
+                a = self.w.throttle.acquire(first as u32) => a,
                 _ = shutdown.changed() => {
                     self.release(&claim).await;
                     break;
                 }
+            };
+            if let Err(wait) = acquired {
+                self.wait_for_budget(&claim, wait).await;
+                continue;
             }
             self.deliver(claim).await;
             self.last_used = tokio::time::Instant::now();
@@ -224,11 +251,24 @@ impl Lane {
             Err(f) => Err(f),
             Ok(()) => self.transfer(&claim, &mut t).await,
         };
+        let (outcome, budget_wait) = match outcome {
+            Ok((reports, wait)) => (Ok(reports), wait),
+            Err(f) => (Err(f), None),
+        };
         // The outcome first: between Microsoft's 250 and this record a
         // crash means the message is sent again, so nothing else goes first.
         match outcome {
             Ok(reports) => self.record_reports(&claim, reports).await,
             Err(failure) => self.record_failure(&claim, failure).await,
+        }
+        if let Some(wait) = budget_wait {
+            let pending = w
+                .spool
+                .get(&claim.id)
+                .map(|m| m.status.state == State::Deferred);
+            if pending == Some(true) {
+                self.wait_for_budget(&claim, wait).await;
+            }
         }
         if let Err(e) = w.spool.append_transcript(&claim.id, &t.to_text()).await {
             tracing::warn!(id = %claim.id, error = %e, "could not save the transcript");
@@ -241,7 +281,7 @@ impl Lane {
         &mut self,
         claim: &Claim,
         t: &mut Transcript,
-    ) -> Result<Vec<SendReport>, Failure> {
+    ) -> Result<(Vec<SendReport>, Option<ThrottleWait>), Failure> {
         let w = self.w.clone();
         let mut content = w
             .spool
@@ -260,8 +300,11 @@ impl Lane {
             .enumerate()
         {
             if i > 0 {
-                // Every submission counts against the per-minute limit.
-                w.throttle.acquire().await;
+                // Every submission counts against the limits; when the
+                // budget runs out mid-message the rest waits for it.
+                if let Err(wait) = w.throttle.acquire(chunk.len() as u32).await {
+                    return Ok((reports, Some(wait)));
+                }
             }
             let conn = self.conn.as_mut().expect("connected");
             match conn.send(&mail_from, chunk, &content, t).await {
@@ -279,7 +322,41 @@ impl Lane {
                 }
             }
         }
-        Ok(reports)
+        Ok((reports, None))
+    }
+
+    /// Defers a message that must wait for the recipient budget (or a quota
+    /// block) rather than holding its claim for hours.
+    async fn wait_for_budget(&self, claim: &Claim, wait: ThrottleWait) {
+        let w = &self.w;
+        let until = now_ms() + wait.duration().as_millis() as u64;
+        let (summary, reply) = match wait {
+            ThrottleWait::Quota(_) => (
+                "Microsoft says the mailbox's daily recipient budget is used up; the message waits until it frees.",
+                "waiting: Microsoft reported the daily sending quota as exceeded (554 5.2.0)".to_string(),
+            ),
+            _ => (
+                "The mailbox's daily recipient budget is used up for now; the message goes out by itself when it frees.",
+                format!(
+                    "waiting for the daily recipient budget ({} recipients per {})",
+                    w.throttle.limits().per_window.unwrap_or(0),
+                    humantime::format_duration(w.throttle.limits().window)
+                ),
+            ),
+        };
+        let status = w
+            .spool
+            .update(&claim.id, |s| {
+                s.state = State::Deferred;
+                s.next_attempt = Some(until);
+                s.last_reply = Some(reply.clone());
+                s.summary = Some(summary.to_string());
+                s.fix = Some(String::new());
+            })
+            .await;
+        if let Ok(status) = status {
+            self.announce(claim, &status);
+        }
     }
 
     async fn record_reports(&mut self, claim: &Claim, reports: Vec<SendReport>) {
@@ -340,6 +417,18 @@ impl Lane {
         let (verdict, cause) = failure.verdict();
         let now = now_ms();
         let mut wait = None;
+        // 554 5.2.0: Microsoft's count wins over ours; re-learn it.
+        let quota_block = match verdict.action {
+            Action::DeferQuota => {
+                let refused = claim
+                    .pending
+                    .len()
+                    .min(w.config.upstream.max_recipients.max(1));
+                w.throttle
+                    .quota_exceeded(refused as u32, w.config.delivery.retry_max)
+            }
+            _ => Duration::ZERO,
+        };
         match verdict.action {
             // RefreshAuth here means the refreshed token was refused too:
             // sign-in needed, which holds the queue like any admin fix.
@@ -374,7 +463,7 @@ impl Lane {
                     }
                     Action::DeferQuota => {
                         s.state = State::Deferred;
-                        s.next_attempt = Some(now + w.config.delivery.retry_max.as_millis() as u64);
+                        s.next_attempt = Some(now + quota_block.as_millis() as u64);
                     }
                     Action::Retry | Action::ReduceConnections => {
                         s.attempts += 1;

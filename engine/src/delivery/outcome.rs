@@ -81,6 +81,11 @@ pub(super) fn to_credentials(secret: UpstreamSecret) -> (Credentials, Option<Acc
 
 /// Why an attempt did not get through.
 pub(super) enum Failure {
+    /// More recipients than the mailbox may send in the whole budget window.
+    TooManyRecipients {
+        rcpts: usize,
+        limit: u32,
+    },
     Auth(AuthError),
     Upstream(UpstreamError),
     Local(String),
@@ -106,6 +111,14 @@ impl Failure {
                 e.to_string(),
             ),
             Failure::Upstream(e) => (e.verdict(), e.to_string()),
+            Failure::TooManyRecipients { rcpts, limit } => (
+                Verdict {
+                    action: Action::FailMessage,
+                    summary: "This message has more recipients than the mailbox may send in a day, so it can never go out whole.",
+                    fix: "Send it to fewer recipients at a time (or to a distribution group), or raise limits.recipients_per_day if your tenant allows more.",
+                },
+                format!("{rcpts} recipients; the recipient budget is {limit}"),
+            ),
             Failure::Local(e) => (
                 Verdict {
                     action: Action::Retry,

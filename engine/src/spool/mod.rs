@@ -105,8 +105,29 @@ struct Inner {
     wake: Notify,
     dirsync: DirSync,
     events: Events,
+    /// Whose turn it is (locked after `index`, never before).
+    fairness: Mutex<Fairness>,
     /// Keeps the advisory lock for as long as the spool is open.
     _lock: std::fs::File,
+}
+
+/// When each sending device was last served, in claim turns.
+#[derive(Default)]
+struct Fairness {
+    turn: u64,
+    last_served: std::collections::HashMap<String, u64>,
+}
+
+/// Who sent a message, for fairness: the device user, else the IP address.
+fn device_of(client: &ClientInfo) -> String {
+    match &client.auth_user {
+        Some(user) => format!("user:{user}"),
+        None => client
+            .peer
+            .parse::<std::net::SocketAddr>()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|_| client.peer.clone()),
+    }
 }
 
 /// A handle to the spool; cheap to clone.
@@ -180,6 +201,7 @@ impl Spool {
                 msg_dir,
                 tmp_dir,
                 index: Mutex::new(index),
+                fairness: Mutex::new(Fairness::default()),
                 wake: Notify::new(),
                 events,
                 _lock: lock,
@@ -237,13 +259,36 @@ impl Spool {
         counts
     }
 
-    /// Claims the oldest message that is due now, marking it `Sending`.
+    /// Claims the next message that is due now, marking it `Sending`.
+    ///
+    /// Round-robin by sending device (the device user when it logged in,
+    /// else its IP address), oldest first within a device: one device's
+    /// burst of 500 does not make the scanner that sends one scan now wait
+    /// behind all of it at 30 a minute. Oldest-first across all senders
+    /// would do exactly that.
     pub fn claim_next(&self, now: u64) -> Option<Claim> {
         let mut index = self.inner.index.lock().unwrap();
-        let (id, entry) = index.iter_mut().find(|(_, e)| e.is_due(now))?;
+        let mut fair = self.inner.fairness.lock().unwrap();
+        let mut seen = std::collections::HashSet::new();
+        let mut best: Option<(MessageId, String, u64)> = None;
+        for (id, e) in index.iter().filter(|(_, e)| e.is_due(now)) {
+            let device = device_of(&e.envelope.client);
+            if !seen.insert(device.clone()) {
+                continue;
+            }
+            let served = fair.last_served.get(&device).copied().unwrap_or(0);
+            if best.as_ref().is_none_or(|(_, _, b)| served < *b) {
+                best = Some((id.clone(), device, served));
+            }
+        }
+        let (id, device, _) = best?;
+        fair.turn += 1;
+        let turn = fair.turn;
+        fair.last_served.insert(device, turn);
+        let entry = index.get_mut(&id).expect("just found");
         entry.status.state = State::Sending;
         Some(Claim {
-            id: id.clone(),
+            id,
             envelope: entry.envelope.clone(),
             pending: entry.status.pending(),
             attempts: entry.status.attempts,

@@ -174,3 +174,43 @@ fn message_ids_are_strict() {
         assert!(bad.parse::<MessageId>().is_err(), "{bad}");
     }
 }
+
+#[tokio::test]
+async fn devices_take_turns_oldest_first_within_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), Events::new()).await.unwrap();
+    let from = |peer: &str, user: Option<&str>| Envelope {
+        mail_from: "a@b.c".into(),
+        rcpt_to: vec!["d@e.f".into()],
+        client: ClientInfo {
+            peer: peer.into(),
+            auth_user: user.map(str::to_string),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut ids = Vec::new();
+    // A burst from the app server, then one scan from the scanner, then a
+    // device that logged in (same IP as the app server, but its own turn).
+    for i in 0..5 {
+        let mut inc = spool
+            .begin(from(&format!("10.0.0.5:{}", 40000 + i), None))
+            .await
+            .unwrap();
+        inc.write(b"x\r\n").await.unwrap();
+        ids.push(("app", inc.commit().await.unwrap()));
+    }
+    for (name, peer, user) in [
+        ("scan", "10.0.0.9:1", None),
+        ("auth", "10.0.0.5:2", Some("mfp")),
+    ] {
+        let mut inc = spool.begin(from(peer, user)).await.unwrap();
+        inc.write(b"x\r\n").await.unwrap();
+        ids.push((name, inc.commit().await.unwrap()));
+    }
+    let name_of = |id: &MessageId| ids.iter().find(|(_, i)| i == id).unwrap().0;
+    let order: Vec<&str> = (0..7)
+        .map(|_| name_of(&spool.claim_next(now_ms()).unwrap().id))
+        .collect();
+    assert_eq!(order, ["app", "scan", "auth", "app", "app", "app", "app"]);
+}
