@@ -54,12 +54,20 @@ fi
 
 WORK=$(mktemp -d /tmp/postern-bench-limits.XXXXXX)
 FAKES_PID="" PT_PID=""
+# Stops what this script started (by pid) and keeps the script's own exit
+# status (not that of the killed children).
 cleanup() {
-  [ -n "$PT_PID" ] && kill "$PT_PID" 2>/dev/null && wait "$PT_PID" 2>/dev/null
-  [ -n "$FAKES_PID" ] && kill "$FAKES_PID" 2>/dev/null && wait "$FAKES_PID" 2>/dev/null
+  local rc=$?
+  for pid in "$PT_PID" "$FAKES_PID"; do
+    [ -n "$pid" ] || continue
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   if [ -n "${KEEP:-}" ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+  exit "$rc"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- fakes
 "$FAKES" --dir "$WORK/fakes" --messages-per-minute "$PER_MINUTE" >"$WORK/fakes.out" 2>"$WORK/fakes.err" &
