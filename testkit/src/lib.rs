@@ -17,5 +17,8 @@ pub mod exchange;
 pub mod identity;
 
 pub use dns::{FakeDns, Zone};
-pub use exchange::{FakeExchange, FakeExchangeOptions, Fault, Received, Role, Stage, Stats};
+pub use exchange::{
+    max_in_window, FakeExchange, FakeExchangeOptions, Fault, Received, Role, Stage, Stats, MINUTE,
+    QUOTA_REPLY,
+};
 pub use identity::{ClientRegistration, FakeIdentity, IdentityOptions, TokenValidator};

@@ -17,6 +17,7 @@ async fn fakes_binary_reports_messages() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_postern-fakes"))
         .arg("--dir")
         .arg(&dir)
+        .args(["--messages-per-minute", "1"])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -71,6 +72,10 @@ async fn fakes_binary_reports_messages() {
     assert_eq!(line["sha256"], hex::encode(Sha256::digest(content)));
     let line: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
     assert_eq!(line["rcpt_to"][0], "b@example.com");
+    // Two in one minute with --messages-per-minute 1: the second is counted.
+    assert_eq!(line["over_limit_submissions"], 1);
+    assert_eq!(line["throttle_replies"], 0);
+    assert!(line["at_unix_ms"].as_u64().unwrap() > 1_600_000_000_000);
 
     child.kill().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);

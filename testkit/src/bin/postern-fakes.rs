@@ -1,17 +1,22 @@
-//! `postern-fakes --dir DIR`: runs a fake Exchange (submission role) and a
-//! fake identity platform for benchmarks and GUI tests.
+//! `postern-fakes --dir DIR [--messages-per-minute N]
+//! [--recipients-per-window N --recipient-window-secs S]`: runs a fake
+//! Exchange (submission role) and a fake identity platform for benchmarks
+//! and GUI tests. The optional limits are those of `FakeExchangeOptions`
+//! (off by default).
 //!
 //! Prints one JSON line `{"smtp_port":..,"authority":"..","ca_file":".."}`,
 //! then one JSON line per accepted message
-//! (`{"mail_from":..,"rcpt_to":[..],"bytes":N,"sha256":"hex"}`), and runs
-//! until killed (or Ctrl-C).
+//! (`{"mail_from":..,"rcpt_to":[..],"bytes":N,"sha256":"hex",
+//! "at_unix_ms":N,"over_limit_submissions":N,"throttle_replies":N,
+//! "quota_replies":N}`: when it was accepted, and the fake's counters when
+//! the line was written), and runs until killed (or Ctrl-C).
 //!
 //! Accounts: password `scanner@contoso.com` / `secret`; OAuth client
 //! `postern-test` with secret `test-secret`, for `scanner@contoso.com`.
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use postern_testkit::{
     ClientRegistration, FakeExchange, FakeExchangeOptions, FakeIdentity, IdentityOptions,
@@ -25,23 +30,56 @@ const USER: &str = "scanner@contoso.com";
 const WAIT_ROUND: Duration = Duration::from_secs(365 * 24 * 3600);
 
 fn usage() -> ! {
-    eprintln!("usage: postern-fakes --dir DIR");
+    eprintln!(
+        "usage: postern-fakes --dir DIR [--messages-per-minute N] \
+         [--recipients-per-window N --recipient-window-secs S]"
+    );
     std::process::exit(2);
 }
 
-fn parse_dir() -> PathBuf {
+/// The command line.
+struct Args {
+    dir: PathBuf,
+    messages_per_minute: Option<u32>,
+    recipients_per_window: Option<u32>,
+    recipient_window_secs: Option<u64>,
+}
+
+fn number<T: std::str::FromStr>(value: Option<String>) -> T {
+    value
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| usage())
+}
+
+fn parse_args() -> Args {
     let mut args = std::env::args().skip(1);
     let mut dir = None;
+    let mut parsed = Args {
+        dir: PathBuf::new(),
+        messages_per_minute: None,
+        recipients_per_window: None,
+        recipient_window_secs: None,
+    };
     while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--dir" => dir = Some(args.next().unwrap_or_else(|| usage())),
-            _ => match arg.strip_prefix("--dir=") {
-                Some(d) => dir = Some(d.to_string()),
-                None => usage(),
-            },
+        // `--flag=value` and `--flag value` both work.
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_string(), Some(v.to_string())),
+            None => (arg, None),
+        };
+        let value = inline.or_else(|| args.next());
+        match flag.as_str() {
+            "--dir" => dir = Some(value.unwrap_or_else(|| usage())),
+            "--messages-per-minute" => parsed.messages_per_minute = Some(number(value)),
+            "--recipients-per-window" => parsed.recipients_per_window = Some(number(value)),
+            "--recipient-window-secs" => parsed.recipient_window_secs = Some(number(value)),
+            _ => usage(),
         }
     }
-    PathBuf::from(dir.unwrap_or_else(|| usage()))
+    parsed.dir = PathBuf::from(dir.unwrap_or_else(|| usage()));
+    if parsed.recipients_per_window.is_some() != parsed.recipient_window_secs.is_some() {
+        usage();
+    }
+    parsed
 }
 
 fn print_line(value: serde_json::Value) {
@@ -54,7 +92,8 @@ fn print_line(value: serde_json::Value) {
 
 #[tokio::main]
 async fn main() {
-    let dir = parse_dir();
+    let args = parse_args();
+    let dir = args.dir;
     std::fs::create_dir_all(&dir).expect("create --dir");
     let identity = FakeIdentity::start(IdentityOptions {
         clients: vec![ClientRegistration {
@@ -68,6 +107,10 @@ async fn main() {
     let exchange = FakeExchange::start(FakeExchangeOptions {
         accept_password: Some((USER.to_string(), "secret".to_string())),
         token_validator: Some(identity.validator()),
+        messages_per_minute: args.messages_per_minute,
+        recipients_per_window: args
+            .recipients_per_window
+            .zip(args.recipient_window_secs.map(Duration::from_secs)),
         ..Default::default()
     })
     .await;
@@ -82,12 +125,22 @@ async fn main() {
         let mut seen = 0;
         loop {
             let messages = exchange.wait_for_messages(seen + 1, WAIT_ROUND).await;
-            for m in &messages[seen..] {
+            let times = exchange.submission_wall_times();
+            let stats = exchange.stats();
+            for (m, at) in messages[seen..].iter().zip(&times[seen..]) {
+                let at_ms = at
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis();
                 print_line(json!({
                     "mail_from": m.mail_from,
                     "rcpt_to": m.rcpt_to,
                     "bytes": m.data.len(),
                     "sha256": hex::encode(Sha256::digest(&m.data)),
+                    "at_unix_ms": at_ms as u64,
+                    "over_limit_submissions": stats.over_limit_submissions,
+                    "throttle_replies": stats.throttle_replies,
+                    "quota_replies": stats.quota_replies,
                 }));
             }
             seen = messages.len();

@@ -22,9 +22,14 @@
 //! - [`Fault::DropConnection`] at [`Stage::DataEnd`] closes after the whole
 //!   content arrived and before the reply; the message is not recorded.
 //! - More than [`MAX_RECIPIENTS`] recipients: `452 4.5.3 Too many recipients`.
+//! - The per-minute and per-window submission limits are off by default
+//!   (`limits`): when set, overruns of the minute are counted, not refused,
+//!   and a spent recipient budget is refused with [`QUOTA_REPLY`] at the end
+//!   of the content, after the fault, size and bare-LF checks.
 
 mod auth;
 mod data;
+mod limits;
 mod session;
 mod tls;
 
@@ -33,13 +38,14 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use crate::identity::TokenValidator;
+pub use limits::{max_in_window, MINUTE, QUOTA_REPLY};
 
 /// Recipients accepted per message before `452 4.5.3` (Microsoft's service
 /// description, EXCHANGE-ONLINE.md §2).
@@ -89,6 +95,15 @@ pub struct FakeExchangeOptions {
     pub required_client_cert_name: Option<String>,
     /// Direct Send role: recipient domains accepted (empty = all).
     pub internal_domains: Vec<String>,
+    /// Messages per rolling minute (Exchange: 30). Like Exchange, overruns
+    /// are accepted; each is counted in [`Stats::over_limit_submissions`].
+    /// `None`: not counted.
+    pub messages_per_minute: Option<u32>,
+    /// `(recipients, window)`: the mailbox's recipient budget per rolling
+    /// window (Exchange: 10,000 per 24 h). A message whose accepted
+    /// recipients would exceed it gets [`QUOTA_REPLY`] at the end of its
+    /// content and is not recorded. `None`: no budget.
+    pub recipients_per_window: Option<(u32, Duration)>,
 }
 
 impl Default for FakeExchangeOptions {
@@ -103,6 +118,8 @@ impl Default for FakeExchangeOptions {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             required_client_cert_name: None,
             internal_domains: Vec::new(),
+            messages_per_minute: None,
+            recipients_per_window: None,
         }
     }
 }
@@ -125,6 +142,8 @@ impl fmt::Debug for FakeExchangeOptions {
             .field("max_message_bytes", &self.max_message_bytes)
             .field("required_client_cert_name", &self.required_client_cert_name)
             .field("internal_domains", &self.internal_domains)
+            .field("messages_per_minute", &self.messages_per_minute)
+            .field("recipients_per_window", &self.recipients_per_window)
             .finish()
     }
 }
@@ -162,6 +181,11 @@ pub struct Stats {
     pub throttle_replies: u64,
     /// Messages accepted.
     pub messages: u64,
+    /// Accepted messages that made more than `messages_per_minute` accepted
+    /// in the rolling minute ending at them.
+    pub over_limit_submissions: u64,
+    /// [`QUOTA_REPLY`] replies sent (recipient budget spent).
+    pub quota_replies: u64,
 }
 
 /// Points in the conversation a [`Fault`] can target.
@@ -228,6 +252,8 @@ struct State {
     auth_slots: HashMap<String, usize>,
     /// Transcript per connection, index = connection_id - 1.
     transcripts: Vec<String>,
+    /// Accepted submissions, for the rate and recipient limits.
+    ledger: limits::Ledger,
 }
 
 /// What every task shares. The handle's [`Shutdown`] guard closes
@@ -258,14 +284,33 @@ impl Shared {
         st.sticky.clone().filter(|f| f.matches(stage, rcpt))
     }
 
-    fn record(&self, msg: Received) {
+    /// Records an accepted message, unless the recipient budget is spent:
+    /// then counts a quota reply and returns `false` (the caller answers
+    /// [`QUOTA_REPLY`]). Checking and recording happen under one lock, so
+    /// sessions at once cannot both take the last of the budget.
+    fn record(&self, msg: Received) -> bool {
+        let now = Instant::now();
+        let recipients = u32::try_from(msg.rcpt_to.len()).unwrap_or(u32::MAX);
         let n = {
             let mut st = self.lock();
+            if let Some(budget) = self.opts.recipients_per_window {
+                if st.ledger.over_quota(now, recipients, budget) {
+                    st.stats.quota_replies += 1;
+                    return false;
+                }
+            }
+            if st
+                .ledger
+                .accept(now, recipients, self.opts.messages_per_minute)
+            {
+                st.stats.over_limit_submissions += 1;
+            }
             st.messages.push(msg);
             st.stats.messages += 1;
             st.messages.len()
         };
         self.count.send_replace(n);
+        true
     }
 
     fn transcript(&self, connection_id: u64, line: &str) {
@@ -423,6 +468,19 @@ impl FakeExchange {
 
     pub fn stats(&self) -> Stats {
         self.shared.lock().stats
+    }
+
+    /// When each accepted message was accepted (its 250 at the end of the
+    /// content), oldest first, one per [`messages`](Self::messages) entry.
+    /// [`max_in_window`]`(&times, MINUTE)` is the busiest rolling minute.
+    pub fn submission_times(&self) -> Vec<Instant> {
+        self.shared.lock().ledger.times()
+    }
+
+    /// [`submission_times`](Self::submission_times) on the wall clock (for
+    /// reports outside the test process).
+    pub fn submission_wall_times(&self) -> Vec<SystemTime> {
+        self.shared.lock().ledger.wall_times()
     }
 
     /// Per connection, `C:`/`S:` lines of what was said (AUTH data redacted).

@@ -2,7 +2,7 @@
 //! the checks and recording at the end of a message.
 
 use super::super::data::DataReceiver;
-use super::super::{Fault, Received, Role, Stage, MAX_RECIPIENTS};
+use super::super::{Fault, Received, Role, Stage, MAX_RECIPIENTS, QUOTA_REPLY};
 use super::{Closed, DataReceiverBdat, Flow, Injected, Session, READ_CHUNK};
 
 impl Session {
@@ -223,10 +223,13 @@ impl Session {
                 connection_id: self.id,
                 client_cert_names: self.client_cert_names.clone(),
             };
-            self.shared.record(msg);
-            let id = format!("<{:016X}@{}>", rand::random::<u64>(), self.host());
-            let line = format!("250 2.0.0 OK {id} [Hostname={}]", self.host());
-            self.reply(&line).await
+            if self.shared.record(msg) {
+                let id = format!("<{:016X}@{}>", rand::random::<u64>(), self.host());
+                let line = format!("250 2.0.0 OK {id} [Hostname={}]", self.host());
+                self.reply(&line).await
+            } else {
+                self.reply(QUOTA_REPLY).await
+            }
         };
         self.reset_transaction();
         result
