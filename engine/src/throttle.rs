@@ -95,6 +95,19 @@ impl Wait {
 struct Submission {
     at: u64,
     rcpts: u32,
+    /// Which slot this is (0 for submissions loaded from the history).
+    seq: u64,
+}
+
+/// A reserved submission: it counts against the windows from the moment it
+/// is taken. `Throttle::accepted` re-stamps it with the time Microsoft took
+/// the message, which is when Microsoft counts it (a fresh connection and
+/// sign-in can take a while); `Throttle::release` gives it back when the
+/// submission was refused or never made.
+#[must_use = "a slot is given back with `accepted` or `release`"]
+#[derive(Debug)]
+pub struct Slot {
+    seq: u64,
 }
 
 struct History {
@@ -106,6 +119,8 @@ struct History {
     busy_until: Option<u64>,
     /// Busy replies in a row; the back-off doubles with each.
     busy_streak: u32,
+    /// The last slot number handed out.
+    seq: u64,
     /// Append-only record of submissions; rewritten compactly at start.
     file: Option<std::fs::File>,
 }
@@ -155,7 +170,7 @@ impl Throttle {
                     };
                     if let (Ok(at), Ok(rcpts)) = (at.parse::<u64>(), rcpts.parse::<u32>()) {
                         if at + keep > now {
-                            recent.push_back(Submission { at, rcpts });
+                            recent.push_back(Submission { at, rcpts, seq: 0 });
                         }
                     }
                 }
@@ -171,6 +186,7 @@ impl Throttle {
                 quota_blocked_until: None,
                 busy_until: None,
                 busy_streak: 0,
+                seq: 0,
                 file,
             }),
         })
@@ -201,8 +217,8 @@ impl Throttle {
             .or_else(|| wait_at(&self.limits, &h.recent, h.quota_blocked_until, now, rcpts))
     }
 
-    /// Takes a submission slot for `rcpts` recipients if one is free now.
-    pub fn try_acquire(&self, rcpts: u32) -> Result<(), Wait> {
+    /// Reserves a submission slot for `rcpts` recipients if one is free now.
+    pub fn try_acquire(&self, rcpts: u32) -> Result<Slot, Wait> {
         let now = self.clock.now();
         let mut h = self.history.lock().unwrap();
         prune(&mut h.recent, now, keep_ms(&self.limits));
@@ -212,7 +228,40 @@ impl Throttle {
         if let Some(wait) = wait_at(&self.limits, &h.recent, h.quota_blocked_until, now, rcpts) {
             return Err(wait);
         }
-        let s = Submission { at: now, rcpts };
+        h.seq += 1;
+        let seq = h.seq;
+        h.recent.push_back(Submission {
+            at: now,
+            rcpts,
+            seq,
+        });
+        Ok(Slot { seq })
+    }
+
+    /// Waits out a full minute window and reserves the slot; a longer wait
+    /// (the recipient budget, a quota block, a busy server) is returned for
+    /// the caller to defer the message instead of holding it.
+    pub async fn acquire(&self, rcpts: u32) -> Result<Slot, Wait> {
+        loop {
+            match self.try_acquire(rcpts) {
+                Ok(slot) => return Ok(slot),
+                Err(Wait::Minute(d)) => tokio::time::sleep(d).await,
+                Err(other) => return Err(other),
+            }
+        }
+    }
+
+    /// Microsoft accepted the submission: it counts from now, and is
+    /// recorded in the history file.
+    pub fn accepted(&self, slot: Slot) {
+        let now = self.clock.now();
+        let mut h = self.history.lock().unwrap();
+        let Some(i) = h.recent.iter().position(|s| s.seq == slot.seq) else {
+            return;
+        };
+        let mut s = h.recent.remove(i).expect("found");
+        s.at = s.at.max(now);
+        // `now` is the latest time the history holds: keep it sorted.
         h.recent.push_back(s);
         if let Some(f) = h.file.as_mut() {
             // No fsync: losing the last few entries to a power cut costs at
@@ -221,19 +270,13 @@ impl Throttle {
                 tracing::warn!(error = %e, "could not record a submission in the throttle history");
             }
         }
-        Ok(())
     }
 
-    /// Waits out a full minute window and takes the slot; a longer wait
-    /// (the recipient budget, a quota block) is returned for the caller to
-    /// defer the message instead of holding it.
-    pub async fn acquire(&self, rcpts: u32) -> Result<(), Wait> {
-        loop {
-            match self.try_acquire(rcpts) {
-                Ok(()) => return Ok(()),
-                Err(Wait::Minute(d)) => tokio::time::sleep(d).await,
-                Err(other) => return Err(other),
-            }
+    /// The submission was refused or never made: it did not count.
+    pub fn release(&self, slot: Slot) {
+        let mut h = self.history.lock().unwrap();
+        if let Some(i) = h.recent.iter().position(|s| s.seq == slot.seq) {
+            h.recent.remove(i);
         }
     }
 
@@ -261,18 +304,14 @@ impl Throttle {
     /// Microsoft refused with 554 5.2.0 whatever our count said: another
     /// client shares the mailbox, or the limit is lower. Treat the budget as
     /// spent until the oldest submission we know of leaves the window, or
-    /// for `fallback` if we know of none. Returns the block's length.
-    ///
-    /// The refused submission of `refused_rcpts` recipients did not count
-    /// at Microsoft, so it is taken back out of the history first.
-    pub fn quota_exceeded(&self, refused_rcpts: u32, fallback: Duration) -> Duration {
+    /// for `fallback` if we know of none. (The refused submission's own slot
+    /// is released by the caller first: it did not count.) Returns the
+    /// block's length.
+    pub fn quota_exceeded(&self, fallback: Duration) -> Duration {
         let now = self.clock.now();
         let window = self.limits.window.as_millis() as u64;
         let mut h = self.history.lock().unwrap();
         prune(&mut h.recent, now, keep_ms(&self.limits));
-        if let Some(i) = h.recent.iter().rposition(|s| s.rcpts == refused_rcpts) {
-            h.recent.remove(i);
-        }
         let until = h
             .recent
             .iter()
@@ -437,7 +476,11 @@ fn simulate(
                 Some(w) => t += (w.duration().as_millis() as u64).max(1),
             }
         }
-        sim.push_back(Submission { at: t, rcpts });
+        sim.push_back(Submission {
+            at: t,
+            rcpts,
+            seq: 0,
+        });
     }
     Some(t - now)
 }

@@ -19,7 +19,7 @@ use super::worker::{Worker, MAX_IDLE_WAIT, THREAD_LIMIT_BACKOFF};
 use crate::auth::AccessToken;
 use crate::events::Event;
 use crate::spool::{now_ms, Claim, RecipientState, State, Status};
-use crate::throttle::Wait as ThrottleWait;
+use crate::throttle::{Slot, Wait as ThrottleWait};
 
 /// One upstream connection slot.
 pub(super) struct Lane {
@@ -119,11 +119,14 @@ impl Lane {
                     break;
                 }
             };
-            if let Err(wait) = acquired {
-                self.wait_for_budget(&claim, wait).await;
-                continue;
-            }
-            self.deliver(claim).await;
+            let slot = match acquired {
+                Ok(slot) => slot,
+                Err(wait) => {
+                    self.wait_for_budget(&claim, wait).await;
+                    continue;
+                }
+            };
+            self.deliver(claim, slot).await;
             self.last_used = tokio::time::Instant::now();
         }
         self.close().await;
@@ -248,7 +251,8 @@ impl Lane {
         }
     }
 
-    async fn deliver(&mut self, claim: Claim) {
+    /// One attempt at `claim`, its first submission's `slot` already reserved.
+    async fn deliver(&mut self, claim: Claim, slot: Slot) {
         let w = self.w.clone();
         let mut t = Transcript::default();
         t.note(&format!(
@@ -258,8 +262,11 @@ impl Lane {
             claim.pending.len()
         ));
         let outcome = match self.connection(&mut t).await {
-            Err(f) => Err(f),
-            Ok(()) => self.transfer(&claim, &mut t).await,
+            Err(f) => {
+                w.throttle.release(slot);
+                Err(f)
+            }
+            Ok(()) => self.transfer(&claim, slot, &mut t).await,
         };
         let (outcome, budget_wait) = match outcome {
             Ok((reports, wait)) => (Ok(reports), wait),
@@ -287,17 +294,23 @@ impl Lane {
 
     /// Sends the message to its pending recipients, split into submissions
     /// of at most `upstream.max_recipients`.
+    ///
+    /// Each submission holds a throttle slot: accepted when Microsoft took
+    /// the message (that is when it counts), released when it did not.
     async fn transfer(
         &mut self,
         claim: &Claim,
+        first: Slot,
         t: &mut Transcript,
     ) -> Result<(Vec<SendReport>, Option<ThrottleWait>), Failure> {
         let w = self.w.clone();
-        let mut content = w
-            .spool
-            .read_content(&claim.id)
-            .await
-            .map_err(|e| Failure::Local(e.to_string()))?;
+        let mut content = match w.spool.read_content(&claim.id).await {
+            Ok(c) => c,
+            Err(e) => {
+                w.throttle.release(first);
+                return Err(Failure::Local(e.to_string()));
+            }
+        };
         let mut mail_from = claim.envelope.mail_from.clone();
         let rewrite = w.config.upstream.rewrite_sender || claim.rewrite_sender;
         if rewrite && !w.config.upstream.mailbox.is_empty() {
@@ -305,20 +318,29 @@ impl Lane {
             mail_from = w.config.upstream.mailbox.clone();
         }
         let mut reports = Vec::new();
-        for (i, chunk) in claim
+        let mut first = Some(first);
+        for chunk in claim
             .pending
             .chunks(w.config.upstream.max_recipients.max(1))
-            .enumerate()
         {
-            if i > 0 {
-                // Every submission counts against the limits; when the
-                // budget runs out mid-message the rest waits for it.
-                if let Err(wait) = w.throttle.acquire(chunk.len() as u32).await {
-                    return Ok((reports, Some(wait)));
-                }
-            }
+            // Every submission counts against the limits; when the budget
+            // runs out mid-message the rest waits for it.
+            let slot = match first.take() {
+                Some(slot) => slot,
+                None => match w.throttle.acquire(chunk.len() as u32).await {
+                    Ok(slot) => slot,
+                    Err(wait) => return Ok((reports, Some(wait))),
+                },
+            };
             let conn = self.conn.as_mut().expect("connected");
-            match conn.send(&mail_from, chunk, &content, t).await {
+            let sent = conn.send(&mail_from, chunk, &content, t).await;
+            match &sent {
+                Ok(r) if r.data_reply.as_ref().is_some_and(|d| d.is_positive()) => {
+                    w.throttle.accepted(slot)
+                }
+                _ => w.throttle.release(slot),
+            }
+            match sent {
                 Ok(report) => reports.push(report),
                 Err(e) => {
                     if !reports.is_empty() {
@@ -435,14 +457,7 @@ impl Lane {
         let mut wait = None;
         // 554 5.2.0: Microsoft's count wins over ours; re-learn it.
         let quota_block = match verdict.action {
-            Action::DeferQuota => {
-                let refused = claim
-                    .pending
-                    .len()
-                    .min(w.config.upstream.max_recipients.max(1));
-                w.throttle
-                    .quota_exceeded(refused as u32, w.config.delivery.retry_max)
-            }
+            Action::DeferQuota => w.throttle.quota_exceeded(w.config.delivery.retry_max),
             _ => Duration::ZERO,
         };
         if verdict.action == Action::Retry && failure.is_server_busy() {
