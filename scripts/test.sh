@@ -12,4 +12,8 @@ cargo build --workspace --all-targets --locked
 # The end-to-end tests use the real OS keychain: gnome-keyring in a private
 # D-Bus session, with a private HOME so nothing touches the user's own.
 export RUST_BACKTRACE=1
-exec scripts/with-keyring.sh cargo test --workspace --locked -- "$@"
+scripts/with-keyring.sh cargo test --workspace --locked -- "$@"
+# The tray app end to end: the real window through tauri-driver and
+# WebKitWebDriver, the tray over dbusmenu, notifications on the session bus.
+command -v tauri-driver >/dev/null || cargo install tauri-driver --locked
+exec scripts/test-gui.sh

@@ -42,8 +42,9 @@ fn main() {
     println!("cargo:rerun-if-changed=ui/dist");
     // Each command gets an `allow-…` permission; capabilities/default.json
     // grants exactly these to the window (docs/ipc.md).
-    tauri_build::try_build(tauri_build::Attributes::new().app_manifest(
-        tauri_build::AppManifest::new().commands(COMMANDS),
-    ))
+    tauri_build::try_build(
+        tauri_build::Attributes::new()
+            .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)),
+    )
     .expect("tauri build step");
 }

@@ -252,7 +252,8 @@ async fn no_send_as_fails_with_explanation_and_redacted_transcript() {
     assert!(from.contains(MAILBOX), "From not rewritten: {from}");
     // Rewriting moves the original From to Reply-To: proof it happened.
     assert!(
-        data.lines().any(|l| l.to_ascii_lowercase().starts_with("reply-to:")),
+        data.lines()
+            .any(|l| l.to_ascii_lowercase().starts_with("reply-to:")),
         "no Reply-To, so the message was not rewritten:\n{data}"
     );
     p.wait_all(1, "sent");

@@ -104,7 +104,9 @@ pub fn run(runtime: tokio::runtime::Runtime, config_path: PathBuf) -> i32 {
     };
     app.run(|app, event| match event {
         // The last window closed: stay in the tray. (Quit exits with a code.)
-        RunEvent::ExitRequested { code: None, api, .. } => api.prevent_exit(),
+        RunEvent::ExitRequested {
+            code: None, api, ..
+        } => api.prevent_exit(),
         RunEvent::Exit => tauri::async_runtime::block_on(app.state::<Shell>().stop()),
         _ => {}
     });

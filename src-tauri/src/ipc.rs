@@ -18,7 +18,7 @@ use crate::shell::Shell;
 type Reply = Result<Value, String>;
 
 fn id(id: &str) -> Result<MessageId, String> {
-    id.parse().map_err(|e| format!("{e}"))
+    id.parse::<MessageId>().map_err(|e| e.to_string())
 }
 
 /// Asks the engine, then lets the status pump push the change.

@@ -91,20 +91,22 @@ struct Failure {
     fix: String,
 }
 
-/// The reply's enhanced status code ("5.7.60"), else its basic code ("550").
+/// The reply's enhanced status code ("5.7.60"), else its basic code
+/// ("550"): the first word of either shape (a reply may be prefixed with
+/// the stage, "Data: 550 5.7.60 …").
 pub fn reply_code(reply: &str) -> String {
-    let mut words = reply.split_whitespace();
-    let basic = words.next().unwrap_or("").trim_end_matches('-');
-    let enhanced = words.next().unwrap_or("");
-    let is_enhanced = enhanced.split('.').count() == 3
-        && enhanced
-            .split('.')
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
-    if is_enhanced {
-        enhanced.to_string()
-    } else {
-        basic.chars().take(3).collect()
-    }
+    let digits = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit());
+    let words = || {
+        reply
+            .split([' ', '-'])
+            .map(|w| w.trim_end_matches([',', ';', ':']))
+    };
+    let enhanced = words().find(|w| {
+        let parts: Vec<_> = w.split('.').collect();
+        parts.len() == 3 && parts.iter().all(|p| digits(p)) && matches!(parts[0], "2" | "4" | "5")
+    });
+    let basic = || words().find(|w| w.len() == 3 && digits(w));
+    enhanced.or_else(basic).unwrap_or("").to_string()
 }
 
 /// The text of one notification for a burst of failures.
@@ -258,7 +260,12 @@ fn on_event<R: Runtime>(app: &AppHandle<R>, w: &mut Watch, e: Event, s: &NotifyS
             if w.attention_told.as_deref() != Some(summary.as_str()) {
                 w.attention_told = Some(summary.clone());
                 if s.sign_in {
-                    show(app, "Postern needs attention", &format!("{summary} {fix}"), None);
+                    show(
+                        app,
+                        "Postern needs attention",
+                        &format!("{summary} {fix}"),
+                        None,
+                    );
                 }
             }
         }
@@ -318,7 +325,9 @@ fn show<R: Runtime>(app: &AppHandle<R>, title: &str, body: &str, open: Option<St
             Ok(_) => {
                 let _ = (&app, open);
             }
-            Err(e) => tracing::warn!("could not show a desktop notification (is a notification service running?): {e}"),
+            Err(e) => tracing::warn!(
+                "could not show a desktop notification (is a notification service running?): {e}"
+            ),
         }
     });
 }
@@ -340,13 +349,16 @@ mod tests {
     #[test]
     fn reply_codes() {
         for (reply, code) in [
-            ("550 5.7.60 SMTP; Client does not have permissions", "5.7.60"),
+            (
+                "550 5.7.60 SMTP; Client does not have permissions",
+                "5.7.60",
+            ),
             ("554 5.2.0 STOREDRV.Submission.Exception", "5.2.0"),
             ("550 Mailbox unavailable", "550"),
             ("550-5.7.1 first line", "5.7.1"),
             ("", ""),
-            ("5.7.60", "5.7"),
-            ("550 1.2.x", "550"),
+            ("Data: 550 5.7.60 SMTP; no", "5.7.60"),
+            ("550 1.2.3", "550"),
         ] {
             assert_eq!(reply_code(reply), code, "{reply}");
         }
@@ -354,7 +366,10 @@ mod tests {
 
     #[test]
     fn one_failure_says_what_why_and_the_fix() {
-        let (_, body) = failure_text(&[f("bob@contoso.com", "The mailbox may not send as this sender")]);
+        let (_, body) = failure_text(&[f(
+            "bob@contoso.com",
+            "The mailbox may not send as this sender",
+        )]);
         assert_eq!(body, "Scan to bob@contoso.com bounced: The mailbox may not send as this sender (5.7.60). Grant Send As.");
     }
 
@@ -363,7 +378,10 @@ mod tests {
         let many: Vec<_> = (0..50).map(|_| f("a@b", "No send as")).collect();
         let (title, body) = failure_text(&many);
         assert_eq!(title, "50 messages failed");
-        assert!(body.starts_with("50 messages failed: No send as (5.7.60)."), "{body}");
+        assert!(
+            body.starts_with("50 messages failed: No send as (5.7.60)."),
+            "{body}"
+        );
         let mixed = vec![f("a@b", "One"), f("a@b", "Two")];
         assert!(failure_text(&mixed).1.contains("other reasons"));
     }
@@ -372,7 +390,8 @@ mod tests {
     fn settings_default_on_and_round_trip() {
         let s: NotifySettings = serde_json::from_str(r#"{"failed": false}"#).unwrap();
         assert!(!s.failed && s.sign_in && s.stuck);
-        let back: NotifySettings = serde_json::from_value(serde_json::to_value(s).unwrap()).unwrap();
+        let back: NotifySettings =
+            serde_json::from_value(serde_json::to_value(s).unwrap()).unwrap();
         assert_eq!(back, s);
     }
 }

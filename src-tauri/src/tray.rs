@@ -64,7 +64,9 @@ pub fn view(status: &Value) -> View {
     } else if sign_in {
         (Look::Attention, "Sign-in needed".to_string())
     } else if waiting > 0 {
-        let next = status["throttle"]["next_slot_in_secs"].as_f64().unwrap_or(0.0);
+        let next = status["throttle"]["next_slot_in_secs"]
+            .as_f64()
+            .unwrap_or(0.0);
         let when = if next >= 1.0 {
             format!("next slot in {} s", next.ceil() as u64)
         } else {
@@ -111,7 +113,14 @@ fn menu<R: Runtime>(app: &AppHandle<R>, v: &View) -> tauri::Result<Menu<R>> {
                 None::<&str>,
             )?,
             &MenuItem::with_id(app, "send-test", "Send test message…", true, None::<&str>)?,
-            &CheckMenuItem::with_id(app, "autostart", "Start at login", true, autostart, None::<&str>)?,
+            &CheckMenuItem::with_id(
+                app,
+                "autostart",
+                "Start at login",
+                true,
+                autostart,
+                None::<&str>,
+            )?,
             &PredefinedMenuItem::separator(app)?,
             &MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?,
         ],
@@ -133,7 +142,10 @@ pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<TrayIcon<R>> {
         .menu(&menu(app, &v)?)
         .on_menu_event(on_menu)
         .build(app)?;
-    *app.state::<Shown>().0.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+    *app.state::<Shown>()
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some(v);
     Ok(tray)
 }
 
@@ -143,7 +155,12 @@ pub fn update<R: Runtime>(app: &AppHandle<R>, status: &Value) {
         return;
     };
     let v = view(status);
-    let mut shown = app.state::<Shown>().0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut shown = app
+        .state::<Shown>()
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let result = (|| -> tauri::Result<()> {
         if shown.as_ref().map(|s| s.look) != Some(v.look) {
             tray.set_icon(Some(v.look.icon()))?;
@@ -160,7 +177,10 @@ pub fn update<R: Runtime>(app: &AppHandle<R>, status: &Value) {
         tracing::warn!("could not update the tray icon: {e}");
     }
     shown = Some(v);
-    *app.state::<Shown>().0.lock().unwrap_or_else(|e| e.into_inner()) = shown;
+    *app.state::<Shown>()
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = shown;
 }
 
 fn on_menu<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
@@ -225,7 +245,10 @@ pub fn open_window<R: Runtime>(app: &AppHandle<R>, then: Option<(&'static str, V
         }
         return;
     }
-    *app.state::<Pending>().0.lock().unwrap_or_else(|e| e.into_inner()) = then;
+    *app.state::<Pending>()
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = then;
     let built = WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::App("index.html".into()))
         .title("Postern")
         .inner_size(1000.0, 680.0)
@@ -252,12 +275,25 @@ mod tests {
         let s = |v: Value| view(&v);
         assert_eq!(s(json!({})).look, Look::Ok);
         assert_eq!(s(json!({})).tooltip, "All sent — nothing waiting");
-        let busy = s(json!({"queue": {"queued": 10, "deferred": 2}, "throttle": {"next_slot_in_secs": 13.2}}));
-        assert_eq!((busy.look, busy.tooltip.as_str()), (Look::Sending, "12 queued — next slot in 14 s"));
+        let busy = s(
+            json!({"queue": {"queued": 10, "deferred": 2}, "throttle": {"next_slot_in_secs": 13.2}}),
+        );
+        assert_eq!(
+            (busy.look, busy.tooltip.as_str()),
+            (Look::Sending, "12 queued — next slot in 14 s")
+        );
         let p = s(json!({"paused": true, "queue": {"queued": 3}}));
         assert_eq!((p.look, p.paused), (Look::Paused, true));
-        let a = s(json!({"attention": {"summary": "Sign-in expired.\nmore"}, "account": {"state": "sign-in-needed"}}));
-        assert_eq!((a.look, a.tooltip.as_str(), a.sign_in), (Look::Attention, "Needs attention: Sign-in expired.", true));
-        assert_eq!(s(json!({"queue": {"failed": 2}})).tooltip, "Nothing waiting — 2 failed");
+        let a = s(
+            json!({"attention": {"summary": "Sign-in expired.\nmore"}, "account": {"state": "sign-in-needed"}}),
+        );
+        assert_eq!(
+            (a.look, a.tooltip.as_str(), a.sign_in),
+            (Look::Attention, "Needs attention: Sign-in expired.", true)
+        );
+        assert_eq!(
+            s(json!({"queue": {"failed": 2}})).tooltip,
+            "Nothing waiting — 2 failed"
+        );
     }
 }

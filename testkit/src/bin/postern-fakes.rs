@@ -6,6 +6,11 @@
 //! (`{"mail_from":..,"rcpt_to":[..],"bytes":N,"sha256":"hex"}`), and runs
 //! until killed (or Ctrl-C).
 //!
+//! Faults: each line on standard input `fault STAGE REPLY` (STAGE one of
+//! `mail-from`, `rcpt-to`, `data-end`) makes the next transaction get REPLY
+//! at that stage, e.g. `fault data-end 550 5.7.60 SMTP; Client does not
+//! have permissions to send as this sender`.
+//!
 //! Accounts: password `scanner@contoso.com` / `secret`; OAuth client
 //! `postern-test` with secret `test-secret`, for `scanner@contoso.com`.
 
@@ -14,10 +19,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use postern_testkit::{
-    ClientRegistration, FakeExchange, FakeExchangeOptions, FakeIdentity, IdentityOptions,
+    ClientRegistration, FakeExchange, FakeExchangeOptions, FakeIdentity, Fault, IdentityOptions,
+    Stage,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use tokio::io::AsyncBufReadExt;
 
 const USER: &str = "scanner@contoso.com";
 
@@ -93,8 +100,36 @@ async fn main() {
             seen = messages.len();
         }
     };
+    let faults = async {
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            match parse_fault(&line) {
+                Some(f) => exchange.push_fault(f),
+                None => eprintln!("postern-fakes: not understood: {line}"),
+            }
+        }
+        // Standard input closed (or /dev/null): keep relaying.
+        std::future::pending::<()>().await
+    };
     tokio::select! {
         () = relay => {}
+        () = faults => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+/// `fault STAGE REPLY` → a reply fault.
+fn parse_fault(line: &str) -> Option<Fault> {
+    let rest = line.trim().strip_prefix("fault ")?;
+    let (stage, reply) = rest.split_once(' ')?;
+    let stage = match stage {
+        "mail-from" => Stage::MailFrom,
+        "rcpt-to" => Stage::RcptTo,
+        "data-end" => Stage::DataEnd,
+        _ => return None,
+    };
+    Some(Fault::Reply {
+        stage,
+        reply: reply.to_string(),
+    })
 }
