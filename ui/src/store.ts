@@ -16,12 +16,15 @@ export class Store {
   queueError: string | null = null;
   private subs = new Set<Listener>();
   private tickSubs = new Set<Listener>();
+  private eventSubs = new Set<(e: EngineEvent) => void>();
   private fetching: Promise<void> | null = null;
   private again = false;
 
   subscribe(f: Listener): () => void { this.subs.add(f); return () => this.subs.delete(f); }
   /** Called every second (local clock only) for countdowns. */
   onTick(f: Listener): () => void { this.tickSubs.add(f); return () => this.tickSubs.delete(f); }
+  /** Called with every engine event (after the queue was patched). */
+  onEvent(f: (e: EngineEvent) => void): () => void { this.eventSubs.add(f); return () => this.eventSubs.delete(f); }
   private changed() { for (const f of this.subs) f(); }
 
   setStatus(st: Status) { this.status = st; this.statusAt = Date.now(); this.changed(); }
@@ -44,6 +47,7 @@ export class Store {
   handleEvent(e: EngineEvent) {
     this.queue = applyEvent(this.queue, e, Date.now());
     this.changed();
+    for (const f of this.eventSubs) f(e);
     if (touchesQueue(e)) void this.refreshQueue();
   }
 

@@ -63,6 +63,8 @@ export function throttlingPage(store: Store): PageView {
   }
 
   store.subscribe(render);
+  // A sent message changes the hour's bar: re-read the history (only then, never on a timer).
+  store.onEvent((e) => { if (e.event === "sent" && !el.hidden) void loadHistory(); });
   store.onTick(() => { if (!el.hidden) render(); });
   render();
   return { el, shown: () => { render(); void loadHistory(); } };
