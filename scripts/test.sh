@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# The web UI the app embeds (ui/dist); without npm, build.rs puts a placeholder.
+if [ -f ui/package.json ] && command -v npm >/dev/null; then
+  npm --prefix ui ci --no-audit --no-fund >/dev/null && npm --prefix ui run build >/dev/null
+fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --all-targets --locked
