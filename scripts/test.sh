@@ -6,10 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# The web UI the app embeds (ui/dist); without npm, build.rs puts a placeholder.
+if [ -f ui/package.json ] && command -v npm >/dev/null; then
+  npm --prefix ui ci --no-audit --no-fund >/dev/null && npm --prefix ui run build >/dev/null
+fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --all-targets --locked
 # The end-to-end tests use the real OS keychain: gnome-keyring in a private
 # D-Bus session, with a private HOME so nothing touches the user's own.
 export RUST_BACKTRACE=1
-exec scripts/with-keyring.sh cargo test --workspace --locked -- "$@"
+scripts/with-keyring.sh cargo test --workspace --locked -- "$@"
+# The tray app end to end: the real window through tauri-driver and
+# WebKitWebDriver, the tray over dbusmenu, notifications on the session bus.
+command -v tauri-driver >/dev/null || cargo install tauri-driver --locked
+exec scripts/test-gui.sh

@@ -119,8 +119,7 @@ pub fn main() -> i32 {
         .expect("tokio runtime");
     let config_path = postern_engine::config::config_path(cli.config.as_deref());
     let Some(command) = cli.command else {
-        eprintln!("The tray app is not built yet; run `postern serve` for the relay, or `postern --help`.");
-        return 2;
+        return crate::app::run(runtime, config_path);
     };
     runtime.block_on(commands::run(command, config_path))
 }

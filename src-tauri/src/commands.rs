@@ -112,7 +112,7 @@ async fn serve(config: Config, config_path: &Path) -> i32 {
     0
 }
 
-fn init_logging() {
+pub(crate) fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("POSTERN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
@@ -427,7 +427,7 @@ async fn account(cmd: AccountCommand, config: &Config) -> i32 {
     }
 }
 
-fn account_keys(config: &Config) -> Vec<SecretKey> {
+pub(crate) fn account_keys(config: &Config) -> Vec<SecretKey> {
     let mut keys = vec![SecretKey::MailboxPassword {
         mailbox: config.upstream.mailbox.clone(),
     }];

@@ -70,7 +70,7 @@ pub async fn run(config: &Config, store: &SecretStore, device_code: bool, no_bro
     }
 }
 
-fn open_in_browser(url: &str) -> std::io::Result<()> {
+pub(crate) fn open_in_browser(url: &str) -> std::io::Result<()> {
     #[cfg(target_os = "windows")]
     let mut cmd = {
         let mut c = std::process::Command::new("rundll32");

@@ -69,6 +69,25 @@ pub async fn run(config: &Config, to: &str, from: Option<String>, wait: bool) ->
     follow(config, &id).await
 }
 
+/// For the tray app: hands a test message from `upstream.mailbox` to `to`
+/// to the engine's listener (as `listening`), returns its queue id.
+pub(crate) async fn queue_test(
+    config: &Config,
+    listening: &[SocketAddr],
+    to: &str,
+) -> Result<MessageId, String> {
+    let from = &config.upstream.mailbox;
+    if from.is_empty() {
+        return Err("Set upstream.mailbox first: the test message is sent from it.".into());
+    }
+    let addr = target(config, listening)
+        .ok_or("Postern does not listen on a plain SMTP address (listener.listen).")?;
+    let subject = format!("Postern test message {}", rfc3339_now());
+    submit(addr, from, to, &message(from, to, &subject))
+        .await
+        .map_err(|e| format!("The test message was not accepted at {addr}: {e}"))
+}
+
 /// The plain listen address to connect to: the configured first one as
 /// the running engine reports it (its real port when the config said 0),
 /// with a wildcard turned into loopback.

@@ -11,6 +11,11 @@
 //! "quota_replies":N}`: when it was accepted, and the fake's counters when
 //! the line was written), and runs until killed (or Ctrl-C).
 //!
+//! Faults: each line on standard input `fault STAGE REPLY` (STAGE one of
+//! `mail-from`, `rcpt-to`, `data-end`) makes the next transaction get REPLY
+//! at that stage, e.g. `fault data-end 550 5.7.60 SMTP; Client does not
+//! have permissions to send as this sender`.
+//!
 //! Accounts: password `scanner@contoso.com` / `secret`; OAuth client
 //! `postern-test` with secret `test-secret`, for `scanner@contoso.com`.
 
@@ -19,10 +24,12 @@ use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
 use postern_testkit::{
-    ClientRegistration, FakeExchange, FakeExchangeOptions, FakeIdentity, IdentityOptions,
+    ClientRegistration, FakeExchange, FakeExchangeOptions, FakeIdentity, Fault, IdentityOptions,
+    Stage,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use tokio::io::AsyncBufReadExt;
 
 const USER: &str = "scanner@contoso.com";
 
@@ -146,8 +153,36 @@ async fn main() {
             seen = messages.len();
         }
     };
+    let faults = async {
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            match parse_fault(&line) {
+                Some(f) => exchange.push_fault(f),
+                None => eprintln!("postern-fakes: not understood: {line}"),
+            }
+        }
+        // Standard input closed (or /dev/null): keep relaying.
+        std::future::pending::<()>().await
+    };
     tokio::select! {
         () = relay => {}
+        () = faults => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+/// `fault STAGE REPLY` → a reply fault.
+fn parse_fault(line: &str) -> Option<Fault> {
+    let rest = line.trim().strip_prefix("fault ")?;
+    let (stage, reply) = rest.split_once(' ')?;
+    let stage = match stage {
+        "mail-from" => Stage::MailFrom,
+        "rcpt-to" => Stage::RcptTo,
+        "data-end" => Stage::DataEnd,
+        _ => return None,
+    };
+    Some(Fault::Reply {
+        stage,
+        reply: reply.to_string(),
+    })
 }

@@ -1,0 +1,243 @@
+//! The commands of docs/ipc.md: thin adapters from the webview to the
+//! engine's control surface (`Controller::handle`, the same one the CLI
+//! uses) and to the shell's settings, logs and notifications. Each rejects
+//! with a plain-language string. Nothing here hands out a token or secret.
+
+use postern_engine::auth::TokenSource;
+use postern_engine::control::Request;
+use postern_engine::secrets::SecretStore;
+use postern_engine::spool::MessageId;
+use serde_json::{json, Value};
+use tauri::{AppHandle, Runtime, State};
+
+use crate::logs::LogLine;
+use crate::notify::NotifySettings;
+use crate::settings;
+use crate::shell::Shell;
+
+type Reply = Result<Value, String>;
+
+fn id(id: &str) -> Result<MessageId, String> {
+    id.parse::<MessageId>().map_err(|e| e.to_string())
+}
+
+/// Asks the engine, then lets the status pump push the change.
+async fn act(shell: &Shell, req: Request) -> Reply {
+    let r = shell.ask(req).await;
+    let _ = shell.nudge.send(());
+    r
+}
+
+#[tauri::command]
+pub async fn get_status(shell: State<'_, Shell>) -> Reply {
+    Ok(shell.status().await)
+}
+
+#[tauri::command]
+pub async fn get_queue(shell: State<'_, Shell>) -> Reply {
+    shell.ask(Request::Queue).await
+}
+
+#[tauri::command]
+pub async fn get_message(shell: State<'_, Shell>, id: String) -> Reply {
+    shell.ask(Request::Show { id: self::id(&id)? }).await
+}
+
+#[tauri::command]
+pub async fn retry(shell: State<'_, Shell>, id: String) -> Reply {
+    act(&shell, Request::Retry { id: self::id(&id)? }).await
+}
+
+#[tauri::command]
+pub async fn retry_all(shell: State<'_, Shell>) -> Reply {
+    act(&shell, Request::RetryAll).await
+}
+
+#[tauri::command]
+pub async fn delete_message(shell: State<'_, Shell>, id: String) -> Reply {
+    act(&shell, Request::Delete { id: self::id(&id)? }).await
+}
+
+#[tauri::command]
+pub async fn resend_rewritten(shell: State<'_, Shell>, id: String) -> Reply {
+    act(&shell, Request::ResendRewritten { id: self::id(&id)? }).await
+}
+
+#[tauri::command]
+pub async fn set_paused(shell: State<'_, Shell>, paused: bool) -> Reply {
+    act(
+        &shell,
+        if paused {
+            Request::Pause
+        } else {
+            Request::Resume
+        },
+    )
+    .await
+}
+
+#[tauri::command]
+pub async fn get_throttle_history(shell: State<'_, Shell>) -> Reply {
+    shell.ask(Request::ThrottleHistory).await
+}
+
+#[tauri::command]
+pub async fn get_account(shell: State<'_, Shell>) -> Reply {
+    let config = shell.config.read().await.clone();
+    let state = match shell.ask(Request::Status).await {
+        Ok(v) => v["account"].clone(),
+        Err(_) => json!(
+            TokenSource::new(&config, SecretStore::new())
+                .check_stored()
+                .await
+        ),
+    };
+    Ok(json!({
+        "mailbox": config.upstream.mailbox,
+        "auth": config.upstream.auth,
+        "flow": config.oauth.flow,
+        "client_id": config.oauth.client_id,
+        "tenant": config.oauth.tenant,
+        "account": state,
+    }))
+}
+
+#[tauri::command]
+pub async fn sign_in<R: Runtime>(app: AppHandle<R>, device_code: bool) -> Reply {
+    crate::signin::start(app, device_code).await
+}
+
+#[tauri::command]
+pub async fn sign_out(shell: State<'_, Shell>) -> Reply {
+    let config = shell.config.read().await.clone();
+    let store = SecretStore::new();
+    for key in crate::commands::account_keys(&config) {
+        store.delete(&key).map_err(|e| e.to_string())?;
+    }
+    let _ = act(&shell, Request::Recheck).await;
+    Ok(json!({}))
+}
+
+#[tauri::command]
+pub async fn get_settings(shell: State<'_, Shell>) -> Reply {
+    let config = shell.config.read().await;
+    Ok(json!({
+        "path": shell.config_path,
+        "config": settings::to_json(&config),
+    }))
+}
+
+#[tauri::command]
+pub async fn validate_settings(shell: State<'_, Shell>, config: Value) -> Reply {
+    Ok(match settings::check(&config, &shell.config_path) {
+        Ok(_) => json!({ "ok": true, "errors": [] }),
+        Err(errors) => json!({ "ok": false, "errors": errors }),
+    })
+}
+
+#[tauri::command]
+pub async fn save_settings<R: Runtime>(
+    app: AppHandle<R>,
+    shell: State<'_, Shell>,
+    config: Value,
+) -> Reply {
+    let (parsed, text) = match settings::check(&config, &shell.config_path) {
+        Ok(ok) => ok,
+        Err(errors) => return Ok(json!({ "ok": false, "errors": errors, "restarted": false })),
+    };
+    settings::write(&shell.config_path, &text)?;
+    let changed = *shell.config.read().await != parsed;
+    let stopped = shell.running.lock().await.is_none();
+    let restarted = changed || stopped;
+    if restarted {
+        *shell.config.write().await = parsed;
+        tracing::info!("settings saved; restarting the relay with them");
+        crate::app::start_engine(&app).await?;
+    }
+    Ok(json!({ "ok": true, "errors": [], "restarted": restarted }))
+}
+
+#[tauri::command]
+pub async fn run_diagnostics(shell: State<'_, Shell>) -> Reply {
+    let config = shell.config.read().await.clone();
+    let checks = postern_engine::diagnose::run(&config, &shell.config_path).await;
+    Ok(json!(checks))
+}
+
+#[tauri::command]
+pub fn get_logs(shell: State<'_, Shell>, since: Option<u64>) -> Vec<LogLine> {
+    shell.logs.since(since.unwrap_or(0))
+}
+
+#[tauri::command]
+pub async fn send_test(shell: State<'_, Shell>, to: String) -> Reply {
+    let config = shell.config.read().await.clone();
+    let listening = shell.listening().await;
+    if listening.is_empty() {
+        return Err(shell.controller().await.err().unwrap_or_default());
+    }
+    let id = crate::send_test::queue_test(&config, &listening, &to).await?;
+    Ok(json!({ "id": id }))
+}
+
+#[tauri::command]
+pub fn get_notification_settings(shell: State<'_, Shell>) -> NotifySettings {
+    *shell.notify.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes the object `get_notification_settings` returns (its own keys,
+/// not camelCase); a kind left out keeps its current setting.
+#[tauri::command(rename_all = "snake_case")]
+pub fn set_notification_settings(
+    shell: State<'_, Shell>,
+    failed: Option<bool>,
+    sign_in: Option<bool>,
+    unreachable: Option<bool>,
+    budget: Option<bool>,
+    stuck: Option<bool>,
+) -> Result<NotifySettings, String> {
+    let mut s = *shell.notify.lock().unwrap_or_else(|e| e.into_inner());
+    for (slot, value) in [
+        (&mut s.failed, failed),
+        (&mut s.sign_in, sign_in),
+        (&mut s.unreachable, unreachable),
+        (&mut s.budget, budget),
+        (&mut s.stuck, stuck),
+    ] {
+        if let Some(v) = value {
+            *slot = v;
+        }
+    }
+    s.save()?;
+    *shell.notify.lock().unwrap_or_else(|e| e.into_inner()) = s;
+    Ok(s)
+}
+
+/// Every command, for the builder (and the capability's allow list).
+#[macro_export]
+macro_rules! postern_commands {
+    () => {
+        tauri::generate_handler![
+            $crate::ipc::get_status,
+            $crate::ipc::get_queue,
+            $crate::ipc::get_message,
+            $crate::ipc::retry,
+            $crate::ipc::retry_all,
+            $crate::ipc::delete_message,
+            $crate::ipc::resend_rewritten,
+            $crate::ipc::set_paused,
+            $crate::ipc::get_throttle_history,
+            $crate::ipc::get_account,
+            $crate::ipc::sign_in,
+            $crate::ipc::sign_out,
+            $crate::ipc::get_settings,
+            $crate::ipc::validate_settings,
+            $crate::ipc::save_settings,
+            $crate::ipc::run_diagnostics,
+            $crate::ipc::get_logs,
+            $crate::ipc::send_test,
+            $crate::ipc::get_notification_settings,
+            $crate::ipc::set_notification_settings,
+        ]
+    };
+}

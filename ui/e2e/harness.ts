@@ -1,0 +1,62 @@
+//! Stands in for the Tauri shell in e2e tests and screenshots: mocks the IPC
+//! with `@tauri-apps/api/mocks` (event mocking on), serves fixtures, records
+//! every command, and lets the test emit events (`window.__mock.emit`).
+//! Loaded before the built app by e2e/server.mjs; never part of ui/dist.
+
+import { mockIPC, mockWindows } from "@tauri-apps/api/mocks";
+import { emit } from "@tauri-apps/api/event";
+import { fixtures } from "./fixtures";
+import { validateConfig } from "../src/validate";
+import type { Config } from "../src/types";
+
+const params = new URLSearchParams(location.search);
+const data = fixtures(Date.now());
+if (params.get("scenario") === "attention") {
+  data.status.attention = { summary: "Microsoft says SMTP AUTH is turned off for the tenant; 3 messages are held.", fix: "Run Set-CASMailbox -Identity scanner@contoso.com -SmtpClientAuthenticationDisabled $false, then Retry.", cause: "5.7.139" };
+  data.status.queue.held = 3;
+}
+if (params.get("scenario") === "empty") { data.queue = []; }
+const calls: { cmd: string; args: unknown }[] = [];
+
+mockWindows("main");
+mockIPC((cmd, args) => {
+  calls.push({ cmd, args });
+  const a = (args ?? {}) as Record<string, any>;
+  switch (cmd) {
+    case "get_status": return structuredClone(data.status);
+    case "get_queue": return structuredClone(data.queue);
+    case "get_message": {
+      const m = data.queue.find((x) => x.id === a.id);
+      if (!m) throw "No such message";
+      return { ...structuredClone(m), transcript: data.transcript(m) };
+    }
+    case "retry": case "resend_rewritten": return { retried: 1 };
+    case "retry_all": return { retried: 3 };
+    case "delete_message": data.queue = data.queue.filter((m) => m.id !== a.id); return { deleted: a.id };
+    case "set_paused": data.status.paused = a.paused; void emit("status-changed", data.status); return { paused: a.paused };
+    case "get_throttle_history": return data.history;
+    case "get_account": return data.account;
+    case "sign_in": return a.deviceCode
+      ? { kind: "device", verification_uri: "https://microsoft.com/devicelogin", user_code: "FQK7-XW2P", message: "To sign in, use a web browser to open https://microsoft.com/devicelogin and enter the code FQK7-XW2P." }
+      : { kind: "browser", url: "https://login.microsoftonline.com/contoso.com/oauth2/v2.0/authorize?client_id=7f3c…&code_challenge=…" };
+    case "sign_out": return {};
+    case "get_settings": return { path: "/home/office/.config/postern/postern.toml", config: structuredClone(data.config) };
+    case "validate_settings": case "save_settings": {
+      const errors = validateConfig(a.config as Config);
+      if (cmd === "save_settings" && !errors.length) data.config = structuredClone(a.config);
+      return { ok: errors.length === 0, errors, restarted: cmd === "save_settings" && errors.length === 0 };
+    }
+    case "run_diagnostics": return data.checks;
+    case "get_logs": return data.logs.filter((l) => a.since == null || l.seq > a.since);
+    case "send_test": return { id: "01JH9TEST00" };
+    case "get_notification_settings": return data.notifications;
+    case "set_notification_settings": data.notifications = a as any; return a;
+    default: throw `unknown command ${cmd}`;
+  }
+}, { shouldMockEvents: true });
+
+declare global { interface Window { __mock: unknown } }
+window.__mock = {
+  calls, data,
+  emit: (event: string, payload: unknown) => emit(event, payload),
+};

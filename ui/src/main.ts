@@ -1,0 +1,69 @@
+//! The app shell: left navigation, the status strip, and the six pages.
+//! Pages are built once and shown/hidden; the store feeds them from events.
+
+import "./styles.css";
+import { h } from "./dom";
+import { on } from "./ipc";
+import { accountPage } from "./pages/account";
+import { diagnosticsPage } from "./pages/diagnostics";
+import { logsPage } from "./pages/logs";
+import type { PageView } from "./pages/page";
+import { queuePage } from "./pages/queue";
+import { settingsPage } from "./pages/settings";
+import { throttlingPage } from "./pages/throttling";
+import { statusStrip } from "./statusbar";
+import { Store } from "./store";
+import { PAGES, type Page } from "./types";
+
+const TITLES: Record<Page, string> = { queue: "Queue", throttling: "Throttling", account: "Account", settings: "Settings", diagnostics: "Diagnostics", logs: "Logs" };
+
+export async function start(root: HTMLElement) {
+  const store = new Store();
+  const queue = queuePage(store);
+  const views: Record<Page, PageView> = {
+    queue, throttling: throttlingPage(store), account: accountPage(), settings: settingsPage(), diagnostics: diagnosticsPage(), logs: logsPage(),
+  };
+  let current: Page = "queue";
+  const navButtons = new Map<Page, HTMLButtonElement>();
+  const title = h("h1", { class: "page-title", id: "page-title" });
+  const nav = h("nav", { class: "nav", "aria-label": "Pages" },
+    h("div", { class: "brand" }, h("span", { class: "brand-mark", "aria-hidden": "true" }), "Postern"),
+    h("ul", {}, PAGES.map((p, i) => {
+      const b = h("button", { class: "nav-item", "data-page": p, "aria-keyshortcuts": `Control+${i + 1}`, onclick: () => go(p) }, h("span", { class: `nav-icon icon-${p}`, "aria-hidden": "true" }), TITLES[p]);
+      navButtons.set(p, b);
+      return h("li", {}, b);
+    })));
+  nav.addEventListener("keydown", (e) => {
+    const i = PAGES.indexOf((document.activeElement as HTMLElement)?.dataset?.page as Page);
+    if (i < 0) return;
+    const j = e.key === "ArrowDown" ? (i + 1) % PAGES.length : e.key === "ArrowUp" ? (i + PAGES.length - 1) % PAGES.length : -1;
+    if (j >= 0) { e.preventDefault(); go(PAGES[j]); navButtons.get(PAGES[j])!.focus(); }
+  });
+  const main = h("main", { class: "content", id: "content" }, title, Object.entries(views).map(([p, v]) => { v.el.hidden = true; v.el.id = `page-${p}`; return v.el; }));
+  root.append(h("a", { class: "skip", href: "#content" }, "Skip to content"), nav, h("div", { class: "body" }, statusStrip(store), main));
+
+  function go(p: Page) {
+    if (!PAGES.includes(p)) return;
+    current = p;
+    for (const [k, v] of Object.entries(views)) v.el.hidden = k !== p;
+    for (const [k, b] of navButtons) { if (k === p) b.setAttribute("aria-current", "page"); else b.removeAttribute("aria-current"); }
+    title.textContent = TITLES[p];
+    document.title = `Postern — ${TITLES[p]}`;
+    if (location.hash !== `#${p}`) history.replaceState(null, "", `#${p}`);
+    views[p].shown?.();
+  }
+
+  document.addEventListener("keydown", (e) => {
+    if (e.ctrlKey && !e.altKey && !e.shiftKey && /^[1-6]$/.test(e.key)) { e.preventDefault(); go(PAGES[Number(e.key) - 1]); navButtons.get(current)!.focus(); }
+  });
+  window.addEventListener("hashchange", () => go(location.hash.slice(1) as Page));
+
+  go((PAGES as string[]).includes(location.hash.slice(1)) ? (location.hash.slice(1) as Page) : "queue");
+  await Promise.all([
+    on("navigate", (e) => go(e.page)),
+    on("open-message", (e) => { go("queue"); queue.select(e.id); }),
+  ]);
+  await store.start();
+}
+
+void start(document.getElementById("app")!);

@@ -1,0 +1,70 @@
+//! Account page: which mailbox Postern sends as, the sign-in flow and state,
+//! when the access token expires (never the token itself), and Sign in
+//! (browser or device code) / Sign out. Completion arrives as `signin-finished`.
+
+import { clear, h } from "../dom";
+import { formatRelative } from "../format";
+import { api, errorText, on } from "../ipc";
+import type { Account, SignIn } from "../types";
+import type { PageView } from "./page";
+
+const STATE_TEXT: Record<string, [string, string]> = {
+  "signed-in": ["ok", "Signed in"],
+  ready: ["ok", "Ready (app sign-in with the stored secret)"],
+  "sign-in-needed": ["bad", "Sign-in needed"],
+  "not-configured": ["warn", "Not configured"],
+};
+
+export function accountPage(): PageView {
+  let acct: Account | null = null;
+  let error = "";
+  let pending: SignIn | null = null;
+  let result: { ok: boolean; message: string } | null = null;
+  const body = h("div", { class: "panel" });
+  const flowBox = h("div", { id: "signin-flow", "aria-live": "polite" });
+  const el = h("div", { class: "page page-account" }, body, flowBox);
+
+  async function load() {
+    try { acct = await api.getAccount(); error = ""; } catch (e) { error = errorText(e); }
+    render();
+  }
+
+  async function signIn(device: boolean) {
+    result = null;
+    try { pending = await api.signIn(device); } catch (e) { result = { ok: false, message: errorText(e) }; pending = null; }
+    render();
+  }
+
+  function render() {
+    if (error) { clear(body, h("p", { class: "banner banner-bad" }, `Could not read the account: ${error}`)); return; }
+    if (!acct) { clear(body, h("p", { class: "empty" }, "Loading…")); return; }
+    const a = acct.account;
+    const [tone, label] = STATE_TEXT[a.state] ?? ["warn", a.state];
+    const exp = a.access_token_expires_at;
+    const interactive = acct.flow !== "client-credentials" && acct.auth === "oauth";
+    clear(body,
+      h("dl", { class: "facts wide" },
+        h("dt", {}, "Mailbox"), h("dd", {}, acct.mailbox || h("span", { class: "muted" }, "not set (Settings → Upstream)")),
+        h("dt", {}, "Sign-in"), h("dd", {}, acct.auth === "oauth" ? `OAuth, ${acct.flow}` : acct.auth),
+        h("dt", {}, "Tenant"), h("dd", {}, acct.tenant || "—"),
+        h("dt", {}, "App (client) id"), h("dd", { class: "mono" }, acct.client_id || "—"),
+        h("dt", {}, "State"), h("dd", {}, h("span", { class: `pill pill-${tone}`, id: "account-state" }, label), a.reason ? h("p", { class: "muted" }, a.reason) : null),
+        h("dt", {}, "Access token"), h("dd", {}, exp ? `${exp > Date.now() ? "expires" : "expired"} ${formatRelative(exp, Date.now())} (renewed automatically 5 minutes before)` : "none held")),
+      h("div", { class: "actions" },
+        interactive ? h("button", { class: "btn primary", id: "signin-browser", onclick: () => signIn(false) }, "Sign in with the browser") : null,
+        interactive ? h("button", { class: "btn", id: "signin-device", onclick: () => signIn(true) }, "Sign in with a code on another device") : null,
+        h("button", { class: "btn danger", id: "signout", disabled: a.state !== "signed-in" && a.state !== "ready", onclick: async () => { try { await api.signOut(); } catch (e) { result = { ok: false, message: errorText(e) }; } await load(); } }, "Sign out")),
+      !interactive && acct.auth === "oauth" ? h("p", { class: "muted" }, "The client-credentials flow signs in as the app itself with the secret stored by `postern account set-secret`; nobody signs in here.") : null);
+    clear(flowBox,
+      pending?.kind === "browser" ? h("div", { class: "panel" }, h("h3", {}, "Finish signing in in your browser"), h("p", {}, "A browser window was opened. If it did not appear, open this address:"), h("p", { class: "mono selectable" }, pending.url), h("p", { class: "muted" }, "Waiting for Microsoft…")) : null,
+      pending?.kind === "device" ? h("div", { class: "panel device-code" }, h("h3", {}, "Sign in on another device"),
+        h("p", {}, "On any phone or computer, open ", h("strong", { class: "mono selectable" }, pending.verification_uri), " and enter this code:"),
+        h("p", { class: "code selectable", id: "device-code" }, pending.user_code),
+        h("p", { class: "muted" }, pending.message), h("p", { class: "muted" }, "Waiting for Microsoft…")) : null,
+      result ? h("p", { class: `banner banner-${result.ok ? "ok" : "bad"}`, role: "status" }, result.message) : null);
+  }
+
+  void on("signin-finished", (r) => { result = r; pending = null; void load(); });
+  render();
+  return { el, shown: () => void load() };
+}

@@ -1,0 +1,181 @@
+//! Settings page: a form over the config file's keys. Each value is checked
+//! as you type with the client-side mirror of the config rules (validate.ts)
+//! and by the engine (`validate_settings`); a bad value is explained right
+//! under its field. Save → `save_settings` (written to the same TOML file).
+
+import { clear, h } from "../dom";
+import { api, errorText } from "../ipc";
+import type { Config, FieldError, NotificationSettings } from "../types";
+import { validateConfig } from "../validate";
+import type { PageView } from "./page";
+
+type Kind = "text" | "list" | "number" | "bool" | "select";
+interface Field { key: string; label: string; kind: Kind; help?: string; options?: string[]; placeholder?: string }
+interface Group { title: string; fields: Field[] }
+
+const GROUPS: Group[] = [
+  { title: "Devices (listener)", fields: [
+    { key: "listener.listen", label: "Listen on", kind: "list", help: "One IP:port per line; 0.0.0.0:2525 means every network interface.", placeholder: "127.0.0.1:2525" },
+    { key: "listener.allow", label: "Allowed networks", kind: "list", help: "One network per line (CIDR), e.g. 192.168.1.0/24. These may relay without a password.", placeholder: "192.168.1.0/24" },
+    { key: "listener.require_auth", label: "Every device must log in (AUTH), even from allowed networks", kind: "bool" },
+    { key: "listener.users", label: "Device users", kind: "list", help: "One name per line; set each password with `postern account set-secret --device NAME`." },
+    { key: "listener.tls_cert", label: "TLS certificate (PEM file)", kind: "text", help: "Leave both empty to use a generated self-signed certificate.", placeholder: "generated" },
+    { key: "listener.tls_key", label: "TLS private key (PEM file)", kind: "text", placeholder: "generated" },
+  ] },
+  { title: "Microsoft 365 (upstream)", fields: [
+    { key: "upstream.mode", label: "Mode", kind: "select", options: ["submission", "relay", "direct-send"], help: "submission: sign in to smtp.office365.com:587. relay / direct-send: the tenant's MX on port 25." },
+    { key: "upstream.mailbox", label: "Mailbox", kind: "text", placeholder: "scanner@contoso.com", help: "The mailbox Postern signs in as and sends from." },
+    { key: "upstream.host", label: "Host", kind: "text", placeholder: "mode default" },
+    { key: "upstream.port", label: "Port", kind: "number", placeholder: "mode default" },
+    { key: "upstream.domain", label: "Domain (relay / Direct Send)", kind: "text", placeholder: "the mailbox's domain" },
+    { key: "upstream.auth", label: "Authentication", kind: "select", options: ["oauth", "password", "none"] },
+    { key: "upstream.rewrite_sender", label: "Send as the mailbox (rewrite the sender; the original From moves to Reply-To)", kind: "bool" },
+  ] },
+  { title: "Sign-in (OAuth)", fields: [
+    { key: "oauth.tenant", label: "Tenant", kind: "text", placeholder: "contoso.com", help: "Your domain or tenant id, or \"organizations\"." },
+    { key: "oauth.client_id", label: "App (client) id", kind: "text", placeholder: "00000000-1111-2222-3333-444444444444" },
+    { key: "oauth.flow", label: "Flow", kind: "select", options: ["interactive", "device-code", "client-credentials"] },
+    { key: "oauth.authority", label: "Authority", kind: "text", placeholder: "https://login.microsoftonline.com" },
+  ] },
+  { title: "Limits", fields: [
+    { key: "limits.messages_per_minute", label: "Messages per minute", kind: "number", help: "Microsoft's per-mailbox limit is 30." },
+    { key: "limits.recipients_per_day", label: "Recipients per 24 hours", kind: "number", help: "Microsoft's per-mailbox limit is 10,000." },
+    { key: "limits.max_connections", label: "Connections to Microsoft", kind: "number", help: "Microsoft allows 3." },
+  ] },
+];
+
+const NOTIFY: [keyof NotificationSettings, string][] = [
+  ["failed", "A message failed"], ["sign_in", "Sign-in needed"], ["unreachable", "Microsoft cannot be reached"],
+  ["budget", "The daily recipient budget runs low"], ["stuck", "Mail is stuck in the queue"],
+];
+
+export const fieldId = (key: string) => `f-${key.replace(/\./g, "-")}`;
+
+function get(c: Config, key: string): unknown { const [s, k] = key.split("."); return c[s]?.[k]; }
+function set(c: Config, key: string, v: unknown) { const [s, k] = key.split("."); (c[s] ??= {})[k] = v; }
+
+export function settingsPage(): PageView {
+  let config: Config = {};
+  let path = "";
+  let notify: NotificationSettings | null = null;
+  let local: FieldError[] = [];
+  let remote: FieldError[] = [];
+  let loaded = false;
+  let timer = 0;
+  let seq = 0;
+  const errorEls = new Map<string, HTMLElement>();
+  const inputs = new Map<string, HTMLElement>();
+  const form = h("form", { class: "settings", id: "settings-form", novalidate: true });
+  const status = h("p", { class: "save-status", role: "status", id: "save-status" });
+  const saveBtn = h("button", { class: "btn primary", type: "submit", form: "settings-form", id: "save-settings" }, "Save");
+  const revert = h("button", { class: "btn", type: "button", onclick: () => void load() }, "Revert");
+  const pathEl = h("p", { class: "muted small" });
+  const el = h("div", { class: "page page-settings" }, h("div", { class: "toolbar sticky" }, pathEl, h("span", { class: "spacer" }), status, revert, saveBtn), form);
+
+  function input(f: Field): HTMLElement {
+    const id = fieldId(f.key);
+    const v = get(config, f.key);
+    const common = { id, name: f.key, "aria-describedby": `${id}-err ${id}-help` };
+    const update = (val: unknown) => { set(config, f.key, val); changed(); };
+    if (f.kind === "bool") {
+      const i = h("input", { ...common, type: "checkbox", checked: Boolean(v), onchange: () => update(i.checked) });
+      return i;
+    }
+    if (f.kind === "select") {
+      const sel = h("select", { ...common, onchange: () => update(sel.value) }, f.options!.map((o) => h("option", { value: o, selected: (v ?? f.options![0]) === o }, o)));
+      return sel;
+    }
+    if (f.kind === "list") {
+      const ta = h("textarea", { ...common, rows: 3, spellcheck: "false", placeholder: f.placeholder ?? null, oninput: () => update(ta.value.split("\n").map((x) => x.trim()).filter((x) => x !== "")) });
+      ta.value = Array.isArray(v) ? v.join("\n") : "";
+      return ta;
+    }
+    const i = h("input", { ...common, type: "text", inputmode: f.kind === "number" ? "numeric" : null, spellcheck: "false", placeholder: f.placeholder ?? null, value: v == null ? "" : String(v),
+      oninput: () => {
+        const raw = i.value.trim();
+        if (f.kind === "number") update(raw === "" ? null : /^\d+$/.test(raw) ? Number(raw) : raw);
+        else if (f.key === "listener.tls_cert" || f.key === "listener.tls_key") update(raw === "" ? null : raw);
+        else update(raw);
+      } });
+    return i;
+  }
+
+  function build() {
+    errorEls.clear(); inputs.clear();
+    pathEl.textContent = path ? `Saved in ${path}` : "";
+    clear(form,
+      GROUPS.map((g) => h("fieldset", {}, h("legend", {}, g.title), g.fields.map((f) => {
+        const id = fieldId(f.key);
+        const inp = input(f);
+        inputs.set(f.key, inp);
+        const err = h("p", { class: "field-error", id: `${id}-err`, "data-key": f.key });
+        errorEls.set(f.key, err);
+        return h("div", { class: `field field-${f.kind}` },
+          f.kind === "bool" ? h("label", { class: "check-label" }, inp, " ", f.label) : [h("label", { for: id }, f.label), inp],
+          h("p", { class: "help", id: `${id}-help` }, f.help ?? ""), err);
+      }))),
+      notify ? h("fieldset", { id: "notify" }, h("legend", {}, "Desktop notifications"), NOTIFY.map(([k, label]) => {
+        const i = h("input", { type: "checkbox", id: `n-${k}`, checked: notify![k], onchange: () => { notify![k] = i.checked; status.textContent = "Unsaved changes"; } });
+        return h("div", { class: "field field-bool" }, h("label", { class: "check-label" }, i, " ", label));
+      })) : null);
+    showErrors();
+  }
+
+  function showErrors() {
+    const all = [...local, ...remote.filter((r) => !local.some((l) => l.key === r.key))];
+    for (const [key, err] of errorEls) {
+      const e = all.find((x) => x.key === key);
+      err.textContent = e ? e.message : "";
+      const inp = inputs.get(key);
+      if (e) inp?.setAttribute("aria-invalid", "true"); else inp?.removeAttribute("aria-invalid");
+    }
+    const stray = all.filter((e) => !errorEls.has(e.key));
+    const n = all.length;
+    saveBtn.disabled = local.length > 0;
+    if (n) status.textContent = `${n} problem${n > 1 ? "s" : ""} to fix${stray.length ? ": " + stray.map((e) => `${e.key}: ${e.message}`).join("; ") : ""}`;
+    status.className = `save-status ${n ? "bad" : ""}`;
+  }
+
+  function changed() {
+    local = validateConfig(config);
+    remote = remote.filter((r) => !errorEls.has(r.key) || local.some((l) => l.key === r.key));
+    status.textContent = "Unsaved changes";
+    showErrors();
+    window.clearTimeout(timer);
+    const mine = ++seq;
+    timer = window.setTimeout(async () => {
+      try { const r = await api.validateSettings(config); if (mine === seq) { remote = r.errors; showErrors(); } }
+      catch { /* the local rules still apply; save reports the engine's verdict */ }
+    }, 250);
+  }
+
+  async function load() {
+    try {
+      const s = await api.getSettings();
+      config = structuredClone(s.config); path = s.path;
+      notify = await api.getNotificationSettings().catch(() => null);
+      local = validateConfig(config); remote = [];
+      loaded = true;
+      status.textContent = "";
+      build();
+    } catch (e) { clear(form, h("p", { class: "banner banner-bad" }, `Could not read the settings: ${errorText(e)}`)); }
+  }
+
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    local = validateConfig(config);
+    if (local.length) { showErrors(); errorEls.get(local[0].key)?.previousElementSibling?.previousElementSibling?.scrollIntoView({ block: "center" }); return; }
+    saveBtn.disabled = true;
+    status.textContent = "Saving…";
+    try {
+      const r = await api.saveSettings(config);
+      if (notify) await api.setNotificationSettings(notify);
+      remote = r.errors ?? [];
+      if (r.ok) { status.textContent = r.restarted ? "Saved — the relay restarted with the new settings." : "Saved."; status.className = "save-status ok"; }
+      else showErrors();
+    } catch (e) { status.textContent = `Not saved: ${errorText(e)}`; status.className = "save-status bad"; }
+    saveBtn.disabled = local.length > 0;
+  });
+
+  return { el, shown: () => { if (!loaded) void load(); } };
+}

@@ -1,0 +1,29 @@
+import { describe, expect, it } from "vitest";
+import { stripText } from "../src/statusbar";
+import type { Status } from "../src/types";
+
+const base = (): Status => ({
+  running: true, paused: false, queue: { queued: 12, sending: 0, deferred: 0, held: 0, sent: 40, failed: 0 }, attention: null, connections: 1,
+  throttle: { messages_per_minute: 30, messages_last_minute: 30, next_slot_in_secs: 14, recipients_per_day: 10000, recipient_window_secs: 86400, recipients_in_window: 50, recipients_left: 9950, recipients_free_in_secs: 100, quota_blocked_for_secs: null, busy_for_secs: null, eta_secs: 30, eta_unix_ms: null },
+  account: { state: "signed-in" }, upstream: { mode: "submission", host: "smtp.office365.com", port: 587, mailbox: "s@c.com", auth: "oauth" }, listening: [], spool: "",
+});
+
+describe("status strip", () => {
+  it("queued with a countdown from the status's arrival", () => {
+    expect(stripText(base(), 0, 0)).toEqual({ tone: "busy", text: "12 queued — next slot in 14 s" });
+    expect(stripText(base(), 0, 4000).text).toBe("12 queued — next slot in 10 s");
+  });
+  it("attention wins, with its fix", () => {
+    const s = base(); s.attention = { summary: "Sign-in needed.", fix: "Open Account." };
+    expect(stripText(s, 0, 0)).toEqual({ tone: "bad", text: "Sign-in needed.", fix: "Open Account." });
+  });
+  it("all delivered, quota pause, paused, not connected", () => {
+    const s = base(); s.queue.queued = 0;
+    expect(stripText(s, 0, 0).tone).toBe("ok");
+    const q = base(); q.throttle!.quota_blocked_for_secs = 600;
+    expect(stripText(q, 0, 0).text).toMatch(/quota is used up, sending resumes in 10 min/);
+    const p = base(); p.paused = true;
+    expect(stripText(p, 0, 0).tone).toBe("warn");
+    expect(stripText(null, 0, 0).text).toMatch(/Connecting/);
+  });
+});

@@ -1,0 +1,65 @@
+import { describe, expect, it } from "vitest";
+import { authorityError, cidrError, emailError, isIPv6, portError, positiveIntError, socketAddrError, validateConfig } from "../src/validate";
+
+describe("CIDR", () => {
+  it.each(["192.168.1.0/24", "10.0.0.0/8", "0.0.0.0/0", "127.0.0.1/32", "::1/128", "fd00::/8", "2001:db8::/32", "::ffff:10.0.0.0/104"])("accepts %s", (v) => expect(cidrError(v)).toBeNull());
+  it.each([
+    ["192.168.1.0", /no prefix length/], ["192.168.1.0/33", /too long/], ["192.168.1/24", /not an IP/], ["300.1.1.1/8", /not an IP/],
+    ["192.168.01.0/24", /not an IP/], ["10.0.0.0/x", /not a prefix/], ["::1/129", /too long/], ["fe80::1::2/64", /not an IP/],
+    ["", /empty/], ["192.168.1.0/24; rm -rf /", /not a prefix/], ["host.example/24", /not an IP/],
+  ])("rejects %s", (v, want) => expect(cidrError(v)).toMatch(want));
+});
+
+describe("IPv6", () => {
+  it.each([["::", true], ["::1", true], ["1:2:3:4:5:6:7:8", true], ["1:2:3:4:5:6:7:8:9", false], ["12345::", false], ["1:::2", false]])("%s → %s", (v, ok) => expect(isIPv6(v)).toBe(ok));
+});
+
+describe("listen addresses and ports", () => {
+  it.each(["127.0.0.1:2525", "0.0.0.0:25", "[::1]:2525", "[::]:587"])("accepts %s", (v) => expect(socketAddrError(v)).toBeNull());
+  it.each([
+    ["127.0.0.1", /needs a port/], ["127.0.0.1:0", /out of range/], ["127.0.0.1:65536", /out of range/], ["127.0.0.1:http", /not a port/],
+    ["localhost:2525", /not an IP/], ["::1:2525", /brackets/], ["[::1]", /needs a port/], ["[zz::1]:25", /not an IPv6/], ["", /empty/],
+  ])("rejects %s", (v, want) => expect(socketAddrError(v)).toMatch(want));
+  it("ports", () => { expect(portError(587)).toBeNull(); expect(portError("-1")).toMatch(/not a port/); expect(portError(70000)).toMatch(/range/); });
+});
+
+describe("addresses, numbers, authority", () => {
+  it.each(["scanner@contoso.com", "a.b+c@sub.contoso.co.uk"])("email ok %s", (v) => expect(emailError(v)).toBeNull());
+  it.each(["scanner", "@contoso.com", "scanner@", "scan ner@contoso.com", "<scanner@contoso.com>"])("email bad %s", (v) => expect(emailError(v)).toMatch(/not an email address/));
+  it.each([[1, null], ["30", null], [0, /at least 1/], ["-3", /whole number/], ["2.5", /whole number/], ["", /whole number/]])("number %s", (v, want) => {
+    const e = positiveIntError(v);
+    if (want === null) expect(e).toBeNull(); else expect(e).toMatch(want);
+  });
+  it.each([["https://login.microsoftonline.com", null], ["http://127.0.0.1:8080", null], ["http://localhost/x", null], ["http://[::1]:9000", null],
+    ["http://login.microsoftonline.com", /must use https/], ["ftp://x", /https URL/], ["login.microsoftonline.com", /not a URL/]])("authority %s", (v, want) => {
+    const e = authorityError(v);
+    if (want === null) expect(e).toBeNull(); else expect(e).toMatch(want as RegExp);
+  });
+});
+
+describe("validateConfig", () => {
+  const good = () => ({
+    listener: { listen: ["0.0.0.0:2525"], allow: ["192.168.1.0/24"], require_auth: false, users: [], max_message_bytes: 36700160, max_recipients: 500, max_connections: 100, tls_cert: null, tls_key: null },
+    upstream: { mode: "submission", host: "", port: 587, mailbox: "scanner@contoso.com", auth: "oauth", rewrite_sender: false, domain: "" },
+    oauth: { authority: "https://login.microsoftonline.com", tenant: "contoso.com", client_id: "abc", flow: "interactive" },
+    limits: { messages_per_minute: 30, recipients_per_day: 10000, max_connections: 3 },
+  });
+  it("a good config has no errors", () => expect(validateConfig(good())).toEqual([]));
+  const keys = (c: ReturnType<typeof good>) => validateConfig(c).map((e) => e.key);
+  it("names the key of each bad value", () => {
+    const c = good();
+    c.listener.allow = ["192.168.1.0/24", "10.0.0.0/40"];
+    c.listener.listen = [];
+    c.upstream.mailbox = "scanner";
+    c.limits.messages_per_minute = 0;
+    c.oauth.authority = "http://login.example.com";
+    expect(keys(c).sort()).toEqual(["limits.messages_per_minute", "listener.allow", "listener.listen", "oauth.authority", "upstream.mailbox"]);
+  });
+  it("cross-field rules", () => {
+    const c = good() as any;
+    c.listener.require_auth = true;
+    c.listener.tls_cert = "/etc/postern/cert.pem";
+    c.upstream.mode = "relay";
+    expect(keys(c).sort()).toEqual(["listener.tls_key", "listener.users", "upstream.auth"]);
+  });
+});
