@@ -10,14 +10,24 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 if [ -f ui/package.json ] && command -v npm >/dev/null; then
   npm --prefix ui ci --no-audit --no-fund >/dev/null && npm --prefix ui run build >/dev/null
 fi
+# The web UI's own tests: Vitest (formatting, state, validation rules) and
+# Playwright in Debian's Chromium against the built UI with the IPC mocked.
+if [ -f ui/package.json ] && command -v npm >/dev/null; then
+  npm --prefix ui test
+  npm --prefix ui run test:e2e
+fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --all-targets --locked
 # The end-to-end tests use the real OS keychain: gnome-keyring in a private
 # D-Bus session, with a private HOME so nothing touches the user's own.
 export RUST_BACKTRACE=1
-scripts/with-keyring.sh cargo test --workspace --locked -- "$@"
+results="$(mktemp)"
+scripts/with-keyring.sh cargo test --workspace --locked -- "$@" 2>&1 | tee "$results"
 # The tray app end to end: the real window through tauri-driver and
 # WebKitWebDriver, the tray over dbusmenu, notifications on the session bus.
 command -v tauri-driver >/dev/null || cargo install tauri-driver --locked
-exec scripts/test-gui.sh
+scripts/test-gui.sh
+# Reached only when everything above passed (set -e, pipefail).
+passed=$(awk '/^test result:/ {n += $4} END {print n + 0}' "$results")
+echo "summary: $passed passed, 0 failed"
