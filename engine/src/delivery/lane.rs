@@ -272,8 +272,13 @@ impl Lane {
             Ok((reports, wait)) => (Ok(reports), wait),
             Err(f) => (Err(f), None),
         };
-        // The outcome first: between Microsoft's 250 and this record a
-        // crash means the message is sent again, so nothing else goes first.
+        // The transcript before the outcome: whoever sees the new state
+        // (the CLI, the GUI reacting to the event) finds the transcript that
+        // explains it. It is an append without fsync, so it barely widens
+        // the window in which a crash after Microsoft's 250 resends.
+        if let Err(e) = w.spool.append_transcript(&claim.id, &t.to_text()).await {
+            tracing::warn!(id = %claim.id, error = %e, "could not save the transcript");
+        }
         match outcome {
             Ok(reports) => self.record_reports(&claim, reports).await,
             Err(failure) => self.record_failure(&claim, failure).await,
@@ -286,9 +291,6 @@ impl Lane {
             if pending == Some(true) {
                 self.wait_for_budget(&claim, wait).await;
             }
-        }
-        if let Err(e) = w.spool.append_transcript(&claim.id, &t.to_text()).await {
-            tracing::warn!(id = %claim.id, error = %e, "could not save the transcript");
         }
     }
 

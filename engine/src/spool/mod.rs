@@ -431,6 +431,18 @@ impl Spool {
     /// Makes a message due now: deferred, held and failed messages are tried
     /// again (failed recipients become pending again).
     pub async fn retry(&self, id: &MessageId) -> Result<(), SpoolError> {
+        self.requeue(id, false).await
+    }
+
+    /// Tries a message again with sender rewriting on for it (the fix for
+    /// 5.7.60 when Send As cannot be granted).
+    pub async fn resend_rewritten(&self, id: &MessageId) -> Result<(), SpoolError> {
+        self.requeue(id, true).await
+    }
+
+    /// Queues a message again in one status change, so no worker can claim
+    /// it half-way (e.g. before `rewrite` is set).
+    async fn requeue(&self, id: &MessageId, rewrite: bool) -> Result<(), SpoolError> {
         {
             let index = self.inner.index.lock().unwrap();
             let entry = index
@@ -453,18 +465,11 @@ impl Spool {
                     r.state = RecipientState::Pending;
                 }
             }
+            s.rewrite_sender |= rewrite;
             s.state = State::Queued;
             s.next_attempt = None;
         })
         .await?;
-        Ok(())
-    }
-
-    /// Tries a message again with sender rewriting on for it (the fix for
-    /// 5.7.60 when Send As cannot be granted).
-    pub async fn resend_rewritten(&self, id: &MessageId) -> Result<(), SpoolError> {
-        self.retry(id).await?;
-        self.update(id, |s| s.rewrite_sender = true).await?;
         Ok(())
     }
 
