@@ -48,6 +48,7 @@ pub struct Engine {
 
 impl Engine {
     pub async fn start(config: Config) -> Result<Engine, EngineError> {
+        raise_fd_limit();
         let config = Arc::new(config);
         let events = Events::new();
         let secrets = SecretStore::new();
@@ -180,6 +181,38 @@ pub fn upstream_settings(config: &Config, hostname: &str) -> UpstreamSettings {
         hello_name: hostname.to_string(),
         timeout: u.timeout,
     }
+}
+
+/// Raises the soft open-files limit to the hard limit: every device
+/// connection is a descriptor, and the usual soft default (1024) is below
+/// `max_connections` plus the spool's files under a connection flood.
+/// Returns the soft limit now in force (None where there is no such limit).
+pub fn raise_fd_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `lim` is a valid rlimit for getrlimit/setrlimit to read and write.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let before = lim.rlim_cur;
+            lim.rlim_cur = lim.rlim_max;
+            // SAFETY: as above; raising the soft limit up to the hard one needs no privilege.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+                tracing::warn!(soft = before, "could not raise the open-files limit");
+                return Some(before as u64);
+            }
+            tracing::debug!(from = before, to = lim.rlim_cur, "raised the open-files limit");
+        }
+        #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+        Some(lim.rlim_cur as u64)
+    }
+    #[cfg(not(unix))]
+    None
 }
 
 /// This machine's name, for the greeting and EHLO.

@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 36_700_160;
 /// Exchange Online's per-message recipient limit for client submission.
 pub const DEFAULT_MAX_RECIPIENTS: usize = 500;
+/// A device needs one connection, a busy application a few; 20 from one
+/// address leaves the other 80 of the default 100 to everyone else.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 20;
 /// Microsoft's documented submission limits for one mailbox.
 pub const DEFAULT_MESSAGES_PER_MINUTE: u32 = 30;
 pub const DEFAULT_RECIPIENTS_PER_DAY: u32 = 10_000;
@@ -66,6 +69,9 @@ pub struct ListenerConfig {
     pub max_recipients: usize,
     /// Concurrent device connections; past it a device gets 421 and may retry.
     pub max_connections: usize,
+    /// Concurrent connections from one address: a runaway device (or a
+    /// flood from one host) cannot take every slot from the others.
+    pub max_connections_per_ip: usize,
     /// Name in the greeting; defaults to the machine's host name.
     pub hostname: Option<String>,
     /// PEM certificate chain and key for STARTTLS / implicit TLS. When unset,
@@ -73,10 +79,12 @@ pub struct ListenerConfig {
     /// data directory.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
-    /// How long a device may stay silent between commands (RFC 5321: 5 min).
+    /// How long the next command line may take to arrive whole (RFC 5321:
+    /// 5 min); bytes trickling in do not restart it.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
-    /// How long a device may stay silent in the middle of DATA.
+    /// How long a device may stay silent in the middle of DATA; the whole
+    /// DATA phase may take three times this.
     #[serde(with = "humantime_serde")]
     pub data_timeout: Duration,
 }
@@ -95,6 +103,7 @@ impl Default for ListenerConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_recipients: DEFAULT_MAX_RECIPIENTS,
             max_connections: 100,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             hostname: None,
             tls_cert: None,
             tls_key: None,
@@ -449,6 +458,12 @@ impl Config {
         }
         if l.max_connections == 0 {
             return Err(bad("listener.max_connections", "must be at least 1".into()));
+        }
+        if l.max_connections_per_ip == 0 {
+            return Err(bad(
+                "listener.max_connections_per_ip",
+                "must be at least 1".into(),
+            ));
         }
         if l.tls_cert.is_some() != l.tls_key.is_some() {
             return Err(bad(

@@ -4,7 +4,10 @@
 //! STARTTLS upgrade that throws away anything the client pipelined after
 //! the STARTTLS command (RFC 3207 §4.2, CVE-2011-0411).
 //!
-//! Every wait here also watches the shutdown signal and a timeout.
+//! Every wait here also watches the shutdown signal and a timeout. A
+//! command line must arrive whole within its timeout (a device dribbling a
+//! byte at a time does not restart the clock), and a "line" that goes on
+//! past [`MAX_LINE_DISCARD`] without a line break ends the connection.
 
 use std::io;
 use std::pin::Pin;
@@ -14,11 +17,16 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 /// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with its CRLF.
 pub const MAX_COMMAND_LINE: usize = 512;
+/// An over-long command line is skipped up to this many bytes (a device
+/// with one long RCPT gets a 500 and carries on); past it the device is not
+/// speaking SMTP and is disconnected, so an endless line costs nothing.
+pub const MAX_LINE_DISCARD: usize = 64 * 1024;
 /// How much is read from the socket at once.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -33,6 +41,8 @@ pub enum End {
     Shutdown,
     /// The socket or the TLS layer failed.
     Io(io::Error),
+    /// A command line went on past [`MAX_LINE_DISCARD`] bytes.
+    LineTooLong,
 }
 
 /// One framed command line.
@@ -48,6 +58,8 @@ pub enum Line {
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// An in-memory stream (fuzzing and tests): no TLS possible.
+    Memory(tokio::io::DuplexStream),
     /// Only while the TLS handshake owns the socket (or after it failed).
     Gone,
 }
@@ -61,6 +73,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Memory(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
@@ -71,6 +84,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, b),
             Stream::Tls(s) => Pin::new(s).poll_write(cx, b),
+            Stream::Memory(s) => Pin::new(s).poll_write(cx, b),
             Stream::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
@@ -78,6 +92,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s).poll_flush(cx),
+            Stream::Memory(s) => Pin::new(s).poll_flush(cx),
             Stream::Gone => Poll::Ready(Ok(())),
         }
     }
@@ -85,6 +100,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Memory(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Gone => Poll::Ready(Ok(())),
         }
     }
@@ -99,6 +115,8 @@ pub struct Conn {
     out: Vec<u8>,
     /// Skipping the rest of an over-long command line.
     discarding: bool,
+    /// Bytes of the over-long line skipped so far.
+    discarded: usize,
     /// Turns true when the listener shuts down; the sender is `serve`'s caller.
     shutdown: watch::Receiver<bool>,
     /// Bound on every write (a device that stops reading cannot pin us).
@@ -107,11 +125,20 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(tcp: TcpStream, shutdown: watch::Receiver<bool>, write_timeout: Duration) -> Conn {
+        Conn::from_stream(Stream::Plain(tcp), shutdown, write_timeout)
+    }
+
+    pub fn from_stream(
+        stream: Stream,
+        shutdown: watch::Receiver<bool>,
+        write_timeout: Duration,
+    ) -> Conn {
         Conn {
-            stream: Stream::Plain(tcp),
+            stream,
             buf: Vec::new(),
             out: Vec::new(),
             discarding: false,
+            discarded: 0,
             shutdown,
             write_timeout,
         }
@@ -145,8 +172,9 @@ impl Conn {
         }
     }
 
-    /// Flushes replies, then waits for more bytes (appended to `buf`).
-    pub async fn read_more(&mut self, timeout: Duration) -> Result<(), End> {
+    /// Flushes replies, then waits until `deadline` for more bytes
+    /// (appended to `buf`).
+    pub async fn read_more_until(&mut self, deadline: Instant) -> Result<(), End> {
         self.flush().await?;
         if *self.shutdown.borrow() {
             return Err(End::Shutdown);
@@ -155,7 +183,7 @@ impl Conn {
         tokio::select! {
             biased;
             _ = self.shutdown.changed() => Err(End::Shutdown),
-            read = tokio::time::timeout(timeout, self.stream.read(&mut chunk)) => match read {
+            read = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)) => match read {
                 Err(_) => Err(End::Timeout),
                 Ok(Err(e)) => Err(End::Io(e)),
                 Ok(Ok(0)) => Err(End::Closed),
@@ -167,33 +195,40 @@ impl Conn {
         }
     }
 
-    /// The next command line, reading as needed.
+    /// The next command line, reading as needed. The whole line must
+    /// arrive within `timeout`: trickling bytes do not extend it.
     pub async fn read_line(&mut self, timeout: Duration) -> Result<Line, End> {
+        let deadline = Instant::now() + timeout;
         loop {
-            if let Some(line) = self.take_line() {
+            if let Some(line) = self.take_line()? {
                 return Ok(line);
             }
-            self.read_more(timeout).await?;
+            self.read_more_until(deadline).await?;
         }
     }
 
     /// Frames one line from `buf` if it holds one (or proves it too long).
-    fn take_line(&mut self) -> Option<Line> {
+    fn take_line(&mut self) -> Result<Option<Line>, End> {
         let lf = self.buf.iter().position(|&b| b == b'\n');
         if self.discarding {
             match lf {
                 Some(pos) => {
                     self.buf.drain(..=pos);
                     self.discarding = false;
+                    self.discarded = 0;
                 }
                 None => {
+                    self.discarded += self.buf.len();
                     self.buf.clear();
-                    return None;
+                    if self.discarded > MAX_LINE_DISCARD {
+                        return Err(End::LineTooLong);
+                    }
+                    return Ok(None);
                 }
             }
             return self.take_line();
         }
-        match lf {
+        Ok(match lf {
             Some(pos) if pos < MAX_COMMAND_LINE => {
                 Some(Line::Text(self.buf.drain(..=pos).collect()))
             }
@@ -202,12 +237,13 @@ impl Conn {
                 Some(Line::TooLong)
             }
             None if self.buf.len() >= MAX_COMMAND_LINE => {
+                self.discarded = self.buf.len();
                 self.buf.clear();
                 self.discarding = true;
                 Some(Line::TooLong)
             }
             None => None,
-        }
+        })
     }
 
     /// Sends the queued replies (the 220), DISCARDS everything already
@@ -220,6 +256,7 @@ impl Conn {
         self.flush().await?;
         self.buf.clear();
         self.discarding = false;
+        self.discarded = 0;
         let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
             return Err(End::Io(io::Error::other("TLS is already active")));
         };

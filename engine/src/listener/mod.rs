@@ -9,6 +9,10 @@
 //! - a device that authenticated (AUTH PLAIN/LOGIN), or
 //! - a device whose IP is in `listener.allow`, unless `require_auth` is on.
 //!
+//! Connections are capped twice: `max_connections` in all, and
+//! `max_connections_per_ip` from one address, so a host that floods the
+//! port (or a device stuck reconnecting) leaves room for the others.
+//!
 //! Everyone else is refused at MAIL FROM (554 5.7.1, or 530 5.7.0 when
 //! `require_auth` is on) and nothing is queued.
 //!
@@ -29,7 +33,8 @@ pub use auth::{
 };
 pub use conn::MAX_COMMAND_LINE;
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,7 +153,10 @@ impl Listener {
         }
         drop(conn_tx);
         let shared = self.shared;
-        let mut sessions = JoinSet::new();
+        // Each session task returns its address (None for a refusal) so the
+        // per-address count drops when it ends.
+        let mut sessions: JoinSet<Option<IpAddr>> = JoinSet::new();
+        let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
         loop {
             if *shutdown.borrow_and_update() {
                 break;
@@ -161,22 +169,51 @@ impl Listener {
                 }
                 Some((tcp, peer, implicit)) = conn_rx.recv() => {
                     let _ = tcp.set_nodelay(true);
+                    let ip = peer.ip().to_canonical();
+                    let from_ip = per_ip.get(&ip).copied().unwrap_or(0);
+                    let per_ip_max = shared.config.max_connections_per_ip;
+                    if from_ip >= per_ip_max {
+                        tracing::warn!(%peer, max = per_ip_max, "refused a connection: too many connections from this address");
+                        let reply = format!("421 4.7.0 Too many connections from {ip}, try again later");
+                        let shared = shared.clone();
+                        sessions.spawn(async move {
+                            session::refuse_busy(shared, tcp, implicit, reply).await;
+                            None
+                        });
+                        continue;
+                    }
                     match shared.connections.clone().try_acquire_owned() {
                         Ok(permit) => {
+                            *per_ip.entry(ip).or_default() += 1;
                             let shared = shared.clone();
                             let shutdown = shutdown.clone();
                             sessions.spawn(async move {
-                                session::run(shared, tcp, peer, implicit, shutdown).await;
+                                session::run(shared, conn::Stream::Plain(tcp), peer, implicit, shutdown).await;
                                 drop(permit);
+                                Some(ip)
                             });
                         }
                         Err(_) => {
                             tracing::warn!(%peer, max = shared.config.max_connections, "refused a connection: too many connections");
-                            sessions.spawn(session::refuse_busy(shared.clone(), tcp, implicit));
+                            let reply = "421 4.7.0 Too many connections, try again later".to_string();
+                            let shared = shared.clone();
+                            sessions.spawn(async move {
+                                session::refuse_busy(shared, tcp, implicit, reply).await;
+                                None
+                            });
                         }
                     }
                 }
-                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+                Some(ended) = sessions.join_next(), if !sessions.is_empty() => {
+                    if let Ok(Some(ip)) = ended {
+                        if let Some(n) = per_ip.get_mut(&ip) {
+                            *n -= 1;
+                            if *n == 0 {
+                                per_ip.remove(&ip);
+                            }
+                        }
+                    }
+                }
             }
         }
         acceptors.abort_all();
@@ -191,6 +228,20 @@ impl Listener {
             sessions.shutdown().await;
         }
         while acceptors.join_next().await.is_some() {}
+    }
+
+    /// Runs one device session over an in-memory stream, as if `peer` had
+    /// connected to a plain (non-TLS) address; for fuzzing and tests. The
+    /// session ends when the other end closes, or on `shutdown`.
+    #[doc(hidden)]
+    pub async fn run_session_in_memory(
+        &self,
+        stream: tokio::io::DuplexStream,
+        peer: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let stream = conn::Stream::Memory(stream);
+        session::run(self.shared.clone(), stream, peer, false, shutdown).await;
     }
 }
 

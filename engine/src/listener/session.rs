@@ -11,8 +11,9 @@ use std::time::Duration;
 use smtp_proto::{Error as ParseError, MailFrom, RcptTo, Request};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
-use super::conn::{Conn, End, Line};
+use super::conn::{Conn, End, Line, Stream};
 use super::data::{DataReceiver, Feed, MAX_TEXT_LINE};
 use super::Shared;
 use crate::spool::{ClientInfo, Envelope, Incoming};
@@ -24,6 +25,11 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bad commands tolerated before the connection is closed (stops e.g. a
 /// browser pointed at the port from getting a reply per header line).
 const MAX_BAD_COMMANDS: usize = 20;
+/// The whole DATA phase may take at most this many `data_timeout`s (10 min
+/// each by default, so 30 min: a 35 MB scan at 20 KB/s). `data_timeout`
+/// alone bounds silence; this bounds a device that dribbles a byte now and
+/// then to hold its connection for ever (slowloris).
+const DATA_DEADLINE_FACTOR: u32 = 3;
 /// How much DATA content is collected before it is handed to the spool.
 const DATA_FLUSH: usize = 64 * 1024;
 /// RFC 5321 §4.5.3.1: local part and domain lengths.
@@ -37,13 +43,13 @@ const SHUTDOWN_REPLY: &str = "421 4.3.2 Postern is shutting down, try again shor
 /// Runs one connection to its end.
 pub(crate) async fn run(
     shared: Arc<Shared>,
-    tcp: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     implicit_tls: bool,
     shutdown: watch::Receiver<bool>,
 ) {
     let mut session = Session {
-        conn: Conn::new(tcp, shutdown, WRITE_TIMEOUT),
+        conn: Conn::from_stream(stream, shutdown, WRITE_TIMEOUT),
         ip: peer.ip().to_canonical(),
         peer,
         shared,
@@ -65,14 +71,25 @@ pub(crate) async fn run(
                 .reply(&format!("421 4.4.2 {hostname} Timeout, closing connection"));
         }
         Err(End::Shutdown) => session.conn.reply(SHUTDOWN_REPLY),
+        Err(End::LineTooLong) => {
+            tracing::info!(%peer, "closing: a command line without end");
+            session.conn.reply(&format!(
+                "421 4.7.0 {hostname} Line too long, closing connection"
+            ));
+        }
         Err(End::Closed) => tracing::debug!(%peer, "device closed the connection"),
         Err(End::Io(e)) => tracing::info!(%peer, error = %e, "connection failed"),
     }
     session.conn.close().await;
 }
 
-/// Past `max_connections`: a 421 and close.
-pub(crate) async fn refuse_busy(shared: Arc<Shared>, tcp: TcpStream, implicit_tls: bool) {
+/// Past `max_connections` (or the address's share): a 421 and close.
+pub(crate) async fn refuse_busy(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    implicit_tls: bool,
+    reply: String,
+) {
     let (_tx, shutdown) = watch::channel(false);
     let mut conn = Conn::new(tcp, shutdown, Duration::from_secs(5));
     if implicit_tls {
@@ -85,7 +102,7 @@ pub(crate) async fn refuse_busy(shared: Arc<Shared>, tcp: TcpStream, implicit_tl
             return;
         }
     }
-    conn.reply("421 4.7.0 Too many connections, try again later");
+    conn.reply(&reply);
     conn.close().await;
 }
 
@@ -368,6 +385,7 @@ impl Session {
         let mut rx = DataReceiver::new(max);
         let mut out = Vec::with_capacity(DATA_FLUSH);
         let timeout = self.shared.config.data_timeout;
+        let deadline = Instant::now() + timeout.saturating_mul(DATA_DEADLINE_FACTOR);
         loop {
             let done = match rx.feed(&self.conn.buf, &mut out) {
                 Feed::Done { consumed } => {
@@ -386,7 +404,8 @@ impl Session {
             if done {
                 break;
             }
-            self.conn.read_more(timeout).await?;
+            let silence = Instant::now() + timeout;
+            self.conn.read_more_until(silence.min(deadline)).await?;
         }
         let size = rx.size();
         if rx.too_big() {

@@ -2,6 +2,7 @@
 //! driven by a client that speaks raw SMTP. No sleeps: every step waits for
 //! a reply, and timeouts are configured short where they are the subject.
 
+mod abuse;
 mod auth;
 mod limits;
 mod tls_tests;
