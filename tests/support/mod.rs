@@ -258,6 +258,11 @@ impl Postern {
         self.log.lock().unwrap().clone()
     }
 
+    /// The running `serve` process's id (for /proc measurements).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("not running").id()
+    }
+
     pub fn spool_dir(&self) -> PathBuf {
         self.dir.path().join("spool")
     }
