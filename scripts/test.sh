@@ -27,6 +27,10 @@ scripts/with-keyring.sh cargo test --workspace --locked -- "$@" 2>&1 | tee "$res
 # The tray app end to end: the real window through tauri-driver and
 # WebKitWebDriver, the tray over dbusmenu, notifications on the session bus.
 command -v tauri-driver >/dev/null || cargo install tauri-driver --locked
+# A short run of each fuzz target (fuzz/; the 10-minute runs are in
+# BENCHMARKS.md): cargo-fuzz on stable via RUSTC_BOOTSTRAP, see scripts/fuzz.sh.
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+scripts/fuzz.sh "${FUZZ_SECS:-20}"
 scripts/test-gui.sh
 # Reached only when everything above passed (set -e, pipefail).
 passed=$(awk '/^test result:/ {n += $4} END {print n + 0}' "$results")

@@ -114,7 +114,10 @@ async fn device_is_served_while_1000_idle_connections_are_open() {
     // They are still open: the device did not get in by pushing them out.
     for tcp in idle.iter().take(5) {
         let mut buf = [0u8; 1];
-        assert!(tcp.try_read(&mut buf).is_err(), "an idle connection was closed");
+        assert!(
+            tcp.try_read(&mut buf).is_err(),
+            "an idle connection was closed"
+        );
     }
     drop(idle);
     nothing_harmed(&up, &p);
@@ -279,7 +282,10 @@ async fn endless_line_gets_500_and_disconnect_memory_bounded() {
         }
     }
     let sent = writer.await.unwrap();
-    assert!(sent < TOTAL, "postern read all {sent} bytes of the endless line");
+    assert!(
+        sent < TOTAL,
+        "postern read all {sent} bytes of the endless line"
+    );
     assert_memory_bounded(&p, "an endless line");
     device_gets_through(&up, &p, "after-endless-line").await;
     nothing_harmed(&up, &p);
@@ -321,11 +327,21 @@ async fn ten_thousand_rcpts_get_452_past_the_limit_and_the_rest_is_delivered() {
     let rcpt = &replies[2..10_002];
     assert!(rcpt[..500].iter().all(|r| r.starts_with("250 2.1.5")));
     assert!(
-        rcpt[500..].iter().all(|r| r == "452 4.5.3 Too many recipients"),
+        rcpt[500..]
+            .iter()
+            .all(|r| r == "452 4.5.3 Too many recipients"),
         "listener.max_recipients = 500"
     );
-    assert!(replies[10_002].starts_with("250 2.0.0"), "NOOP: {}", replies[10_002]);
-    assert!(replies[10_003].starts_with("354"), "DATA: {}", replies[10_003]);
+    assert!(
+        replies[10_002].starts_with("250 2.0.0"),
+        "NOOP: {}",
+        replies[10_002]
+    );
+    assert!(
+        replies[10_003].starts_with("354"),
+        "DATA: {}",
+        replies[10_003]
+    );
     let mut w = writer.await.unwrap();
     w.write_all(b"Subject: bulk\r\n\r\nto 500\r\n.\r\nQUIT\r\n")
         .await
@@ -342,7 +358,12 @@ async fn ten_thousand_rcpts_get_452_past_the_limit_and_the_rest_is_delivered() {
 }
 
 /// One AUTH PLAIN attempt from `from`; returns the reply to it.
-async fn try_login(smtp: SocketAddr, from: IpAddr, user: &str, pw: &str) -> (Raw<TcpStream>, String) {
+async fn try_login(
+    smtp: SocketAddr,
+    from: IpAddr,
+    user: &str,
+    pw: &str,
+) -> (Raw<TcpStream>, String) {
     let mut c = Raw::new(connect_from(smtp, from).await);
     assert!(c.reply().await.starts_with("220 "));
     let ehlo = c.expect("EHLO brute", "250").await;
@@ -404,7 +425,8 @@ async fn auth_brute_force_is_slowed_then_the_address_is_blocked() {
     // ...while the real device, elsewhere, logs in and sends.
     let (mut c, reply) = try_login(p.smtp, [127, 0, 4, 2].into(), "brute-device", "right-pw").await;
     assert!(reply.starts_with("235 2.7.0"), "{reply}");
-    c.expect(&format!("MAIL FROM:<{MAILBOX}>"), "250 2.1.0").await;
+    c.expect(&format!("MAIL FROM:<{MAILBOX}>"), "250 2.1.0")
+        .await;
     c.expect("RCPT TO:<bob@contoso.com>", "250 2.1.5").await;
     c.expect("DATA", "354").await;
     c.send(b"Subject: real-device\r\n\r\nhello\r\n.\r\n").await;

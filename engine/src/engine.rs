@@ -187,6 +187,7 @@ pub fn upstream_settings(config: &Config, hostname: &str) -> UpstreamSettings {
 /// connection is a descriptor, and the usual soft default (1024) is below
 /// `max_connections` plus the spool's files under a connection flood.
 /// Returns the soft limit now in force (None where there is no such limit).
+#[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not on every unix
 pub fn raise_fd_limit() -> Option<u64> {
     #[cfg(unix)]
     {
@@ -206,9 +207,12 @@ pub fn raise_fd_limit() -> Option<u64> {
                 tracing::warn!(soft = before, "could not raise the open-files limit");
                 return Some(before as u64);
             }
-            tracing::debug!(from = before, to = lim.rlim_cur, "raised the open-files limit");
+            tracing::debug!(
+                from = before,
+                to = lim.rlim_cur,
+                "raised the open-files limit"
+            );
         }
-        #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
         Some(lim.rlim_cur as u64)
     }
     #[cfg(not(unix))]

@@ -41,7 +41,10 @@ fn run(input: &[u8], max: u64, cuts: &[usize]) -> Run {
                 end = Some(start + consumed);
                 assert!(rx.is_finished());
                 // A finished machine takes nothing more.
-                assert_eq!(rx.feed(b"more\r\n.\r\n", &mut out), Feed::Done { consumed: 0 });
+                assert_eq!(
+                    rx.feed(b"more\r\n.\r\n", &mut out),
+                    Feed::Done { consumed: 0 }
+                );
                 break;
             }
             Feed::NeedMore => start = stop,
@@ -98,19 +101,31 @@ fuzz_target!(|data: &[u8]| {
     let pieces = run(input, max, &cuts);
     let bytewise = run(input, max, &(0..input.len()).collect::<Vec<_>>());
     for other in [&pieces, &bytewise] {
-        assert_eq!(whole.out, other.out, "content depends on how the bytes arrived");
+        assert_eq!(
+            whole.out, other.out,
+            "content depends on how the bytes arrived"
+        );
         assert_eq!(whole.end, other.end, "end depends on how the bytes arrived");
         assert_eq!(whole.size, other.size);
         assert_eq!(whole.long_line, other.long_line);
     }
 
     assert_clean(&whole.out);
-    assert!(whole.out.len() as u64 <= max, "content past max_bytes was stored");
+    assert!(
+        whole.out.len() as u64 <= max,
+        "content past max_bytes was stored"
+    );
     assert!(whole.out.len() as u64 <= whole.size);
     let used = whole.end.unwrap_or(input.len());
-    assert!(whole.out.len() <= 2 * used, "content grew more than CRLF normalisation allows");
+    assert!(
+        whole.out.len() <= 2 * used,
+        "content grew more than CRLF normalisation allows"
+    );
     if let Some(end) = whole.end {
-        assert!(input[..end].ends_with(b".\r\n"), "ended without a terminator");
+        assert!(
+            input[..end].ends_with(b".\r\n"),
+            "ended without a terminator"
+        );
     }
 
     // Round trip through the delivery side: nothing in the content can end
@@ -124,7 +139,14 @@ fuzz_target!(|data: &[u8]| {
         }
         wire.extend_from_slice(b".\r\n");
         let again = run(&wire, u64::MAX, &[]);
-        assert_eq!(again.end, Some(wire.len()), "a terminator was smuggled into the content");
-        assert_eq!(again.out, expect, "content changed on the way to the next hop");
+        assert_eq!(
+            again.end,
+            Some(wire.len()),
+            "a terminator was smuggled into the content"
+        );
+        assert_eq!(
+            again.out, expect,
+            "content changed on the way to the next hop"
+        );
     }
 });

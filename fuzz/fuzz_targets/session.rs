@@ -103,11 +103,11 @@ fn rig() -> &'static Rig {
 
 fn check_replies(out: &[u8]) -> Vec<String> {
     let text = String::from_utf8(out.to_vec()).expect("replies are UTF-8");
-    assert!(text.is_empty() || text.ends_with("\r\n"), "unterminated reply: {text:?}");
-    let lines: Vec<String> = text
-        .split_terminator("\r\n")
-        .map(str::to_string)
-        .collect();
+    assert!(
+        text.is_empty() || text.ends_with("\r\n"),
+        "unterminated reply: {text:?}"
+    );
+    let lines: Vec<String> = text.split_terminator("\r\n").map(str::to_string).collect();
     for line in &lines {
         let b = line.as_bytes();
         assert!(
@@ -163,7 +163,11 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let authenticated = lines.iter().any(|l| l.starts_with("235 "));
     let stored = rig.spool.list();
-    assert_eq!(stored.len(), queued.len(), "spool and replies disagree: {lines:?}");
+    assert_eq!(
+        stored.len(),
+        queued.len(),
+        "spool and replies disagree: {lines:?}"
+    );
     for msg in &stored {
         assert!(
             queued.contains(&msg.id.to_string().as_str()),
@@ -174,7 +178,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(msg.size <= MAX_MESSAGE_BYTES);
     }
     if header & 1 == 1 && !authenticated {
-        assert!(stored.is_empty(), "open relay: a foreign device queued mail");
+        assert!(
+            stored.is_empty(),
+            "open relay: a foreign device queued mail"
+        );
     }
     rig.rt.block_on(async {
         for msg in stored {

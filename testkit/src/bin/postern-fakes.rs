@@ -6,15 +6,17 @@
 //!
 //! Prints one JSON line `{"smtp_port":..,"authority":"..","ca_file":".."}`,
 //! then one JSON line per accepted message
-//! (`{"mail_from":..,"rcpt_to":[..],"bytes":N,"sha256":"hex",
+//! (`{"subject":"..","mail_from":..,"rcpt_to":[..],"bytes":N,"sha256":"hex",
 //! "at_unix_ms":N,"over_limit_submissions":N,"throttle_replies":N,
 //! "quota_replies":N}`: when it was accepted, and the fake's counters when
 //! the line was written), and runs until killed (or Ctrl-C).
 //!
 //! Faults: each line on standard input `fault STAGE REPLY` (STAGE one of
-//! `mail-from`, `rcpt-to`, `data-end`) makes the next transaction get REPLY
-//! at that stage, e.g. `fault data-end 550 5.7.60 SMTP; Client does not
-//! have permissions to send as this sender`.
+//! `connect`, `ehlo`, `mail-from`, `rcpt-to`, `data`, `data-end`) makes the
+//! next transaction get REPLY at that stage, e.g. `fault data-end 550 5.7.60
+//! SMTP; Client does not have permissions to send as this sender`; REPLY
+//! `drop` closes the connection there instead (at `data-end`: after the
+//! whole content, before the reply, and the message is not recorded).
 //!
 //! Accounts: password `scanner@contoso.com` / `secret`; OAuth client
 //! `postern-test` with secret `test-secret`, for `scanner@contoso.com`.
@@ -140,6 +142,7 @@ async fn main() {
                     .unwrap_or_default()
                     .as_millis();
                 print_line(json!({
+                    "subject": subject_of(&m.data),
                     "mail_from": m.mail_from,
                     "rcpt_to": m.rcpt_to,
                     "bytes": m.data.len(),
@@ -176,13 +179,33 @@ fn parse_fault(line: &str) -> Option<Fault> {
     let rest = line.trim().strip_prefix("fault ")?;
     let (stage, reply) = rest.split_once(' ')?;
     let stage = match stage {
+        "connect" => Stage::Connect,
+        "ehlo" => Stage::Ehlo,
         "mail-from" => Stage::MailFrom,
         "rcpt-to" => Stage::RcptTo,
+        "data" => Stage::Data,
         "data-end" => Stage::DataEnd,
         _ => return None,
     };
+    if reply.trim() == "drop" {
+        return Some(Fault::DropConnection { stage });
+    }
     Some(Fault::Reply {
         stage,
         reply: reply.to_string(),
     })
+}
+
+/// The first Subject header's value ("" when there is none), for scripts
+/// that match what arrived with what they sent.
+fn subject_of(data: &[u8]) -> String {
+    let text = String::from_utf8_lossy(data);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    head.split("\r\n")
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(name, _)| name.eq_ignore_ascii_case("subject"))
+        })
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default()
 }
