@@ -36,11 +36,11 @@ pub use conn::MAX_COMMAND_LINE;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -87,9 +87,60 @@ pub(crate) struct Shared {
     pub tls: Option<TlsAcceptor>,
     pub hostname: String,
     pub internal_domains: Option<Vec<String>>,
-    /// One permit per open session (`max_connections`); a session task
-    /// holds its permit until it ends.
+    /// One permit per open session (`max_connections`), held by its
+    /// [`Slot`].
     pub connections: Arc<Semaphore>,
+    /// Open sessions per device address (`max_connections_per_ip`); raised
+    /// by [`Shared::claim`], lowered when the [`Slot`] drops. A std mutex,
+    /// never held across an await; nobody waits on it.
+    pub per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Shared {
+    /// A slot for a new session from `ip`, or the 421 reply that refuses it.
+    fn claim(self: &Arc<Shared>, ip: IpAddr) -> Result<Slot, String> {
+        let mut per_ip = self.per_ip.lock().unwrap();
+        let from_ip = per_ip.get(&ip).copied().unwrap_or(0);
+        let max = self.config.max_connections_per_ip;
+        if from_ip >= max {
+            tracing::warn!(%ip, max, "refused a connection: too many connections from this address");
+            return Err(format!(
+                "421 4.7.0 Too many connections from {ip}, try again later"
+            ));
+        }
+        let Ok(permit) = self.connections.clone().try_acquire_owned() else {
+            let max = self.config.max_connections;
+            tracing::warn!(%ip, max, "refused a connection: too many connections");
+            return Err("421 4.7.0 Too many connections, try again later".to_string());
+        };
+        per_ip.insert(ip, from_ip + 1);
+        Ok(Slot {
+            shared: self.clone(),
+            ip,
+            _permit: permit,
+        })
+    }
+}
+
+/// One session's place under both connection caps. The session drops it as
+/// soon as it stops talking, before its last reply is flushed, so a device
+/// that reconnects right after QUIT finds its place free.
+pub(crate) struct Slot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut per_ip = self.shared.per_ip.lock().unwrap();
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Bound sockets, ready to serve.
@@ -119,6 +170,7 @@ impl Listener {
         }
         let shared = Shared {
             connections: Arc::new(Semaphore::new(cfg.max_connections.max(1))),
+            per_ip: Mutex::default(),
             config: ctx.config,
             spool: ctx.spool,
             device_auth: ctx.device_auth,
@@ -153,10 +205,7 @@ impl Listener {
         }
         drop(conn_tx);
         let shared = self.shared;
-        // Each session task returns its address (None for a refusal) so the
-        // per-address count drops when it ends.
-        let mut sessions: JoinSet<Option<IpAddr>> = JoinSet::new();
-        let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
+        let mut sessions = JoinSet::new();
         loop {
             if *shutdown.borrow_and_update() {
                 break;
@@ -169,51 +218,19 @@ impl Listener {
                 }
                 Some((tcp, peer, implicit)) = conn_rx.recv() => {
                     let _ = tcp.set_nodelay(true);
-                    let ip = peer.ip().to_canonical();
-                    let from_ip = per_ip.get(&ip).copied().unwrap_or(0);
-                    let per_ip_max = shared.config.max_connections_per_ip;
-                    if from_ip >= per_ip_max {
-                        tracing::warn!(%peer, max = per_ip_max, "refused a connection: too many connections from this address");
-                        let reply = format!("421 4.7.0 Too many connections from {ip}, try again later");
-                        let shared = shared.clone();
-                        sessions.spawn(async move {
-                            session::refuse_busy(shared, tcp, implicit, reply).await;
-                            None
-                        });
-                        continue;
-                    }
-                    match shared.connections.clone().try_acquire_owned() {
-                        Ok(permit) => {
-                            *per_ip.entry(ip).or_default() += 1;
-                            let shared = shared.clone();
+                    let shared = shared.clone();
+                    match shared.claim(peer.ip().to_canonical()) {
+                        Ok(slot) => {
                             let shutdown = shutdown.clone();
-                            sessions.spawn(async move {
-                                session::run(shared, conn::Stream::Plain(tcp), peer, implicit, shutdown).await;
-                                drop(permit);
-                                Some(ip)
-                            });
+                            let stream = conn::Stream::Plain(tcp);
+                            sessions.spawn(session::run(shared, stream, peer, implicit, shutdown, slot));
                         }
-                        Err(_) => {
-                            tracing::warn!(%peer, max = shared.config.max_connections, "refused a connection: too many connections");
-                            let reply = "421 4.7.0 Too many connections, try again later".to_string();
-                            let shared = shared.clone();
-                            sessions.spawn(async move {
-                                session::refuse_busy(shared, tcp, implicit, reply).await;
-                                None
-                            });
+                        Err(reply) => {
+                            sessions.spawn(session::refuse_busy(shared, tcp, implicit, reply));
                         }
                     }
                 }
-                Some(ended) = sessions.join_next(), if !sessions.is_empty() => {
-                    if let Ok(Some(ip)) = ended {
-                        if let Some(n) = per_ip.get_mut(&ip) {
-                            *n -= 1;
-                            if *n == 0 {
-                                per_ip.remove(&ip);
-                            }
-                        }
-                    }
-                }
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
             }
         }
         acceptors.abort_all();
@@ -240,8 +257,11 @@ impl Listener {
         peer: SocketAddr,
         shutdown: watch::Receiver<bool>,
     ) {
+        let Ok(slot) = self.shared.claim(peer.ip().to_canonical()) else {
+            return;
+        };
         let stream = conn::Stream::Memory(stream);
-        session::run(self.shared.clone(), stream, peer, false, shutdown).await;
+        session::run(self.shared.clone(), stream, peer, false, shutdown, slot).await;
     }
 }
 

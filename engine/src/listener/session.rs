@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::conn::{Conn, End, Line, Stream};
 use super::data::{DataReceiver, Feed, MAX_TEXT_LINE};
-use super::Shared;
+use super::{Shared, Slot};
 use crate::spool::{ClientInfo, Envelope, Incoming};
 
 /// Bound on the TLS handshake (STARTTLS and implicit TLS).
@@ -47,6 +47,7 @@ pub(crate) async fn run(
     peer: SocketAddr,
     implicit_tls: bool,
     shutdown: watch::Receiver<bool>,
+    slot: Slot,
 ) {
     let mut session = Session {
         conn: Conn::from_stream(stream, shutdown, WRITE_TIMEOUT),
@@ -61,6 +62,8 @@ pub(crate) async fn run(
     };
     tracing::debug!(%peer, implicit_tls, "device connected");
     let end = session.serve(implicit_tls).await;
+    // The device's place is free before it reads the last reply.
+    drop(slot);
     let hostname = &session.shared.hostname;
     match end {
         Ok(()) => {}

@@ -160,21 +160,12 @@ async fn connections_per_address_are_capped_others_still_served() {
         .send_message("p@x.com", &["b@x.com"], b"hi\r\n.\r\n")
         .await;
     queued_id(&reply);
-    // When one of the first two leaves, its address gets the slot back
-    // (the listener notices the end asynchronously: retry until it has).
+    // When one of the first two leaves, its address has the place back by
+    // the time it has read the 221 (so a device that reconnects at once for
+    // its next message is not refused).
     first.expect("QUIT", "221").await;
-    assert_eq!(first.reply().await, "");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut again = connect_from(&server, "127.0.0.1").await;
-        let greeting = again.reply().await;
-        if greeting.starts_with("220 ") {
-            break;
-        }
-        assert!(greeting.starts_with("421 4.7.0 Too many connections from"));
-        assert!(tokio::time::Instant::now() < deadline, "slot never freed");
-        tokio::task::yield_now().await;
-    }
+    let mut again = connect_from(&server, "127.0.0.1").await;
+    assert!(again.reply().await.starts_with("220 "));
     second.expect("QUIT", "221").await;
     server.stop().await;
 }
