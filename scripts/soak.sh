@@ -8,6 +8,8 @@
 # Usage: scripts/soak.sh [minutes]      (default 30)
 #   env: RATE=20 (messages/minute, inside Exchange's 30/min)
 #        FAULT_SECS=40 (a fault every 40 s, rotating through FAULTS below)
+#        KEEP_HISTORY=7d (spool.keep_history: sent messages stay in the
+#        queue's history, and in memory, this long)
 #        SAMPLE_SECS=30  DRAIN_SECS=600 (after sending stops, the time
 #        allowed for deferred messages to go out)  PT_PORT=2531
 #        SOAK_OUT=target/soak (CSV, logs, summary)  KEEP=1 keeps the work dir
@@ -40,6 +42,7 @@ FAULT_SECS=${FAULT_SECS:-40}
 SAMPLE_SECS=${SAMPLE_SECS:-30}
 DRAIN_SECS=${DRAIN_SECS:-600}
 PT_PORT=${PT_PORT:-2531}
+KEEP_HISTORY=${KEEP_HISTORY:-7d}
 SOAK_OUT=${SOAK_OUT:-$ROOT/target/soak}
 FAULTS=(
   "fault connect 421 4.3.2 Service not available, closing transmission channel"
@@ -113,6 +116,7 @@ retry_max = "60s"
 
 [spool]
 dir = "$WORK/spool"
+keep_history = "$KEEP_HISTORY"
 EOF
 PT=("$POSTERN" --config "$WORK/postern.toml")
 printf 'test-secret' | "${PT[@]}" account set-secret >/dev/null
