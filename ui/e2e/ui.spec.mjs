@@ -71,6 +71,17 @@ describe("queue", () => {
     await page.close();
   });
 
+  it("a window opened by a notification click shows that message (take_pending)", async () => {
+    await open("logs", "?open=01JH8YZW0C");
+    await page.waitForFunction(() => document.querySelector('tr[data-id="01JH8YZW0C"]')?.getAttribute("aria-selected") === "true");
+    assert.equal(await page.locator("#page-queue").isHidden(), false, "the queue page is shown");
+    await page.locator("#explanation").waitFor();
+    assert.match(await page.locator("#explanation .explain-summary").textContent(), /may not send as reception@fabrikam\.com/);
+    const order = await page.evaluate(() => window.__mock.calls.map((c) => c.cmd));
+    assert.equal(order.filter((c) => c === "take_pending").length, 1);
+    await page.close();
+  });
+
   it("delete asks first, then calls delete_message", async () => {
     await open();
     await page.locator('tr[data-id="01JH8YK9B2"]').click();
