@@ -17,7 +17,7 @@ use super::transcript::Transcript;
 use super::upstream::{Connection, SendReport, UpstreamError};
 use super::worker::{Worker, MAX_IDLE_WAIT, THREAD_LIMIT_BACKOFF};
 use crate::auth::AccessToken;
-use crate::events::Event;
+use crate::events::{Event, PROGRESS_MIN_BYTES};
 use crate::spool::{now_ms, Claim, RecipientState, State, Status};
 use crate::throttle::{Slot, Wait as ThrottleWait};
 
@@ -335,7 +335,16 @@ impl Lane {
                 },
             };
             let conn = self.conn.as_mut().expect("connected");
-            let sent = conn.send(&mail_from, chunk, &content, t).await;
+            let (events, id) = (w.events.clone(), claim.id.clone());
+            let mut progress = move |bytes, total| {
+                if total >= PROGRESS_MIN_BYTES {
+                    let id = id.clone();
+                    events.emit(Event::Progress { id, bytes, total });
+                }
+            };
+            let sent = conn
+                .send_with_progress(&mail_from, chunk, &content, t, &mut progress)
+                .await;
             match &sent {
                 Ok(r) if r.data_reply.as_ref().is_some_and(|d| d.is_positive()) => {
                     w.throttle.accepted(slot)
