@@ -28,6 +28,8 @@ scripts/with-keyring.sh cargo test --workspace --locked -- "$@" 2>&1 | tee "$res
 # WebKitWebDriver, the tray over dbusmenu, notifications on the session bus.
 command -v tauri-driver >/dev/null || cargo install tauri-driver --locked
 scripts/test-gui.sh
+# The .deb, built by the Tauri bundler and installed for real (root only).
+scripts/test-package.sh
 # Reached only when everything above passed (set -e, pipefail).
 passed=$(awk '/^test result:/ {n += $4} END {print n + 0}' "$results")
 echo "summary: $passed passed, 0 failed"
