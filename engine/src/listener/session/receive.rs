@@ -162,7 +162,7 @@ fn megabytes(bytes: u64) -> String {
         return format!("{bytes} bytes");
     }
     let tenths = (bytes * 10 + MB / 2) / MB;
-    if tenths % 10 == 0 {
+    if tenths.is_multiple_of(10) {
         format!("{} MB", tenths / 10)
     } else {
         format!("{}.{} MB", tenths / 10, tenths % 10)

@@ -4,6 +4,7 @@
 
 mod auth;
 mod limits;
+mod quirks;
 mod tls_tests;
 
 use std::net::SocketAddr;
