@@ -62,6 +62,25 @@ async fn replies(c: &mut Raw<TcpStream>, wants: &[&str]) -> Vec<String> {
     got
 }
 
+/// MAIL (`mail`, the whole command), RCPT TO bob, DATA, then `content`
+/// and the terminator; returns the reply to the end of DATA.
+async fn transaction(c: &mut Raw<TcpStream>, mail: &str, content: &[u8]) -> String {
+    c.expect(mail, "250 2.1.0").await;
+    c.expect("RCPT TO:<bob@contoso.com>", "250 2.1.5").await;
+    c.expect("DATA", "354").await;
+    let mut wire = content.to_vec();
+    wire.extend_from_slice(b".\r\n");
+    c.send(&wire).await;
+    c.reply().await
+}
+
+/// The queue id in a `250 2.0.0 Ok: queued as ID` reply.
+fn queued(reply: &str) -> &str {
+    reply
+        .strip_prefix("250 2.0.0 Ok: queued as ")
+        .unwrap_or_else(|| panic!("not queued: {reply}"))
+}
+
 /// The values of every `name:` header (unfolded) in `data`'s header section.
 fn headers(data: &[u8], name: &str) -> Vec<String> {
     let text = String::from_utf8_lossy(data);
@@ -114,13 +133,14 @@ async fn helo_only_client_gets_no_extensions_and_is_delivered() {
     let p = start(&up, |_| {}).await;
     let mut c = connect(&p).await;
     assert_eq!(c.cmd("HELO old-fax").await, format!("250 {HOST}"));
-    c.expect(&format!("MAIL FROM:<{MAILBOX}>"), "250 2.1.0")
-        .await;
-    c.expect("RCPT TO:<bob@contoso.com>", "250 2.1.5").await;
-    c.expect("DATA", "354").await;
     let content = format!("From: {MAILBOX}\r\nSubject: Fax 17\r\n{DATED}\r\nPage 1 of 1.\r\n");
-    c.send(format!("{content}.\r\n").as_bytes()).await;
-    assert!(c.reply().await.starts_with("250 2.0.0 Ok: queued as"));
+    let reply = transaction(
+        &mut c,
+        &format!("MAIL FROM:<{MAILBOX}>"),
+        content.as_bytes(),
+    )
+    .await;
+    queued(&reply);
     c.expect("QUIT", "221 2.0.0").await;
     let m = one_delivered(&up, &p).await;
     assert_eq!(
@@ -149,13 +169,14 @@ async fn auth_login_with_the_username_on_the_auth_line() {
         c.cmd(&b64(DEVICE_PW)).await,
         "235 2.7.0 Authentication successful"
     );
-    c.expect(&format!("MAIL FROM:<{MAILBOX}>"), "250 2.1.0")
-        .await;
-    c.expect("RCPT TO:<bob@contoso.com>", "250 2.1.5").await;
-    c.expect("DATA", "354").await;
     let content = format!("Subject: Ricoh scan\r\n{DATED}\r\nscan\r\n");
-    c.send(format!("{content}.\r\n").as_bytes()).await;
-    assert!(c.reply().await.starts_with("250 2.0.0 Ok: queued as"));
+    let reply = transaction(
+        &mut c,
+        &format!("MAIL FROM:<{MAILBOX}>"),
+        content.as_bytes(),
+    )
+    .await;
+    queued(&reply);
     c.expect("QUIT", "221").await;
     let m = one_delivered(&up, &p).await;
     assert_eq!(m.data, content.as_bytes());
@@ -200,17 +221,10 @@ async fn eight_bit_body_without_8bitmime_arrives_intact() {
     let mut c = connect(&p).await;
     c.expect("EHLO mfp", "250").await;
     // No BODY=8BITMIME although the body is 8-bit (UTF-8 and a Latin-1 byte).
-    c.expect(&format!("MAIL FROM:<{MAILBOX}>"), "250 2.1.0")
-        .await;
-    c.expect("RCPT TO:<bob@contoso.com>", "250 2.1.5").await;
-    c.expect("DATA", "354").await;
     let mut content = format!("Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n{DATED}Content-Type: text/plain; charset=utf-8\r\n\r\n").into_bytes();
     content.extend_from_slice("Grüße aus dem Büro, 5 € – 日本語\r\ncaf".as_bytes());
     content.extend_from_slice(b"\xe9 (Latin-1)\r\n\x7f\x80\xff\r\n");
-    let mut wire = content.clone();
-    wire.extend_from_slice(b".\r\n");
-    c.send(&wire).await;
-    assert!(c.reply().await.starts_with("250 2.0.0 Ok: queued as"));
+    queued(&transaction(&mut c, &format!("MAIL FROM:<{MAILBOX}>"), &content).await);
     c.expect("QUIT", "221").await;
     let m = one_delivered(&up, &p).await;
     assert!(
@@ -293,17 +307,13 @@ async fn missing_date_and_message_id_are_added_present_ones_untouched() {
     );
     let mut ids = Vec::new();
     for content in [&bare, &dated] {
-        c.expect(&format!("MAIL FROM:<{MAILBOX}>"), "250 2.1.0")
-            .await;
-        c.expect("RCPT TO:<bob@contoso.com>", "250 2.1.5").await;
-        c.expect("DATA", "354").await;
-        c.send(format!("{content}.\r\n").as_bytes()).await;
-        let reply = c.reply().await;
-        let id = reply
-            .strip_prefix("250 2.0.0 Ok: queued as ")
-            .expect(&reply)
-            .to_string();
-        ids.push(id);
+        let reply = transaction(
+            &mut c,
+            &format!("MAIL FROM:<{MAILBOX}>"),
+            content.as_bytes(),
+        )
+        .await;
+        ids.push(queued(&reply).to_string());
     }
     c.expect("QUIT", "221").await;
     let got = up.wait_for(2).await;
@@ -353,12 +363,8 @@ async fn null_sender_is_accepted_and_sent_as_the_mailbox() {
     let p = start(&up, |_| {}).await;
     let mut c = connect(&p).await;
     c.expect("EHLO printer", "250").await;
-    c.expect("MAIL FROM:<>", "250 2.1.0").await;
-    c.expect("RCPT TO:<bob@contoso.com>", "250 2.1.5").await;
-    c.expect("DATA", "354").await;
     let content = format!("From: \"Printer\" <printer@contoso.com>\r\nSubject: Toner low\r\n{DATED}\r\nToner is low.\r\n");
-    c.send(format!("{content}.\r\n").as_bytes()).await;
-    assert!(c.reply().await.starts_with("250 2.0.0 Ok: queued as"));
+    queued(&transaction(&mut c, "MAIL FROM:<>", content.as_bytes()).await);
     c.expect("QUIT", "221").await;
     let m = one_delivered(&up, &p).await;
     // Client submission: Exchange needs a sender it can attribute.
@@ -394,12 +400,8 @@ async fn very_long_header_lines_are_folded_or_refused_clearly() {
     let mut c = connect(&p).await;
     c.expect("EHLO scanner", "250").await;
     for (content, refusal) in &cases {
-        c.expect(&format!("MAIL FROM:<{MAILBOX}>"), "250 2.1.0")
-            .await;
-        c.expect("RCPT TO:<bob@contoso.com>", "250 2.1.5").await;
-        c.expect("DATA", "354").await;
-        c.send(format!("{content}.\r\n").as_bytes()).await;
-        let reply = c.reply().await;
+        let from = format!("MAIL FROM:<{MAILBOX}>");
+        let reply = transaction(&mut c, &from, content.as_bytes()).await;
         match refusal {
             None => assert!(reply.starts_with("250 2.0.0 Ok: queued as"), "{reply}"),
             Some(want) => assert_eq!(&reply, want),
@@ -452,13 +454,9 @@ async fn size_declared_larger_than_the_message_is_fine_up_to_the_limit() {
         c.cmd(&format!("MAIL FROM:<{MAILBOX}> SIZE=50000000")).await,
         "552 5.3.4 Message too big: the device says the message is 47.7 MB, the limit is 35 MB (listener.max_message_bytes); send a smaller file or scan at a lower resolution"
     );
-    c.expect(&format!("MAIL FROM:<{MAILBOX}> SIZE=999999"), "250 2.1.0")
-        .await;
-    c.expect("RCPT TO:<bob@contoso.com>", "250 2.1.5").await;
-    c.expect("DATA", "354").await;
     let content = format!("Subject: Small\r\n{DATED}\r\n{}\r\n", "x".repeat(900));
-    c.send(format!("{content}.\r\n").as_bytes()).await;
-    assert!(c.reply().await.starts_with("250 2.0.0 Ok: queued as"));
+    let from = format!("MAIL FROM:<{MAILBOX}> SIZE=999999");
+    queued(&transaction(&mut c, &from, content.as_bytes()).await);
     c.expect("QUIT", "221").await;
     let m = one_delivered(&up, &p).await;
     assert_eq!(m.data, content.as_bytes());
@@ -526,12 +524,8 @@ async fn client_that_hangs_up_without_quit_keeps_its_message() {
     let content = format!("Subject: No QUIT\r\n{DATED}\r\nbye\r\n");
     let mut c = connect(&p).await;
     c.expect("EHLO rude", "250").await;
-    c.expect(&format!("MAIL FROM:<{MAILBOX}>"), "250 2.1.0")
-        .await;
-    c.expect("RCPT TO:<bob@contoso.com>", "250 2.1.5").await;
-    c.expect("DATA", "354").await;
-    c.send(format!("{content}.\r\n").as_bytes()).await;
-    assert!(c.reply().await.starts_with("250 2.0.0 Ok: queued as"));
+    let from = format!("MAIL FROM:<{MAILBOX}>");
+    queued(&transaction(&mut c, &from, content.as_bytes()).await);
     drop(c); // socket closed, no QUIT
     let m = one_delivered(&up, &p).await;
     assert_eq!(m.data, content.as_bytes());
@@ -544,12 +538,8 @@ async fn client_that_goes_silent_after_250_is_timed_out_and_its_message_kept() {
     let content = format!("Subject: Silent\r\n{DATED}\r\nthen nothing\r\n");
     let mut c = connect(&p).await;
     c.expect("EHLO silent", "250").await;
-    c.expect(&format!("MAIL FROM:<{MAILBOX}>"), "250 2.1.0")
-        .await;
-    c.expect("RCPT TO:<bob@contoso.com>", "250 2.1.5").await;
-    c.expect("DATA", "354").await;
-    c.send(format!("{content}.\r\n").as_bytes()).await;
-    assert!(c.reply().await.starts_with("250 2.0.0 Ok: queued as"));
+    let from = format!("MAIL FROM:<{MAILBOX}>");
+    queued(&transaction(&mut c, &from, content.as_bytes()).await);
     // Say nothing more: Postern closes the idle connection.
     assert_eq!(
         c.reply().await,
@@ -596,18 +586,13 @@ async fn failure_replies_say_what_to_fix() {
         "235",
     )
     .await;
-    c.expect(&from, "250 2.1.0").await;
-    c.expect("RCPT TO:<bob@contoso.com>", "250 2.1.5").await;
-    c.expect("DATA", "354").await;
-    let mut wire = format!("Subject: Huge\r\n{DATED}\r\n").into_bytes();
-    while wire.len() < 1024 * 1024 * 3 / 2 {
-        wire.extend_from_slice(&[b'Q'; 76]);
-        wire.extend_from_slice(b"\r\n");
+    let mut huge = format!("Subject: Huge\r\n{DATED}\r\n").into_bytes();
+    while huge.len() < 1024 * 1024 * 3 / 2 {
+        huge.extend_from_slice(&[b'Q'; 76]);
+        huge.extend_from_slice(b"\r\n");
     }
-    wire.extend_from_slice(b".\r\n");
-    c.send(&wire).await;
     assert_eq!(
-        c.reply().await,
+        transaction(&mut c, &from, &huge).await,
         "552 5.3.4 Message too big: the message is 1.5 MB, the limit is 1 MB (listener.max_message_bytes); send a smaller file or scan at a lower resolution"
     );
     c.expect("QUIT", "221").await;
