@@ -20,7 +20,9 @@
 //!   strips NULs either (the "." line is dot-stuffed on the way out).
 //! - Content past `max_bytes` is no longer emitted (the session keeps reading
 //!   to the terminator, then refuses the message); text lines longer than
-//!   998 characters are noted with their line number.
+//!   998 characters are noted with their line number (the session goes by
+//!   `listener::headers` instead, which folds long header lines and only
+//!   reports what cannot be folded).
 //!
 //! A device that speaks bare LF throughout (every command line so far ended
 //! in LF without CR, the DATA command included) gets
