@@ -297,15 +297,19 @@ async fn swaks_auth_plain() {
 }
 
 /// Builds a message with a 25 MiB random attachment (CRLF, policy SMTP),
-/// writes its bytes to argv[3] and sends exactly those bytes.
+/// writes its bytes to argv[3] and sends exactly those bytes. It has a
+/// Date and a Message-ID, so Postern adds nothing (it would to a message
+/// without them).
 const PY_BIG: &str = r#"
-import smtplib, sys, os, email.policy
+import smtplib, sys, os, email.policy, email.utils
 from email.message import EmailMessage
 host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 m = EmailMessage(policy=email.policy.SMTP)
 m["From"] = "scanner@contoso.com"
 m["To"] = "bob@contoso.com"
 m["Subject"] = "Big scan"
+m["Date"] = email.utils.formatdate()
+m["Message-ID"] = email.utils.make_msgid(domain="scanner.contoso.com")
 m.set_content("A big scan is attached.\n")
 m.add_attachment(os.urandom(25 * 1024 * 1024), maintype="application",
                  subtype="octet-stream", filename="scan.bin")

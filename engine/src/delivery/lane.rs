@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::classify::{Action, Stage, Verdict};
 use super::outcome::{set_recipient, settle, to_credentials, Failure};
 use super::reply::Reply;
-use super::rewrite::rewrite_sender;
+use super::rewrite::{envelope_sender, rewrite_sender};
 use super::route;
 use super::transcript::Transcript;
 use super::upstream::{Connection, SendReport, UpstreamError};
@@ -319,6 +319,8 @@ impl Lane {
             content = rewrite_sender(&content, &w.config.upstream.mailbox);
             mail_from = w.config.upstream.mailbox.clone();
         }
+        let submission = w.config.upstream.mode == crate::config::UpstreamMode::Submission;
+        let mail_from = envelope_sender(&mail_from, submission, &w.config.upstream.mailbox);
         let mut reports = Vec::new();
         let mut first = Some(first);
         for chunk in claim

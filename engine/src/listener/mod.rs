@@ -20,6 +20,7 @@
 mod auth;
 mod conn;
 pub mod data;
+pub mod headers;
 mod session;
 pub mod tls;
 
