@@ -121,7 +121,8 @@ async fn modern_clients_on_the_openssl_path_get_tls13_and_the_same_certificate()
 
 #[tokio::test]
 async fn tls10_is_refused_when_off_or_outside_the_legacy_networks() {
-    let cases: [(&str, fn(&mut ListenerConfig)); 2] = [
+    type Tweak = fn(&mut ListenerConfig);
+    let cases: [(&str, Tweak); 2] = [
         ("legacy_tls off", |_| {}),
         ("outside legacy_tls_allow", |c| {
             c.legacy_tls = true;
