@@ -7,6 +7,8 @@
 //! specific IP the listener is configured on. rustls is always built with
 //! the ring provider explicitly, so other crates enabling another provider
 //! cannot make `ServerConfig::builder()` ambiguous.
+//!
+//! The same files serve the OpenSSL path for old devices (`legacy_tls`).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

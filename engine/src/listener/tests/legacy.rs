@@ -158,3 +158,38 @@ async fn tls10_is_refused_when_off_or_outside_the_legacy_networks() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn an_rsa_listener_certificate_needs_no_companion() {
+    // The first server generates an RSA companion; the second is configured
+    // with it as its own certificate, so it needs none of its own.
+    let first = Server::start(DeviceAuth::none(), true, legacy_on).await;
+    let tls = first.dir.path().join("tls");
+    let (cert, key) = (
+        tls.join(super::legacy_tls::RSA_CERT_FILE),
+        tls.join(super::legacy_tls::RSA_KEY_FILE),
+    );
+    let server = Server::start(DeviceAuth::none(), true, |c| {
+        c.legacy_tls = true;
+        c.tls_cert = Some(cert);
+        c.tls_key = Some(key);
+    })
+    .await;
+    let tcp = starttls(&server).await;
+    let mut c = Client::new(
+        old_client(tcp, SslVersion::TLS1, "AES128-SHA:@SECLEVEL=0")
+            .await
+            .expect("TLS 1.0 handshake"),
+    );
+    c.expect("EHLO old-scanner", "250").await;
+    queued_id(
+        &c.send_message("a@x.com", &["b@x.com"], b"hi\r\n.\r\n")
+            .await,
+    );
+    assert!(
+        !server.dir.path().join("tls").exists(),
+        "nothing generated: the configured certificate is RSA"
+    );
+    server.stop().await;
+    first.stop().await;
+}
