@@ -73,11 +73,14 @@ pub(crate) async fn run(
 /// Past `max_connections`: a 421 and close.
 pub(crate) async fn refuse_busy(shared: Arc<Shared>, tcp: TcpStream, implicit_tls: bool) {
     let (_tx, shutdown) = watch::channel(false);
+    let ip = tcp.peer_addr().map(|a| a.ip().to_canonical());
     let mut conn = Conn::new(tcp, shutdown, Duration::from_secs(5));
     if implicit_tls {
-        let Some(acceptor) = &shared.tls else { return };
+        let (Some(tls), Ok(ip)) = (&shared.tls, ip) else {
+            return;
+        };
         if conn
-            .start_tls(acceptor, Duration::from_secs(5))
+            .start_tls(tls, ip, Duration::from_secs(5))
             .await
             .is_err()
         {
@@ -123,12 +126,7 @@ struct Session {
 impl Session {
     async fn serve(&mut self, implicit_tls: bool) -> Result<(), End> {
         if implicit_tls {
-            let acceptor = self.shared.tls.clone().expect("bind checked TLS");
-            self.tls = Some(
-                self.conn
-                    .start_tls(&acceptor, TLS_HANDSHAKE_TIMEOUT)
-                    .await?,
-            );
+            self.handshake().await?;
         }
         let greeting = format!("220 {} ESMTP Postern ready", self.shared.hostname);
         self.conn.reply(&greeting);
@@ -342,25 +340,54 @@ impl Session {
     }
 
     async fn starttls(&mut self) -> Result<(), End> {
-        let Some(acceptor) = self.shared.tls.clone() else {
+        if self.shared.tls.is_none() {
             self.bad("502 5.5.1 STARTTLS not available");
             return Ok(());
-        };
+        }
         if self.tls.is_some() {
             self.bad("503 5.5.1 TLS is already active");
             return Ok(());
         }
         self.reply("220 2.0.0 Ready to start TLS");
         // start_tls discards whatever the client pipelined after STARTTLS.
-        let version = self
-            .conn
-            .start_tls(&acceptor, TLS_HANDSHAKE_TIMEOUT)
-            .await?;
-        tracing::debug!(peer = %self.peer, %version, "STARTTLS done");
-        self.tls = Some(version);
+        self.handshake().await?;
         self.helo = None;
         self.auth_user = None;
         self.tx = None;
+        Ok(())
+    }
+}
+
+impl Session {
+    /// The TLS handshake (STARTTLS or implicit TLS); the library depends on
+    /// the device's address. Sessions on the OpenSSL path are logged with
+    /// their protocol and suite (a warning for TLS 1.0/1.1), so the admin
+    /// sees which device still needs legacy TLS.
+    async fn handshake(&mut self) -> Result<(), End> {
+        let shared = self.shared.clone();
+        let Some(tls) = &shared.tls else {
+            return Err(End::Io(std::io::Error::other("no TLS certificate")));
+        };
+        let done = self
+            .conn
+            .start_tls(tls, self.ip, TLS_HANDSHAKE_TIMEOUT)
+            .await?;
+        match &done.legacy_cipher {
+            Some(cipher) if done.is_old_protocol() => tracing::warn!(
+                peer = %self.peer,
+                protocol = %done.version,
+                %cipher,
+                "legacy TLS session: this device uses an old TLS version (update its firmware)"
+            ),
+            Some(cipher) => tracing::info!(
+                peer = %self.peer,
+                protocol = %done.version,
+                %cipher,
+                "TLS session on the legacy TLS path (OpenSSL)"
+            ),
+            None => tracing::debug!(peer = %self.peer, version = %done.version, "TLS started"),
+        }
+        self.tls = Some(done.describe());
         Ok(())
     }
 }

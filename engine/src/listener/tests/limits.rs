@@ -165,6 +165,7 @@ async fn bind_errors_name_the_address() {
         spool: spool.clone(),
         device_auth: DeviceAuth::none(),
         tls: None,
+        legacy_tls: None,
         hostname: HOST.into(),
         internal_domains: None,
     };

@@ -3,6 +3,7 @@
 //! a reply, and timeouts are configured short where they are the subject.
 
 mod auth;
+mod legacy;
 mod limits;
 mod quirks;
 mod tls_tests;
@@ -48,12 +49,17 @@ impl Server {
         let spool = Spool::open(&dir.path().join("spool"), Events::new())
             .await
             .unwrap();
+        let legacy_tls = match tls {
+            true => super::LegacyTls::new(&cfg, dir.path(), HOST).unwrap(),
+            false => None,
+        };
         let tls = tls.then(|| super::tls::server_config(&cfg, dir.path(), HOST).unwrap());
         let listener = Listener::bind(ListenerContext {
             config: Arc::new(cfg),
             spool: spool.clone(),
             device_auth: auth,
             tls,
+            legacy_tls,
             hostname: HOST.into(),
             internal_domains: None,
         })
