@@ -49,7 +49,7 @@ def say(text):
     p.stdin.flush()
     return reply()
 message = ("From: scanner@contoso.com\r\nTo: bob@contoso.com\r\nSubject: " + subject +
-           "\r\nMessage-ID: <" + subject.replace(" ", "-") + "@old-scanner>\r\n\r\n"
+           "\r\nDate: Tue, 1 Oct 2024 09:30:00 +0000\r\nMessage-ID: <" + subject.replace(" ", "-") + "@old-scanner>\r\n\r\n"
            "Scanned on an old device.\r\n..a line that starts with a dot\r\nend\r\n")
 ok = True
 if mode == "implicit":
@@ -71,7 +71,7 @@ json.dump({"replies": replies, "stderr": (err[0] if err else b"").decode("latin-
 /// The message S_CLIENT sends, as it must arrive upstream (dot-unstuffed).
 fn expected_upstream(subject: &str) -> Vec<u8> {
     format!(
-        "From: scanner@contoso.com\r\nTo: bob@contoso.com\r\nSubject: {subject}\r\nMessage-ID: <{}@old-scanner>\r\n\r\nScanned on an old device.\r\n.a line that starts with a dot\r\nend\r\n",
+        "From: scanner@contoso.com\r\nTo: bob@contoso.com\r\nSubject: {subject}\r\nDate: Tue, 1 Oct 2024 09:30:00 +0000\r\nMessage-ID: <{}@old-scanner>\r\n\r\nScanned on an old device.\r\n.a line that starts with a dot\r\nend\r\n",
         subject.replace(' ', "-")
     )
     .into_bytes()
