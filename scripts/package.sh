@@ -2,7 +2,7 @@
 # Builds the Debian package with the Tauri bundler (the npm @tauri-apps/cli):
 # the release binary, the desktop entry, the icon set, the systemd unit and
 # the service helpers (packaging/linux/). Prints the .deb's path.
-# Install it with: sudo apt install ./target/release/bundle/deb/postern_*.deb
+# Install it with: sudo apt install ./target/release/bundle/deb/Postern_*.deb
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x ui/node_modules/.bin/tauri ] || npm --prefix ui ci --no-audit --no-fund >/dev/null

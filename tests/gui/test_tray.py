@@ -32,7 +32,8 @@ import x11
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "target", "debug")
-APP = os.path.join(BIN, "postern")
+# POSTERN_APP: another build to test and measure (BENCHMARKS.md uses the release build).
+APP = os.path.abspath(os.environ.get("POSTERN_APP", os.path.join(BIN, "postern")))
 FAKES = os.path.join(BIN, "postern-fakes")
 SEND_AS = "550 5.7.60 SMTP; Client does not have permissions to send as this sender"
 PROCS = []
