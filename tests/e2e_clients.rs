@@ -48,7 +48,6 @@ async fn swaks_plain_message_arrives_upstream_with_xoauth2() {
 }
 
 /// The device password every AUTH test stores (each test its own user).
-const DEVICE_PW: &str = "device-pw-4Kq";
 
 /// Sends one small message with smtplib. argv: host port mode user
 /// password, mode one of plain, starttls, ssl; user "" for no AUTH. Prints
@@ -92,19 +91,6 @@ fn py_send(p: &Postern, mode: &str, user: &str, pw: &str) -> String {
     let out = python(PY_SEND, &["127.0.0.1", &port.to_string(), mode, user, pw]);
     assert!(out.status.success(), "{}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A config where 127.0.0.1 is not allowed and must log in as `user`.
-fn devices_must_login(user: &str) -> impl FnOnce(&mut toml::Table) + '_ {
-    move |cfg| {
-        set(cfg, "listener.allow", vec!["10.0.0.0/8"]);
-        set(cfg, "listener.users", vec![user]);
-    }
-}
-
-fn store_device_password(p: &Postern, user: &str) {
-    let out = p.cli_stdin(&["account", "set-secret", "--device", user], DEVICE_PW);
-    assert!(out.status.success(), "{}", text(&out));
 }
 
 /// One message upstream, from smtplib, with the subject `subject`.

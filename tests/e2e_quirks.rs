@@ -13,7 +13,6 @@ use tokio::net::TcpStream;
 
 /// The name Postern gives itself in these tests (greeting, Message-ID).
 const HOST: &str = "relay.contoso.test";
-const DEVICE_PW: &str = "quirk-pw-7Tz";
 
 fn b64(s: &str) -> String {
     use base64::Engine;
@@ -26,19 +25,6 @@ async fn start(up: &Upstream, change: impl FnOnce(&mut toml::Table)) -> Postern 
         change(cfg);
     })
     .await
-}
-
-/// 127.0.0.1 is not allowed: the device must log in as `user`.
-fn devices_must_login(user: &str) -> impl FnOnce(&mut toml::Table) + '_ {
-    move |cfg| {
-        set(cfg, "listener.allow", vec!["10.0.0.0/8"]);
-        set(cfg, "listener.users", vec![user]);
-    }
-}
-
-fn store_device_password(p: &Postern, user: &str) {
-    let out = p.cli_stdin(&["account", "set-secret", "--device", user], DEVICE_PW);
-    assert!(out.status.success(), "{}", text(&out));
 }
 
 /// Connects and checks the greeting.
