@@ -47,8 +47,6 @@ async fn swaks_plain_message_arrives_upstream_with_xoauth2() {
     assert_eq!(q[0]["subject"], "Scan 0001");
 }
 
-/// The device password every AUTH test stores (each test its own user).
-
 /// Sends one small message with smtplib. argv: host port mode user
 /// password, mode one of plain, starttls, ssl; user "" for no AUTH. Prints
 /// "OK <refused dict>" or "AUTHFAIL <code>" or "REFUSED <code> <text>".
