@@ -8,7 +8,8 @@ scripts/deps.sh test
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # The web UI the app embeds (ui/dist); without npm, build.rs puts a placeholder.
 if [ -f ui/package.json ] && command -v npm >/dev/null; then
-  npm --prefix ui ci --no-audit --no-fund >/dev/null && npm --prefix ui run build >/dev/null
+  npm --prefix ui ci --no-audit --no-fund >/dev/null
+  npm --prefix ui run build >/dev/null
 fi
 # The web UI's own tests: Vitest (formatting, state, validation rules) and
 # Playwright in Debian's Chromium against the built UI with the IPC mocked.
