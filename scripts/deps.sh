@@ -5,9 +5,11 @@ set -euo pipefail
 what=${1:-build}
 # The tray app: WebKitGTK (pulls gtk-3, soup-3), and the tray library it
 # loads at start-up. Never dbus-x11 (it launches stray session buses).
-build_pkgs=(build-essential pkg-config libdbus-1-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev)
+# libssl-dev: OpenSSL for legacy TLS on the device side (listener.legacy_tls).
+build_pkgs=(build-essential pkg-config libdbus-1-dev libssl-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev)
 test_pkgs=(chromium swaks libnet-ssleay-perl libio-socket-ssl-perl curl python3 openssl dbus gnome-keyring libsecret-tools
-  xvfb xauth webkit2gtk-driver libnotify-bin x11-utils xdotool imagemagick python3-dbus python3-gi)
+  xvfb xauth webkit2gtk-driver libnotify-bin x11-utils xdotool imagemagick python3-dbus python3-gi
+  desktop-file-utils systemd adduser)
 pkgs=("${build_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
 missing=()

@@ -8,7 +8,8 @@ scripts/deps.sh test
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # The web UI the app embeds (ui/dist); without npm, build.rs puts a placeholder.
 if [ -f ui/package.json ] && command -v npm >/dev/null; then
-  npm --prefix ui ci --no-audit --no-fund >/dev/null && npm --prefix ui run build >/dev/null
+  npm --prefix ui ci --no-audit --no-fund >/dev/null
+  npm --prefix ui run build >/dev/null
 fi
 # The web UI's own tests: Vitest (formatting, state, validation rules) and
 # Playwright in Debian's Chromium against the built UI with the IPC mocked.
@@ -32,6 +33,8 @@ command -v tauri-driver >/dev/null || cargo install tauri-driver --locked
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 scripts/fuzz.sh "${FUZZ_SECS:-20}"
 scripts/test-gui.sh
+# The .deb, built by the Tauri bundler and installed for real (root only).
+scripts/test-package.sh
 # Reached only when everything above passed (set -e, pipefail).
 passed=$(awk '/^test result:/ {n += $4} END {print n + 0}' "$results")
 echo "summary: $passed passed, 0 failed"

@@ -26,6 +26,7 @@ const COMMANDS: &[&str] = &[
     "send_test",
     "get_notification_settings",
     "set_notification_settings",
+    "take_pending",
 ];
 
 fn main() {

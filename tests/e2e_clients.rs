@@ -47,9 +47,6 @@ async fn swaks_plain_message_arrives_upstream_with_xoauth2() {
     assert_eq!(q[0]["subject"], "Scan 0001");
 }
 
-/// The device password every AUTH test stores (each test its own user).
-const DEVICE_PW: &str = "device-pw-4Kq";
-
 /// Sends one small message with smtplib. argv: host port mode user
 /// password, mode one of plain, starttls, ssl; user "" for no AUTH. Prints
 /// "OK <refused dict>" or "AUTHFAIL <code>" or "REFUSED <code> <text>".
@@ -92,19 +89,6 @@ fn py_send(p: &Postern, mode: &str, user: &str, pw: &str) -> String {
     let out = python(PY_SEND, &["127.0.0.1", &port.to_string(), mode, user, pw]);
     assert!(out.status.success(), "{}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A config where 127.0.0.1 is not allowed and must log in as `user`.
-fn devices_must_login(user: &str) -> impl FnOnce(&mut toml::Table) + '_ {
-    move |cfg| {
-        set(cfg, "listener.allow", vec!["10.0.0.0/8"]);
-        set(cfg, "listener.users", vec![user]);
-    }
-}
-
-fn store_device_password(p: &Postern, user: &str) {
-    let out = p.cli_stdin(&["account", "set-secret", "--device", user], DEVICE_PW);
-    assert!(out.status.success(), "{}", text(&out));
 }
 
 /// One message upstream, from smtplib, with the subject `subject`.
@@ -297,15 +281,19 @@ async fn swaks_auth_plain() {
 }
 
 /// Builds a message with a 25 MiB random attachment (CRLF, policy SMTP),
-/// writes its bytes to argv[3] and sends exactly those bytes.
+/// writes its bytes to argv[3] and sends exactly those bytes. It has a
+/// Date and a Message-ID, so Postern adds nothing (it would to a message
+/// without them).
 const PY_BIG: &str = r#"
-import smtplib, sys, os, email.policy
+import smtplib, sys, os, email.policy, email.utils
 from email.message import EmailMessage
 host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 m = EmailMessage(policy=email.policy.SMTP)
 m["From"] = "scanner@contoso.com"
 m["To"] = "bob@contoso.com"
 m["Subject"] = "Big scan"
+m["Date"] = email.utils.formatdate()
+m["Message-ID"] = email.utils.make_msgid(domain="scanner.contoso.com")
 m.set_content("A big scan is attached.\n")
 m.add_attachment(os.urandom(25 * 1024 * 1024), maintype="application",
                  subtype="octet-stream", filename="scan.bin")

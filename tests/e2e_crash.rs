@@ -266,7 +266,7 @@ async fn sigterm_mid_delivery_finishes_it_and_keeps_the_rest() {
 import smtplib, sys
 s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=120)
 body = ("y" * 998 + "\r\n") * int(sys.argv[2])
-msg = "From: scanner@contoso.com\r\nTo: bob@contoso.com\r\nSubject: term-big\r\n\r\n" + body
+msg = "From: scanner@contoso.com\r\nTo: bob@contoso.com\r\nSubject: term-big\r\nDate: Tue, 1 Oct 2024 09:30:00 +0000\r\nMessage-ID: <term-big@test>\r\n\r\n" + body
 s.sendmail("scanner@contoso.com", ["bob@contoso.com"], msg.encode())
 s.quit()
 "#,
@@ -292,7 +292,7 @@ s.quit()
     let got = up.exchange.messages();
     assert_eq!(got.len(), 1, "exactly the big one went before the stop");
     assert!(String::from_utf8_lossy(&got[0].data).contains("Subject: term-big"));
-    let head = "From: scanner@contoso.com\r\nTo: bob@contoso.com\r\nSubject: term-big\r\n\r\n";
+    let head = "From: scanner@contoso.com\r\nTo: bob@contoso.com\r\nSubject: term-big\r\nDate: Tue, 1 Oct 2024 09:30:00 +0000\r\nMessage-ID: <term-big@test>\r\n\r\n";
     assert_eq!(got[0].data.len(), head.len() + BIG_LINES * 1000, "whole");
     let q = p.queue(); // read from the spool: no engine runs
     assert_eq!(support::mail::by_subject(&q, "term-big")["state"], "sent");

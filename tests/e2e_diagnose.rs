@@ -281,6 +281,33 @@ async fn wide_open_allowlist_warns() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn legacy_tls_warns_with_the_networks_and_the_fix() {
+    let up = Upstream::start().await;
+    let dns = healthy_dns().await;
+    let p = prepared(&up, &dns, |c| {
+        set(c, "listener.allow", vec!["192.168.1.0/24"]);
+        set(c, "listener.legacy_tls", true);
+        set(c, "listener.legacy_tls_allow", vec!["192.168.1.40/32"]);
+    });
+    let (code, checks) = diagnose(&p);
+    let c = expect(
+        &checks,
+        "listener.legacy_tls",
+        "warn",
+        "on for 192.168.1.40/32",
+    );
+    assert!(
+        c["found"].as_str().unwrap().contains("TLS 1.0/1.1"),
+        "{c:#}"
+    );
+    assert!(
+        fix(c).contains("firmware") && fix(c).contains("legacy_tls = false"),
+        "{c:#}"
+    );
+    assert_eq!(code, 0, "a warning, not a failure: {checks:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn missing_client_secret_fails_with_the_command_that_stores_it() {
     let up = Upstream::start().await;
     let dns = healthy_dns().await;

@@ -32,7 +32,7 @@ async fn smtp_smuggling_sequences_do_not_end_data() {
         c.expect("RCPT TO:<bob@contoso.com>", "250 2.1.5").await;
         c.expect("DATA", "354").await;
         let wire = format!(
-            "Subject: a\r\n\r\nbody{seq}MAIL FROM:<evil@x.com>\r\nRCPT TO:<victim@contoso.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nevil\r\n\r\n.\r\nQUIT\r\n"
+            "Subject: a\r\nDate: Tue, 1 Oct 2024 09:30:00 +0000\r\nMessage-ID: <a@test>\r\n\r\nbody{seq}MAIL FROM:<evil@x.com>\r\nRCPT TO:<victim@contoso.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nevil\r\n\r\n.\r\nQUIT\r\n"
         );
         c.send(wire.as_bytes()).await;
         // Exactly one message: its 250, then the QUIT's 221, then nothing.
@@ -54,7 +54,7 @@ async fn smtp_smuggling_sequences_do_not_end_data() {
         assert_eq!(m.rcpt_to, vec!["bob@contoso.com"], "{seq:?}");
         let data = String::from_utf8_lossy(&m.data);
         assert!(
-            data.starts_with("Subject: a\r\n\r\nbody"),
+            data.starts_with("Subject: a\r\nDate: Tue, 1 Oct 2024 09:30:00 +0000\r\nMessage-ID: <a@test>\r\n\r\nbody"),
             "{seq:?}: {data:?}"
         );
         assert!(

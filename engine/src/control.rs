@@ -139,7 +139,7 @@ impl Controller {
                     .collect::<Vec<_>>()))
             }
             Request::Recheck => {
-                self.tokens.invalidate().await;
+                self.tokens.forget().await;
                 match self.spool.release_held().await {
                     Ok(n) => {
                         self.recheck();

@@ -56,11 +56,13 @@ impl Engine {
         let spool = Spool::open(&spool_dir, events.clone()).await?;
         let hostname = config.listener.hostname.clone().unwrap_or_else(host_name);
         let tls = listener::tls::server_config(&config.listener, &spool_dir, &hostname)?;
+        let legacy_tls = listener::LegacyTls::new(&config.listener, &spool_dir, &hostname)?;
         let listener = Listener::bind(ListenerContext {
             config: Arc::new(config.listener.clone()),
             spool: spool.clone(),
             device_auth: DeviceAuth::keychain(secrets.clone(), config.listener.users.clone()),
             tls: Some(tls),
+            legacy_tls,
             hostname: hostname.clone(),
             internal_domains: (config.upstream.mode == UpstreamMode::DirectSend)
                 .then(|| config.upstream.internal_domains()),

@@ -43,7 +43,18 @@ pub enum Event {
     AttentionCleared,
     /// Removed from the queue by the user.
     Deleted { id: MessageId },
+    /// A large message is being uploaded to Microsoft: `bytes` of `total`
+    /// so far (sent about twice a second while it lasts, only for messages
+    /// of [`PROGRESS_MIN_BYTES`] or more).
+    Progress {
+        id: MessageId,
+        bytes: u64,
+        total: u64,
+    },
 }
+
+/// Messages smaller than this go up too fast to need a progress display.
+pub const PROGRESS_MIN_BYTES: u64 = 1024 * 1024;
 
 /// The sending half; cheap to clone. Dropped by the engine on shutdown,
 /// which ends every subscriber's stream.

@@ -82,6 +82,7 @@ fn rig() -> &'static Rig {
                 spool: spool.clone(),
                 device_auth: auth,
                 tls: None,
+                legacy_tls: None,
                 hostname: "relay.fuzz".into(),
                 internal_domains: None,
             })

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use postern_engine::config::Config;
 use tauri::webview::PageLoadEvent;
-use tauri::{AppHandle, Builder, Emitter, Manager, RunEvent, Runtime};
+use tauri::{AppHandle, Builder, Manager, RunEvent, Runtime};
 use tokio::sync::mpsc;
 
 use crate::logs::LogBuffer;
@@ -37,17 +37,8 @@ pub fn configure<R: Runtime>(builder: Builder<R>) -> Builder<R> {
         .manage(Shown::default())
         .invoke_handler(crate::postern_commands!())
         .on_page_load(|webview, payload| {
-            if payload.event() == PageLoadEvent::Finished {
-                let pending = webview
-                    .app_handle()
-                    .state::<Pending>()
-                    .0
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .take();
-                if let Some((event, body)) = pending {
-                    let _ = webview.emit(event, body);
-                }
+            if payload.event() == PageLoadEvent::Started {
+                webview.app_handle().state::<Pending>().page_loading();
             }
         })
 }

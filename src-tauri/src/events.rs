@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use postern_engine::events::Events;
+use postern_engine::events::{Event, Events};
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, watch};
@@ -36,6 +36,11 @@ pub fn forward<R: Runtime>(
                 e = rx.recv() => e,
             };
             match event {
+                // Progress changes no count: the window alone wants it.
+                Ok(e @ Event::Progress { .. }) => {
+                    let _ = app.emit("engine-event", &e);
+                    continue;
+                }
                 Ok(e) => {
                     if let Err(err) = app.emit("engine-event", &e) {
                         tracing::debug!("engine-event not delivered: {err}");

@@ -180,6 +180,14 @@ pub async fn send_test(shell: State<'_, Shell>, to: String) -> Reply {
     Ok(json!({ "id": id }))
 }
 
+/// What the window was opened for (`{event, payload}` of `navigate` or
+/// `open-message`), or null; asked once by the page when its listeners are
+/// in place.
+#[tauri::command]
+pub fn take_pending(pending: State<'_, crate::tray::Pending>) -> Option<serde_json::Value> {
+    pending.take()
+}
+
 #[tauri::command]
 pub fn get_notification_settings(shell: State<'_, Shell>) -> NotifySettings {
     *shell.notify.lock().unwrap_or_else(|e| e.into_inner())
@@ -238,6 +246,7 @@ macro_rules! postern_commands {
             $crate::ipc::send_test,
             $crate::ipc::get_notification_settings,
             $crate::ipc::set_notification_settings,
+            $crate::ipc::take_pending,
         ]
     };
 }

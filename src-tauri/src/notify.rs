@@ -270,7 +270,7 @@ fn on_event<R: Runtime>(app: &AppHandle<R>, w: &mut Watch, e: Event, s: &NotifyS
             }
         }
         Event::AttentionCleared => w.attention_told = None,
-        Event::Received { .. } | Event::Deleted { .. } => {}
+        Event::Received { .. } | Event::Deleted { .. } | Event::Progress { .. } => {}
     }
 }
 

@@ -230,12 +230,49 @@ pub fn quit<R: Runtime>(app: &AppHandle<R>) {
     });
 }
 
-/// What to tell the page once it has loaded (`navigate`, `open-message`).
+/// What the window was opened for (`navigate`, `open-message`), kept until
+/// the page asks for it with `take_pending`: a page that is still loading
+/// has not registered its listeners yet, so an event sent then is lost.
 #[derive(Default)]
-pub struct Pending(pub Mutex<Option<(&'static str, Value)>>);
+pub struct Pending(Mutex<PendingState>);
+
+#[derive(Default)]
+struct PendingState {
+    /// The page has loaded and asked once: it listens for events now.
+    listening: bool,
+    next: Option<(&'static str, Value)>,
+}
+
+impl Pending {
+    /// A page (re)started loading: hold what comes until it asks.
+    pub fn page_loading(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).listening = false;
+    }
+
+    /// The page asks what it was opened for; from now on it gets events.
+    pub fn take(&self) -> Option<Value> {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        s.listening = true;
+        s.next
+            .take()
+            .map(|(event, payload)| json!({ "event": event, "payload": payload }))
+    }
+
+    /// Keeps `then` for the page unless it listens already; returns it back
+    /// when it should be sent as an event instead.
+    fn hold(&self, then: (&'static str, Value)) -> Option<(&'static str, Value)> {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if s.listening {
+            return Some(then);
+        }
+        s.next = Some(then);
+        None
+    }
+}
 
 /// Shows the window (creating it if closed), then sends it `then`.
 pub fn open_window<R: Runtime>(app: &AppHandle<R>, then: Option<(&'static str, Value)>) {
+    let then = then.and_then(|t| app.state::<Pending>().hold(t));
     if let Some(w) = app.get_webview_window(WINDOW) {
         let _ = w.unminimize();
         let _ = w.show();
@@ -245,10 +282,6 @@ pub fn open_window<R: Runtime>(app: &AppHandle<R>, then: Option<(&'static str, V
         }
         return;
     }
-    *app.state::<Pending>()
-        .0
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) = then;
     let built = WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::App("index.html".into()))
         .title("Postern")
         .inner_size(1000.0, 680.0)

@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 """A stand-in desktop notification service for the GUI test: owns
 org.freedesktop.Notifications on the session bus, appends each Notify call
-to the file given as argv[1] as one JSON line, and prints "ready" once the
-name is owned. Needs python3-dbus and python3-gi (Debian packages)."""
+to the file given as argv[1] as one JSON line (with the id it answered),
+and prints "ready" once the name is owned. A line `click ID` on stdin
+clicks notification ID (the ActionInvoked signal with "default", as a
+notification daemon sends when the person clicks the body). Needs
+python3-dbus and python3-gi (Debian packages)."""
 import json
 import sys
 
@@ -22,8 +25,8 @@ class Server(dbus.service.Object):
     @dbus.service.method("org.freedesktop.Notifications", in_signature="susssasa{sv}i", out_signature="u")
     def Notify(self, app, replaces, icon, summary, body, actions, hints, timeout):
         with open(OUT, "a") as f:
-            f.write(json.dumps({"app": str(app), "summary": str(summary), "body": str(body),
-                                "actions": [str(a) for a in actions]}) + "\n")
+            f.write(json.dumps({"id": self.next_id, "app": str(app), "summary": str(summary),
+                                "body": str(body), "actions": [str(a) for a in actions]}) + "\n")
         self.next_id += 1
         return self.next_id - 1
 
@@ -39,10 +42,25 @@ class Server(dbus.service.Object):
     def CloseNotification(self, nid):
         pass
 
+    @dbus.service.signal("org.freedesktop.Notifications", signature="us")
+    def ActionInvoked(self, nid, action):
+        pass
+
+
+def on_stdin(source, _condition):
+    line = source.readline()
+    if not line:
+        return False
+    cmd, _, arg = line.strip().partition(" ")
+    if cmd == "click":
+        server.ActionInvoked(dbus.UInt32(int(arg)), "default")
+    return True
+
 
 DBusGMainLoop(set_as_default=True)
 bus = dbus.SessionBus()
 name = dbus.service.BusName("org.freedesktop.Notifications", bus)
 server = Server(bus)
+GLib.io_add_watch(sys.stdin, GLib.IO_IN | GLib.IO_HUP, on_stdin)
 print("ready", flush=True)
 GLib.MainLoop().run()

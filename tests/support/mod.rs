@@ -389,3 +389,20 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// The password test devices log in to Postern with.
+pub const DEVICE_PW: &str = "device-pw-4Kq";
+
+/// A config where 127.0.0.1 is not allowed: the device must log in as `user`.
+pub fn devices_must_login(user: &str) -> impl FnOnce(&mut toml::Table) + '_ {
+    move |cfg| {
+        set(cfg, "listener.allow", vec!["10.0.0.0/8"]);
+        set(cfg, "listener.users", vec![user]);
+    }
+}
+
+/// Stores [`DEVICE_PW`] as device `user`'s password in the keychain.
+pub fn store_device_password(p: &Postern, user: &str) {
+    let out = p.cli_stdin(&["account", "set-secret", "--device", user], DEVICE_PW);
+    assert!(out.status.success(), "{}", text(&out));
+}

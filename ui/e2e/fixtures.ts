@@ -2,6 +2,7 @@
 //! a small office's queue, throttle state, account, settings and logs.
 
 import type { Account, Check, Config, HistoryPoint, LogLine, MessageInfo, NotificationSettings, Status } from "../src/types";
+import type { PendingView } from "../src/ipc";
 
 const MIN = 60_000;
 
@@ -84,5 +85,6 @@ export function fixtures(now: number) {
   ];
   const logs: LogLine[] = Array.from({ length: 40 }, (_, i) => ({ seq: i + 1, time: now - (40 - i) * 45_000, level: levels[i % levels.length], message: texts[i % texts.length] }));
   const notifications: NotificationSettings = { failed: true, sign_in: true, unreachable: true, budget: true, stuck: false };
-  return { queue, transcript, status, history, account, config, checks, logs, notifications };
+  const pending = null as PendingView | null;
+  return { queue, transcript, status, history, account, config, checks, logs, notifications, pending };
 }

@@ -16,6 +16,8 @@ if (params.get("scenario") === "attention") {
   data.status.queue.held = 3;
 }
 if (params.get("scenario") === "empty") { data.queue = []; }
+// `?open=ID`: the window was opened by a notification click on message ID.
+if (params.get("open")) data.pending = { event: "open-message", payload: { id: params.get("open")! } };
 const calls: { cmd: string; args: unknown }[] = [];
 
 mockWindows("main");
@@ -49,6 +51,7 @@ mockIPC((cmd, args) => {
     case "run_diagnostics": return data.checks;
     case "get_logs": return data.logs.filter((l) => a.since == null || l.seq > a.since);
     case "send_test": return { id: "01JH9TEST00" };
+    case "take_pending": { const p = data.pending ?? null; data.pending = null; return p; }
     case "get_notification_settings": return data.notifications;
     case "set_notification_settings": data.notifications = a as any; return a;
     default: throw `unknown command ${cmd}`;

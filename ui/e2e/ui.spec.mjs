@@ -71,6 +71,38 @@ describe("queue", () => {
     await page.close();
   });
 
+  it("a window opened by a notification click shows that message (take_pending)", async () => {
+    await open("logs", "?open=01JH8YZW0C");
+    await page.waitForFunction(() => document.querySelector('tr[data-id="01JH8YZW0C"]')?.getAttribute("aria-selected") === "true");
+    assert.equal(await page.locator("#page-queue").isHidden(), false, "the queue page is shown");
+    await page.locator("#explanation").waitFor();
+    assert.match(await page.locator("#explanation .explain-summary").textContent(), /may not send as reception@fabrikam\.com/);
+    const order = await page.evaluate(() => window.__mock.calls.map((c) => c.cmd));
+    assert.equal(order.filter((c) => c === "take_pending").length, 1);
+    await page.close();
+  });
+
+  it("a long upload shows its progress in the row, and the bar goes when it is sent", async () => {
+    await open();
+    const id = "01JH8YK9B2";
+    await page.evaluate((id) => window.__mock.emit("engine-event", { event: "progress", id, bytes: 10_500_000, total: 25_000_000 }), id);
+    const bar = page.locator(`tr[data-id="${id}"] .upload`);
+    await bar.waitFor();
+    assert.equal(await page.locator(`tr[data-id="${id}"]`).getAttribute("data-state"), "sending");
+    assert.match(await bar.textContent(), /42 %/);
+    assert.equal(await bar.locator("progress").getAttribute("value"), "10500000");
+    await page.evaluate((id) => window.__mock.emit("engine-event", { event: "progress", id, bytes: 20_000_000, total: 25_000_000 }), id);
+    await page.waitForFunction((id) => /80 %/.test(document.querySelector(`tr[data-id="${id}"] .upload`)?.textContent ?? ""), id);
+    await page.evaluate((id) => {
+      const m = window.__mock.data.queue.find((x) => x.id === id);
+      Object.assign(m, { state: "sent", last_reply: "250 2.0.0 OK", updated_at: Date.now() });
+      window.__mock.emit("engine-event", { event: "sent", id, reply: "250 2.0.0 OK" });
+    }, id);
+    await page.waitForFunction((id) => document.querySelector(`tr[data-id="${id}"]`)?.getAttribute("data-state") === "sent", id);
+    assert.equal(await bar.count(), 0);
+    await page.close();
+  });
+
   it("delete asks first, then calls delete_message", async () => {
     await open();
     await page.locator('tr[data-id="01JH8YK9B2"]').click();

@@ -28,8 +28,14 @@ export const api = {
   getLogs: (since?: number) => invoke<LogLine[]>("get_logs", since == null ? {} : { since }),
   sendTest: (to: string) => invoke<{ id: string }>("send_test", { to }),
   getNotificationSettings: () => invoke<NotificationSettings>("get_notification_settings"),
+  takePending: () => invoke<PendingView | null>("take_pending"),
   setNotificationSettings: (s: NotificationSettings) => invoke<NotificationSettings>("set_notification_settings", s as unknown as Record<string, unknown>),
 };
+
+/** What the window was opened for, until the page listens for events. */
+export type PendingView =
+  | { event: "open-message"; payload: { id: string } }
+  | { event: "navigate"; payload: { page: Page } };
 
 export interface EventMap {
   "engine-event": EngineEvent;

@@ -3,7 +3,7 @@
 
 import "./styles.css";
 import { h } from "./dom";
-import { on } from "./ipc";
+import { api, on } from "./ipc";
 import { accountPage } from "./pages/account";
 import { diagnosticsPage } from "./pages/diagnostics";
 import { logsPage } from "./pages/logs";
@@ -59,10 +59,16 @@ export async function start(root: HTMLElement) {
   window.addEventListener("hashchange", () => go(location.hash.slice(1) as Page));
 
   go((PAGES as string[]).includes(location.hash.slice(1)) ? (location.hash.slice(1) as Page) : "queue");
+  const openMessage = (id: string) => { go("queue"); queue.select(id); };
   await Promise.all([
     on("navigate", (e) => go(e.page)),
-    on("open-message", (e) => { go("queue"); queue.select(e.id); }),
+    on("open-message", (e) => openMessage(e.id)),
   ]);
+  // Listening now: ask what this window was opened for (an event sent
+  // before the listeners above were registered would have been lost).
+  const pending = await api.takePending().catch(() => null);
+  if (pending?.event === "navigate") go(pending.payload.page);
+  else if (pending?.event === "open-message") openMessage(pending.payload.id);
   await store.start();
 }
 

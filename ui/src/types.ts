@@ -86,7 +86,8 @@ export type EngineEvent =
   | { event: "failed"; id: string; recipients: string[]; reply: string; summary: string; fix: string }
   | { event: "needs-attention"; summary: string; fix: string }
   | { event: "attention-cleared" }
-  | { event: "deleted"; id: string };
+  | { event: "deleted"; id: string }
+  | { event: "progress"; id: string; bytes: number; total: number };
 
 export type Page = "queue" | "throttling" | "account" | "settings" | "diagnostics" | "logs";
 export const PAGES: Page[] = ["queue", "throttling", "account", "settings", "diagnostics", "logs"];

@@ -128,6 +128,7 @@ export function validateConfig(c: Config): FieldError[] {
   for (const a of listen) bad("listener.listen", socketAddrError(a));
   for (const a of tlsListen) bad("listener.tls_listen", socketAddrError(a));
   for (const n of list(l.allow)) bad("listener.allow", cidrError(n));
+  for (const n of list(l.legacy_tls_allow)) bad("listener.legacy_tls_allow", cidrError(n));
   for (const k of ["max_message_bytes", "max_recipients", "max_connections"]) {
     if (k in l) bad(`listener.${k}`, positiveIntError(l[k]));
   }

@@ -37,6 +37,25 @@ describe("queue reducer", () => {
     expect(touchesQueue({ event: "attention-cleared" })).toBe(false);
     expect(touchesQueue({ event: "sent", id: "a", reply: "" })).toBe(true);
   });
+  it("tracks an upload's progress until the message is settled, without a re-fetch", () => {
+    let s = loaded(emptyQueue, [msg("a", { state: "queued" }), msg("b")]);
+    const p = { event: "progress", id: "a", bytes: 4_000_000, total: 10_000_000 } as const;
+    expect(touchesQueue(p)).toBe(false);
+    s = applyEvent(s, p, 1);
+    expect(s.uploads).toEqual({ a: { bytes: 4_000_000, total: 10_000_000 } });
+    expect(s.messages.find((m) => m.id === "a")!.state).toBe("sending");
+    s = applyEvent(s, { ...p, bytes: 9_000_000 }, 2);
+    expect(s.uploads.a.bytes).toBe(9_000_000);
+    // A re-fetch keeps it while the message is still sending...
+    s = loaded(s, [msg("a", { state: "sending" }), msg("b")]);
+    expect(s.uploads.a.bytes).toBe(9_000_000);
+    // ...and the outcome ends it.
+    s = applyEvent(s, { event: "sent", id: "a", reply: "250 2.0.0 OK" }, 3);
+    expect(s.uploads).toEqual({});
+    s = applyEvent(s, { ...p, id: "b" }, 4);
+    s = loaded(s, [msg("a", { state: "sent" }), msg("b", { state: "deferred" })]);
+    expect(s.uploads).toEqual({});
+  });
   it("filters by state and text", () => {
     const ms = [msg("a", { state: "sent" }), msg("b", { state: "failed", subject: "Invoice 42" }), msg("c", { state: "deferred" })];
     expect(filterMessages(ms, { state: "failed", text: "" }).map((m) => m.id)).toEqual(["b"]);

@@ -62,4 +62,12 @@ describe("validateConfig", () => {
     c.upstream.mode = "relay";
     expect(keys(c).sort()).toEqual(["listener.tls_key", "listener.users", "upstream.auth"]);
   });
+  it("legacy TLS networks must be CIDRs (containment is the engine's check)", () => {
+    const c = good() as any;
+    c.listener.legacy_tls = true;
+    c.listener.legacy_tls_allow = ["192.168.1.40/32"];
+    expect(keys(c)).toEqual([]);
+    c.listener.legacy_tls_allow = ["192.168.1.40/33"];
+    expect(keys(c)).toEqual(["listener.legacy_tls_allow"]);
+  });
 });

@@ -284,6 +284,16 @@ impl TokenSource {
         *self.inner.cache.lock().await = None;
     }
 
+    /// Forgets the cached token and what is known of the account, so the
+    /// state is read again from the keychain: after a sign-in (a new
+    /// refresh token) or a sign-out (none any more).
+    pub async fn forget(&self) {
+        *self.inner.cache.lock().await = None;
+        if !matches!(self.state(), AccountState::NotConfigured { .. }) {
+            self.set_state(AccountState::Ready);
+        }
+    }
+
     /// Marks the account as needing a sign-in (Exchange refused a fresh
     /// token). The refused token is dropped, so the next attempt fetches a
     /// new one and the state shows whether that works.

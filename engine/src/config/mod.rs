@@ -14,6 +14,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+pub mod legacy_tls;
+
 /// Exchange Online's default MaxSendSize for a mailbox (35 MB after encoding).
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 36_700_160;
 /// Exchange Online's per-message recipient limit for client submission.
@@ -79,6 +81,13 @@ pub struct ListenerConfig {
     /// data directory.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Serve TLS 1.0/1.1 and old cipher suites (through OpenSSL) to devices
+    /// in `legacy_tls_allow`, for firmware that cannot do TLS 1.2. Off by
+    /// default; see [`legacy_tls`].
+    pub legacy_tls: bool,
+    /// Who gets legacy TLS when it is on: networks inside `allow`. Empty
+    /// means all of `allow`. Ignored while `legacy_tls` is off.
+    pub legacy_tls_allow: Vec<IpNet>,
     /// How long the next command line may take to arrive whole (RFC 5321:
     /// 5 min); bytes trickling in do not restart it.
     #[serde(with = "humantime_serde")]
@@ -107,6 +116,8 @@ impl Default for ListenerConfig {
             hostname: None,
             tls_cert: None,
             tls_key: None,
+            legacy_tls: false,
+            legacy_tls_allow: Vec::new(),
             idle_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),
         }
@@ -476,6 +487,9 @@ impl Config {
                 "listener.users",
                 "require_auth is on but no device users are listed; add names here and set each password with `postern account set-secret --device NAME`".into(),
             ));
+        }
+        if let Some((key, message)) = legacy_tls::problem(l) {
+            return Err(bad(key, message));
         }
         for user in &l.users {
             if user.is_empty() || user.contains(char::is_whitespace) {

@@ -11,13 +11,13 @@ use tokio::sync::watch;
 use super::classify::{Action, Stage, Verdict};
 use super::outcome::{set_recipient, settle, to_credentials, Failure};
 use super::reply::Reply;
-use super::rewrite::rewrite_sender;
+use super::rewrite::{envelope_sender, rewrite_sender};
 use super::route;
 use super::transcript::Transcript;
 use super::upstream::{Connection, SendReport, UpstreamError};
 use super::worker::{Worker, MAX_IDLE_WAIT, THREAD_LIMIT_BACKOFF};
 use crate::auth::AccessToken;
-use crate::events::Event;
+use crate::events::{Event, PROGRESS_MIN_BYTES};
 use crate::spool::{now_ms, Claim, RecipientState, State, Status};
 use crate::throttle::{Slot, Wait as ThrottleWait};
 
@@ -319,6 +319,8 @@ impl Lane {
             content = rewrite_sender(&content, &w.config.upstream.mailbox);
             mail_from = w.config.upstream.mailbox.clone();
         }
+        let submission = w.config.upstream.mode == crate::config::UpstreamMode::Submission;
+        let mail_from = envelope_sender(&mail_from, submission, &w.config.upstream.mailbox);
         let mut reports = Vec::new();
         let mut first = Some(first);
         for chunk in claim
@@ -335,7 +337,16 @@ impl Lane {
                 },
             };
             let conn = self.conn.as_mut().expect("connected");
-            let sent = conn.send(&mail_from, chunk, &content, t).await;
+            let (events, id) = (w.events.clone(), claim.id.clone());
+            let mut progress = move |bytes, total| {
+                if total >= PROGRESS_MIN_BYTES {
+                    let id = id.clone();
+                    events.emit(Event::Progress { id, bytes, total });
+                }
+            };
+            let sent = conn
+                .send_with_progress(&mail_from, chunk, &content, t, &mut progress)
+                .await;
             match &sent {
                 Ok(r) if r.data_reply.as_ref().is_some_and(|d| d.is_positive()) => {
                     w.throttle.accepted(slot)

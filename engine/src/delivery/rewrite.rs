@@ -7,6 +7,10 @@
 //! reads "HP Scanner") and keeps the original address reachable through
 //! `Reply-To:`. Only header bytes are touched; the body goes out byte for
 //! byte as it came in.
+//!
+//! Also here: the envelope sender for a device's null sender (`MAIL
+//! FROM:<>`, which some devices use for notifications), see
+//! [`envelope_sender`].
 
 use std::ops::Range;
 
@@ -82,6 +86,31 @@ pub fn rewrite_sender(content: &[u8], mailbox: &str) -> Vec<u8> {
         out.splice(range, with);
     }
     out
+}
+
+/// The envelope sender to use upstream for a message the device sent with
+/// `mail_from` (already rewritten to the mailbox when sender rewriting is
+/// on).
+///
+/// The null sender `<>` is kept for connector relay and Direct Send: the
+/// tenant's MX accepts it (RFC 5321 §4.5.5) and it still means "send no
+/// bounce". Client submission authenticates as the mailbox and Exchange
+/// Online lets a mailbox send only as itself (or senders it has Send As
+/// on), so there the mailbox becomes the envelope sender: Microsoft gets a
+/// sender it can attribute, and any bounce goes to the mailbox Postern
+/// sends as, which is who answers for the device's mail anyway. The From
+/// header is not touched.
+pub fn envelope_sender(mail_from: &str, submission: bool, mailbox: &str) -> String {
+    let null = mail_from
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .is_empty();
+    if null && submission && !mailbox.is_empty() {
+        mailbox.to_string()
+    } else {
+        mail_from.to_string()
+    }
 }
 
 fn prepend_from(content: &[u8], mailbox: &str) -> Vec<u8> {
@@ -180,6 +209,25 @@ mod tests {
             assert_eq!(headers, format!("{expected}\r\n"), "input: {input:?}");
             assert_eq!(body, BODY, "body changed for {input:?}");
         }
+    }
+
+    #[test]
+    fn null_sender_becomes_the_mailbox_only_for_submission() {
+        let mb = "relay@contoso.com";
+        for (from, submission, want) in [
+            ("", true, mb),
+            ("<>", true, mb),
+            ("", false, ""),
+            ("hp@contoso.com", true, "hp@contoso.com"),
+            ("hp@contoso.com", false, "hp@contoso.com"),
+        ] {
+            assert_eq!(
+                envelope_sender(from, submission, mb),
+                want,
+                "{from:?} {submission}"
+            );
+        }
+        assert_eq!(envelope_sender("", true, ""), "", "no mailbox configured");
     }
 
     #[test]

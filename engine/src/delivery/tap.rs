@@ -28,6 +28,8 @@ struct TapState {
     /// Set at the first byte Postern writes: what came before is the greeting.
     greeting_len: Option<usize>,
     bytes: Vec<u8>,
+    /// Every byte Postern has written to the socket (TLS records included).
+    written: u64,
 }
 
 /// The handle the connection keeps to read and steer the tap; the stream
@@ -38,6 +40,11 @@ pub(crate) struct Tap(Arc<Mutex<TapState>>);
 impl Tap {
     fn state(&self) -> MutexGuard<'_, TapState> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes written to the socket so far: how far an upload has got.
+    pub(crate) fn written(&self) -> u64 {
+        self.state().written
     }
 
     pub(crate) fn set_capture(&self, on: bool) {
@@ -110,6 +117,7 @@ impl AsyncWrite for TapStream {
         let res = Pin::new(&mut this.tcp).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = res {
             let mut st = this.tap.state();
+            st.written += n as u64;
             if n > 0 && st.greeting_len.is_none() {
                 st.greeting_len = Some(st.bytes.len());
             }

@@ -1,6 +1,6 @@
 //! The device side: every listen address can be bound (or `postern serve`
-//! already listens there), and the allowlist does not make Postern an
-//! open relay.
+//! already listens there), the allowlist does not make Postern an open
+//! relay, and legacy TLS (TLS 1.0/1.1 for old devices) is flagged when on.
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -22,6 +22,9 @@ pub(crate) async fn check(cx: &mut Context<'_>) {
         cx.push(check);
     }
     cx.push(allowlist(cx));
+    if let Some(check) = legacy_tls(cx) {
+        cx.push(check);
+    }
 }
 
 /// The addresses a running `postern serve` on this spool listens on;
@@ -127,4 +130,82 @@ fn allowlist(cx: &Context<'_>) -> Check {
         );
     }
     Check::ok(id, title, nets.join(", "))
+}
+
+/// A warning while `listener.legacy_tls` is on (nothing when off).
+fn legacy_tls(cx: &Context<'_>) -> Option<Check> {
+    let l = &cx.config.listener;
+    if !l.legacy_tls {
+        return None;
+    }
+    let nets: Vec<String> = l
+        .legacy_tls_networks()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    let whole = if l.legacy_tls_allow.is_empty() {
+        " (all of listener.allow, as listener.legacy_tls_allow is empty)"
+    } else {
+        ""
+    };
+    Some(Check::warn(
+        "listener.legacy_tls",
+        "Legacy TLS for old devices",
+        format!(
+            "on for {}{whole}: devices there may use TLS 1.0/1.1 and old cipher suites such as AES128-SHA and 3DES. Both are deprecated (RFC 8996) and weak: known attacks (BEAST on TLS 1.0's CBC suites, SWEET32 on 3DES) let someone who can watch that network recover parts of what is sent, such as device passwords",
+            nets.join(", ")
+        ),
+        "Update the firmware of the devices that need it (the log names each one: \"legacy TLS session\" with its address and TLS version), then set listener.legacy_tls = false. Until then keep listener.legacy_tls_allow as narrow as you can, e.g. [\"192.168.1.40/32\"] for one scanner.",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn context(config: &Config) -> Context<'_> {
+        Context {
+            config,
+            secrets: crate::secrets::SecretStore::new(),
+            resolver: None,
+            dns_error: None,
+            hostname: "h".into(),
+            keychain_ok: false,
+            mx_target: None,
+            upstream_addrs: Vec::new(),
+            tcp_ok: false,
+            tls_ok: false,
+            checks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn legacy_tls_warns_naming_the_networks_and_the_fix() {
+        let mut config = Config::default();
+        assert_eq!(legacy_tls(&context(&config)), None, "off: no check");
+        config.listener.allow = vec!["192.168.1.0/24".parse().unwrap()];
+        config.listener.legacy_tls = true;
+        let c = legacy_tls(&context(&config)).unwrap();
+        assert_eq!(c.verdict, super::super::Verdict::Warn);
+        assert!(
+            c.found
+                .contains("on for 192.168.1.0/24 (all of listener.allow")
+                && c.found.contains("TLS 1.0/1.1"),
+            "{}",
+            c.found
+        );
+        assert!(
+            c.fix.contains("firmware") && c.fix.contains("listener.legacy_tls = false"),
+            "{}",
+            c.fix
+        );
+        config.listener.legacy_tls_allow = vec!["192.168.1.40/32".parse().unwrap()];
+        let c = legacy_tls(&context(&config)).unwrap();
+        assert!(
+            c.found.starts_with("on for 192.168.1.40/32: "),
+            "{}",
+            c.found
+        );
+    }
 }

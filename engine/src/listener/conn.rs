@@ -8,18 +8,27 @@
 //! command line must arrive whole within its timeout (a device dribbling a
 //! byte at a time does not restart the clock), and a "line" that goes on
 //! past [`MAX_LINE_DISCARD`] without a line break ends the connection.
+//!
+//! TLS is rustls, or OpenSSL for a device in the legacy-TLS networks (see
+//! `legacy_tls`); [`Stream`] hides which, so nothing after the handshake
+//! cares.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use std::net::IpAddr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+use tokio_openssl::SslStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
+
+use super::legacy_tls::{self, LegacyTls};
 
 /// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with its CRLF.
 pub const MAX_COMMAND_LINE: usize = 512;
@@ -54,10 +63,43 @@ pub enum Line {
     TooLong,
 }
 
-/// The socket, plain or TLS.
+/// The device side's TLS: rustls for everyone, OpenSSL (TLS 1.0+) for
+/// devices in the legacy-TLS networks when that is on.
+pub struct DeviceTls {
+    pub rustls: TlsAcceptor,
+    pub legacy: Option<LegacyTls>,
+}
+
+/// What a finished handshake negotiated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handshake {
+    /// The protocol version, e.g. "TLSv1.3".
+    pub version: String,
+    /// Set when OpenSSL served the device: the suite, e.g. "AES128-SHA".
+    pub legacy_cipher: Option<String>,
+}
+
+impl Handshake {
+    /// How the spool records it (`ClientInfo::tls`): the version, and on
+    /// the OpenSSL path the suite too, e.g. "TLSv1.0 AES128-SHA (OpenSSL)".
+    pub fn describe(&self) -> String {
+        match &self.legacy_cipher {
+            None => self.version.clone(),
+            Some(cipher) => format!("{} {cipher} (OpenSSL)", self.version),
+        }
+    }
+
+    /// TLS 1.0 or 1.1: what legacy TLS exists for, and what to phase out.
+    pub fn is_old_protocol(&self) -> bool {
+        matches!(self.version.as_str(), "TLSv1.0" | "TLSv1.1")
+    }
+}
+
+/// The socket, plain or TLS (either library).
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    Legacy(Box<SslStream<TcpStream>>),
     /// An in-memory stream (fuzzing and tests): no TLS possible.
     Memory(tokio::io::DuplexStream),
     /// Only while the TLS handshake owns the socket (or after it failed).
@@ -73,6 +115,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Legacy(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Memory(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
@@ -84,6 +127,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, b),
             Stream::Tls(s) => Pin::new(s).poll_write(cx, b),
+            Stream::Legacy(s) => Pin::new(s).poll_write(cx, b),
             Stream::Memory(s) => Pin::new(s).poll_write(cx, b),
             Stream::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
@@ -92,6 +136,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s).poll_flush(cx),
+            Stream::Legacy(s) => Pin::new(s).poll_flush(cx),
             Stream::Memory(s) => Pin::new(s).poll_flush(cx),
             Stream::Gone => Poll::Ready(Ok(())),
         }
@@ -100,6 +145,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Legacy(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Memory(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Gone => Poll::Ready(Ok(())),
         }
@@ -247,12 +293,14 @@ impl Conn {
     }
 
     /// Sends the queued replies (the 220), DISCARDS everything already
-    /// received, and runs the TLS handshake. Returns the TLS version.
+    /// received, and runs the TLS handshake with the library `tls` picks
+    /// for the device at `ip` (canonical form).
     pub async fn start_tls(
         &mut self,
-        acceptor: &TlsAcceptor,
+        tls: &DeviceTls,
+        ip: IpAddr,
         timeout: Duration,
-    ) -> Result<String, End> {
+    ) -> Result<Handshake, End> {
         self.flush().await?;
         self.buf.clear();
         self.discarding = false;
@@ -260,24 +308,44 @@ impl Conn {
         let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
             return Err(End::Io(io::Error::other("TLS is already active")));
         };
-        let handshake = tokio::time::timeout(timeout, acceptor.accept(tcp));
-        let tls = tokio::select! {
+        let handshake = async {
+            match tls.legacy.as_ref().filter(|l| l.covers(ip)) {
+                Some(legacy) => {
+                    let s = legacy.accept(tcp).await?;
+                    let n = legacy_tls::negotiated(s.ssl());
+                    let done = Handshake {
+                        version: n.version,
+                        legacy_cipher: Some(n.cipher),
+                    };
+                    Ok::<_, io::Error>((Stream::Legacy(Box::new(s)), done))
+                }
+                None => {
+                    let s = tls.rustls.accept(tcp).await?;
+                    let version = match s.get_ref().1.protocol_version() {
+                        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+                        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+                        Some(other) => format!("{other:?}"),
+                        None => "TLS".to_string(),
+                    };
+                    let done = Handshake {
+                        version,
+                        legacy_cipher: None,
+                    };
+                    Ok((Stream::Tls(Box::new(s)), done))
+                }
+            }
+        };
+        let (stream, done) = tokio::select! {
             biased;
             _ = self.shutdown.changed() => return Err(End::Shutdown),
-            r = handshake => match r {
+            r = tokio::time::timeout(timeout, handshake) => match r {
                 Err(_) => return Err(End::Timeout),
                 Ok(Err(e)) => return Err(End::Io(e)),
-                Ok(Ok(tls)) => tls,
+                Ok(Ok(done)) => done,
             },
         };
-        let version = match tls.get_ref().1.protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
-            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
-            Some(other) => format!("{other:?}"),
-            None => "TLS".to_string(),
-        };
-        self.stream = Stream::Tls(Box::new(tls));
-        Ok(version)
+        self.stream = stream;
+        Ok(done)
     }
 
     /// Sends what is queued (best effort) and closes the connection.

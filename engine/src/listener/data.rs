@@ -3,10 +3,11 @@
 //!
 //! Rules (RFC 5321 §4.1.1.4, §4.5.2, and the 2023 SMTP-smuggling lessons):
 //!
-//! - The message ends ONLY at `CRLF "." CRLF` in the raw stream (the start of
-//!   DATA counts as following a CRLF, so `".\r\n"` straight away is an empty
-//!   message). A bare LF or bare CR never starts a line for this purpose:
-//!   `\n.\n`, `\r.\r`, `\n.\r\n`, `\r\n.\n`, `\r.\r\n`, `\r\n.\r` are content.
+//! - The message ends ONLY at `CRLF "." CRLF` in the raw stream (the start
+//!   of DATA counts as following a CRLF, so `".\r\n"` straight away is an
+//!   empty message; bare-LF sessions, below, are the one exception). A
+//!   bare LF or bare CR never starts a line for this purpose: `\n.\n`,
+//!   `\r.\r`, `\n.\r\n`, `\r\n.\n`, `\r.\r\n`, `\r\n.\r` are content.
 //! - Dot-unstuffing only for a line that starts with "." after a real CRLF
 //!   and has more characters on it. A lone "." followed by a bare line break
 //!   is kept as content (the delivery side dot-stuffs it again).
@@ -19,7 +20,20 @@
 //!   strips NULs either (the "." line is dot-stuffed on the way out).
 //! - Content past `max_bytes` is no longer emitted (the session keeps reading
 //!   to the terminator, then refuses the message); text lines longer than
-//!   998 characters are noted with their line number.
+//!   998 characters are noted with their line number (the session goes by
+//!   `listener::headers` instead, which folds long header lines and only
+//!   reports what cannot be folded).
+//!
+//! A device that speaks bare LF throughout (every command line so far ended
+//! in LF without CR, the DATA command included) gets
+//! [`DataReceiver::bare_lf_session`]: there a lone LF also ends a line, so
+//! `LF "." LF` (and `LF "." CRLF`) ends the message and a "." after a bare
+//! LF is unstuffed, as Postfix does for such clients when
+//! `smtpd_forbid_bare_newline` exempts them. Smuggling needs a client that
+//! writes CRLF itself but passes someone else's bare LF through; such a
+//! client used CRLF for its commands and gets the strict rule. A bare-LF
+//! client cannot smuggle anything it could not simply send as commands.
+//! Bare CR never ends a line in either mode.
 //!
 //! Bytes after the terminator are not consumed: `Feed::Done { consumed }`
 //! says where the next pipelined command starts.
@@ -66,6 +80,8 @@ pub struct DataReceiver {
     line_len: usize,
     long_line: Option<usize>,
     finished: bool,
+    /// A bare LF ends a line too (see the module docs).
+    bare_lf: bool,
 }
 
 impl DataReceiver {
@@ -78,6 +94,16 @@ impl DataReceiver {
             line_len: 0,
             long_line: None,
             finished: false,
+            bare_lf: false,
+        }
+    }
+
+    /// For a session that has used bare LF consistently from the start: a
+    /// bare LF ends a line, so `LF "." LF` ends the message (module docs).
+    pub fn bare_lf_session(max_bytes: u64) -> DataReceiver {
+        DataReceiver {
+            bare_lf: true,
+            ..DataReceiver::new(max_bytes)
         }
     }
 
@@ -117,6 +143,10 @@ impl DataReceiver {
                     self.state = State::Dot;
                 }
                 (State::Dot, b'\r') => self.state = State::DotCr,
+                (State::Dot, b'\n') if self.bare_lf => {
+                    self.finished = true;
+                    return Feed::Done { consumed: i + 1 };
+                }
                 (State::Dot, b'\n') => {
                     // ".\n": a lone dot and a bare LF; keep both as content.
                     self.emit(out, b".");
@@ -137,7 +167,11 @@ impl DataReceiver {
                 (State::LineStart | State::Mid, b'\r') => self.state = State::MidCr,
                 (State::LineStart | State::Mid, b'\n') => {
                     self.line_break(out);
-                    self.state = State::Mid;
+                    self.state = if self.bare_lf {
+                        State::LineStart
+                    } else {
+                        State::Mid
+                    };
                 }
                 (State::LineStart | State::Mid, other) => {
                     self.content(out, other);

@@ -207,3 +207,82 @@ fn fuzz_matches_the_specification() {
         assert_eq!(bytewise(&input), (out, done), "input {input:?}");
     }
 }
+
+/// Runs a bare-LF session's receiver over `input` in one piece.
+fn lf_whole(input: &[u8]) -> (Vec<u8>, Option<usize>) {
+    let mut rx = DataReceiver::bare_lf_session(BIG);
+    let mut out = Vec::new();
+    match rx.feed(input, &mut out) {
+        Feed::Done { consumed } => (out, Some(consumed)),
+        Feed::NeedMore => (out, None),
+    }
+}
+
+#[test]
+fn bare_lf_session_ends_at_lf_dot_lf() {
+    // (input, content, consumed): None = not finished.
+    let table: &[(&[u8], &[u8], Option<usize>)] = &[
+        (b"a\n.\nQUIT\n", b"a\r\n", Some(4)),
+        (b".\n", b"", Some(2)),
+        (b"..x\n.\n", b".x\r\n", Some(6)),
+        (b"a\n..\n.\n", b"a\r\n.\r\n", Some(7)),
+        (b"a\n.\r\n", b"a\r\n", Some(5)),
+        (b"a\r\n.\n", b"a\r\n", Some(5)),
+        (b"a\r\n.\r\n", b"a\r\n", Some(6)),
+        // Bare CR is never a line end.
+        (b"a\r.\rx", b"a\r\n.\r\nx", None),
+        (b"a\r.\n", b"a\r\n.\r\n", None),
+        (b"a\n .\n", b"a\r\n .\r\n", None),
+        (b"a\n\x00.\n", b"a\r\n.\r\n", None),
+    ];
+    for (input, want, done) in table {
+        let (out, got) = lf_whole(input);
+        assert_eq!(got, *done, "input {input:?}");
+        assert_eq!(&out, want, "input {input:?}");
+        assert_clean(&out);
+    }
+}
+
+#[test]
+fn bare_lf_session_fuzz_and_splits() {
+    // The message ends at the first LF "." (CR) LF of "\n" + input, where
+    // the first LF may be bare; chunking never changes anything.
+    let alphabet = [b'\r', b'\n', b'.', 0, b'a'];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..3000 {
+        let len = (next() % 30) as usize;
+        let input: Vec<u8> = (0..len)
+            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+            .collect();
+        let mut framed = b"\n".to_vec();
+        framed.extend_from_slice(&input);
+        let expected = (0..framed.len())
+            .filter(|&j| framed[j] == b'\n' && framed.get(j + 1) == Some(&b'.'))
+            .filter_map(|j| match framed.get(j + 2) {
+                Some(b'\n') => Some(j + 2),
+                Some(b'\r') if framed.get(j + 3) == Some(&b'\n') => Some(j + 3),
+                _ => None,
+            })
+            .min();
+        let (out, done) = lf_whole(&input);
+        assert_eq!(done, expected, "input {input:?}");
+        assert_clean(&out);
+        let split = (next() as usize) % (input.len() + 1);
+        let mut rx = DataReceiver::bare_lf_session(BIG);
+        let mut out2 = Vec::new();
+        let got = match rx.feed(&input[..split], &mut out2) {
+            Feed::Done { consumed } => Some(consumed),
+            Feed::NeedMore => match rx.feed(&input[split..], &mut out2) {
+                Feed::Done { consumed } => Some(split + consumed),
+                Feed::NeedMore => None,
+            },
+        };
+        assert_eq!((out2, got), (out, done), "input {input:?} split {split}");
+    }
+}

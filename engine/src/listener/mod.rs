@@ -20,10 +20,16 @@
 //! only when device users exist, and then over TLS, or in plaintext when
 //! the device's address is in `listener.allow` or is loopback (traffic that
 //! never crosses a network). Elsewhere plaintext AUTH gets 538 5.7.11.
+//!
+//! TLS is rustls, TLS 1.2+; with `listener.legacy_tls` on, devices in the
+//! legacy-TLS networks are served by OpenSSL instead (TLS 1.0+, old suites;
+//! `legacy_tls`).
 
 mod auth;
 mod conn;
 pub mod data;
+pub mod headers;
+pub mod legacy_tls;
 mod session;
 pub mod tls;
 
@@ -32,6 +38,7 @@ pub use auth::{
     MAX_FAILURES, MAX_FAILURE_DELAY,
 };
 pub use conn::MAX_COMMAND_LINE;
+pub use legacy_tls::LegacyTls;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -61,6 +68,9 @@ pub struct ListenerContext {
     pub device_auth: DeviceAuth,
     /// None: no STARTTLS offered, and `tls_listen` addresses are refused at bind.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// OpenSSL for devices in the legacy-TLS networks (`listener.legacy_tls`);
+    /// None: rustls (TLS 1.2+) for everyone. Used only together with `tls`.
+    pub legacy_tls: Option<LegacyTls>,
     /// The name in the greeting and EHLO reply.
     pub hostname: String,
     /// Direct Send delivers only inside the tenant: when set, recipients in
@@ -84,7 +94,7 @@ pub(crate) struct Shared {
     pub config: Arc<ListenerConfig>,
     pub spool: Spool,
     pub device_auth: DeviceAuth,
-    pub tls: Option<TlsAcceptor>,
+    pub tls: Option<conn::DeviceTls>,
     pub hostname: String,
     pub internal_domains: Option<Vec<String>>,
     /// One permit per open session (`max_connections`), held by its
@@ -174,7 +184,10 @@ impl Listener {
             config: ctx.config,
             spool: ctx.spool,
             device_auth: ctx.device_auth,
-            tls: ctx.tls.map(TlsAcceptor::from),
+            tls: ctx.tls.map(|rustls| conn::DeviceTls {
+                rustls: TlsAcceptor::from(rustls),
+                legacy: ctx.legacy_tls,
+            }),
             hostname: ctx.hostname,
             internal_domains: ctx.internal_domains,
         };

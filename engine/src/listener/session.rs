@@ -11,12 +11,9 @@ use std::time::Duration;
 use smtp_proto::{Error as ParseError, MailFrom, RcptTo, Request};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use super::conn::{Conn, End, Line, Stream};
-use super::data::{DataReceiver, Feed, MAX_TEXT_LINE};
 use super::{Shared, Slot};
-use crate::spool::{ClientInfo, Envelope, Incoming};
 
 /// Bound on the TLS handshake (STARTTLS and implicit TLS).
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,18 +22,12 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bad commands tolerated before the connection is closed (stops e.g. a
 /// browser pointed at the port from getting a reply per header line).
 const MAX_BAD_COMMANDS: usize = 20;
-/// The whole DATA phase may take at most this many `data_timeout`s (10 min
-/// each by default, so 30 min: a 35 MB scan at 20 KB/s). `data_timeout`
-/// alone bounds silence; this bounds a device that dribbles a byte now and
-/// then to hold its connection for ever (slowloris).
-const DATA_DEADLINE_FACTOR: u32 = 3;
-/// How much DATA content is collected before it is handed to the spool.
-const DATA_FLUSH: usize = 64 * 1024;
 /// RFC 5321 §4.5.3.1: local part and domain lengths.
 const MAX_LOCAL_PART: usize = 64;
 const MAX_DOMAIN: usize = 255;
 
 mod login;
+mod receive;
 
 const SHUTDOWN_REPLY: &str = "421 4.3.2 Postern is shutting down, try again shortly";
 
@@ -59,6 +50,8 @@ pub(crate) async fn run(
         tls: None,
         tx: None,
         bad_commands: 0,
+        crlf_seen: false,
+        quit: false,
     };
     tracing::debug!(%peer, implicit_tls, "device connected");
     let end = session.serve(implicit_tls).await;
@@ -94,11 +87,14 @@ pub(crate) async fn refuse_busy(
     reply: String,
 ) {
     let (_tx, shutdown) = watch::channel(false);
+    let ip = tcp.peer_addr().map(|a| a.ip().to_canonical());
     let mut conn = Conn::new(tcp, shutdown, Duration::from_secs(5));
     if implicit_tls {
-        let Some(acceptor) = &shared.tls else { return };
+        let (Some(tls), Ok(ip)) = (&shared.tls, ip) else {
+            return;
+        };
         if conn
-            .start_tls(acceptor, Duration::from_secs(5))
+            .start_tls(tls, ip, Duration::from_secs(5))
             .await
             .is_err()
         {
@@ -134,24 +130,27 @@ struct Session {
     tls: Option<String>,
     tx: Option<Transaction>,
     bad_commands: usize,
+    /// Some line from the device ended in CRLF. Until then the device
+    /// speaks bare LF, and its DATA may end with LF "." LF (see `data`).
+    crlf_seen: bool,
+    /// The device said QUIT where a SASL answer was due; the session ends.
+    quit: bool,
 }
 
 impl Session {
     async fn serve(&mut self, implicit_tls: bool) -> Result<(), End> {
         if implicit_tls {
-            let acceptor = self.shared.tls.clone().expect("bind checked TLS");
-            self.tls = Some(
-                self.conn
-                    .start_tls(&acceptor, TLS_HANDSHAKE_TIMEOUT)
-                    .await?,
-            );
+            self.handshake().await?;
         }
         let greeting = format!("220 {} ESMTP Postern ready", self.shared.hostname);
         self.conn.reply(&greeting);
         let idle = self.shared.config.idle_timeout;
         loop {
             let line = match self.conn.read_line(idle).await? {
-                Line::Text(line) => line,
+                Line::Text(line) => {
+                    self.crlf_seen |= line.ends_with(b"\r\n");
+                    line
+                }
                 Line::TooLong => {
                     self.bad("500 5.5.2 Line too long");
                     continue;
@@ -210,7 +209,7 @@ impl Session {
             Request::Auth {
                 mechanism,
                 initial_response,
-            } => self.auth(mechanism, initial_response).await?,
+            } => return self.auth(mechanism, initial_response).await,
             Request::Lhlo { .. }
             | Request::Bdat { .. }
             | Request::Expn { .. }
@@ -286,8 +285,13 @@ impl Session {
             }
             if !self.allowed() {
                 tracing::info!(peer = %self.peer, from = %from.address, "refused: relaying denied, address not in listener.allow");
+                let login = if self.shared.device_auth.has_users() {
+                    ", or set up SMTP authentication on the device"
+                } else {
+                    ""
+                };
                 let text = format!(
-                    "554 5.7.1 Relaying denied: {} is not allowed to send through this relay (ask the admin to add it to listener.allow)",
+                    "554 5.7.1 Relaying denied: {} is not allowed to send through Postern; add this device's address to [listener] allow{login}",
                     self.ip
                 );
                 return self.reply(&text);
@@ -296,9 +300,7 @@ impl Session {
         let max = cfg.max_message_bytes;
         if from.size as u64 > max {
             tracing::info!(peer = %self.peer, size = from.size, max, "refused: declared size too big");
-            let text =
-                format!("552 5.3.4 Message size exceeds fixed maximum message size ({max} bytes)");
-            return self.reply(&text);
+            return self.reply(&receive::too_big_reply(from.size as u64, max, true));
         }
         if !valid_path(&from.address) {
             return self.bad("501 5.1.7 Bad sender address syntax");
@@ -351,127 +353,55 @@ impl Session {
         self.reply("250 2.1.5 Recipient ok");
     }
 
-    async fn data(&mut self) -> Result<(), End> {
-        let Some(tx) = self.tx.take() else {
-            self.bad("503 5.5.1 Need MAIL and RCPT before DATA");
-            return Ok(());
-        };
-        if tx.rcpt_to.is_empty() {
-            self.tx = Some(tx);
-            self.bad("503 5.5.1 No valid recipients");
-            return Ok(());
-        }
-        let envelope = Envelope {
-            mail_from: tx.mail_from,
-            rcpt_to: tx.rcpt_to,
-            client: ClientInfo {
-                peer: self.peer.to_string(),
-                helo: self.helo.clone().unwrap_or_default(),
-                auth_user: self.auth_user.clone(),
-                tls: self.tls.clone(),
-            },
-            received_at: 0,
-            smtputf8: tx.smtputf8,
-            eight_bit: tx.eight_bit,
-        };
-        let (from, rcpts) = (envelope.mail_from.clone(), envelope.rcpt_to.len());
-        let mut incoming = match self.shared.spool.begin(envelope).await {
-            Ok(i) => Some(i),
-            Err(e) => {
-                tracing::error!(peer = %self.peer, error = %e, "cannot start storing a message");
-                self.reply("451 4.3.0 Could not store the message, please try again");
-                return Ok(());
-            }
-        };
-        self.reply("354 Start mail input; end with <CRLF>.<CRLF>");
-        let max = self.shared.config.max_message_bytes;
-        let mut rx = DataReceiver::new(max);
-        let mut out = Vec::with_capacity(DATA_FLUSH);
-        let timeout = self.shared.config.data_timeout;
-        let deadline = Instant::now() + timeout.saturating_mul(DATA_DEADLINE_FACTOR);
-        loop {
-            let done = match rx.feed(&self.conn.buf, &mut out) {
-                Feed::Done { consumed } => {
-                    self.conn.buf.drain(..consumed);
-                    true
-                }
-                Feed::NeedMore => {
-                    self.conn.buf.clear();
-                    false
-                }
-            };
-            if (done || out.len() >= DATA_FLUSH) && !out.is_empty() {
-                self.store(&mut incoming, &rx, &out).await;
-                out.clear();
-            }
-            if done {
-                break;
-            }
-            let silence = Instant::now() + timeout;
-            self.conn.read_more_until(silence.min(deadline)).await?;
-        }
-        let size = rx.size();
-        if rx.too_big() {
-            tracing::info!(peer = %self.peer, %from, size, max, "refused: message too big");
-            let text =
-                format!("552 5.3.4 Message size exceeds fixed maximum message size ({max} bytes)");
-            self.reply(&text);
-        } else if let Some(n) = rx.long_line() {
-            tracing::info!(peer = %self.peer, %from, line = n, "refused: line too long");
-            let text = format!("550 5.6.0 Message refused: line {n} is longer than {MAX_TEXT_LINE} characters (RFC 5321 section 4.5.3.1.6)");
-            self.reply(&text);
-        } else if let Some(incoming) = incoming {
-            match incoming.commit().await {
-                Ok(id) => {
-                    tracing::info!(%id, peer = %self.peer, %from, rcpts, size, "message queued");
-                    self.reply(&format!("250 2.0.0 Ok: queued as {id}"));
-                }
-                Err(e) => {
-                    tracing::error!(peer = %self.peer, error = %e, "could not store a message");
-                    self.reply("451 4.3.0 Could not store the message, please try again");
-                }
-            }
-        } else {
-            self.reply("451 4.3.0 Could not store the message, please try again");
-        }
-        Ok(())
-    }
-
-    /// Writes a content chunk unless the message is already refused; a
-    /// spool failure drops the message (the reply becomes 451).
-    async fn store(&self, incoming: &mut Option<Incoming>, rx: &DataReceiver, chunk: &[u8]) {
-        if rx.too_big() || rx.long_line().is_some() {
-            *incoming = None;
-            return;
-        }
-        if let Some(inc) = incoming {
-            if let Err(e) = inc.write(chunk).await {
-                tracing::error!(peer = %self.peer, error = %e, "could not store a message");
-                *incoming = None;
-            }
-        }
-    }
-
     async fn starttls(&mut self) -> Result<(), End> {
-        let Some(acceptor) = self.shared.tls.clone() else {
+        if self.shared.tls.is_none() {
             self.bad("502 5.5.1 STARTTLS not available");
             return Ok(());
-        };
+        }
         if self.tls.is_some() {
             self.bad("503 5.5.1 TLS is already active");
             return Ok(());
         }
         self.reply("220 2.0.0 Ready to start TLS");
         // start_tls discards whatever the client pipelined after STARTTLS.
-        let version = self
-            .conn
-            .start_tls(&acceptor, TLS_HANDSHAKE_TIMEOUT)
-            .await?;
-        tracing::debug!(peer = %self.peer, %version, "STARTTLS done");
-        self.tls = Some(version);
+        self.handshake().await?;
         self.helo = None;
         self.auth_user = None;
         self.tx = None;
+        Ok(())
+    }
+}
+
+impl Session {
+    /// The TLS handshake (STARTTLS or implicit TLS); the library depends on
+    /// the device's address. Sessions on the OpenSSL path are logged with
+    /// their protocol and suite (a warning for TLS 1.0/1.1), so the admin
+    /// sees which device still needs legacy TLS.
+    async fn handshake(&mut self) -> Result<(), End> {
+        let shared = self.shared.clone();
+        let Some(tls) = &shared.tls else {
+            return Err(End::Io(std::io::Error::other("no TLS certificate")));
+        };
+        let done = self
+            .conn
+            .start_tls(tls, self.ip, TLS_HANDSHAKE_TIMEOUT)
+            .await?;
+        match &done.legacy_cipher {
+            Some(cipher) if done.is_old_protocol() => tracing::warn!(
+                peer = %self.peer,
+                protocol = %done.version,
+                %cipher,
+                "legacy TLS session: this device uses an old TLS version (update its firmware)"
+            ),
+            Some(cipher) => tracing::info!(
+                peer = %self.peer,
+                protocol = %done.version,
+                %cipher,
+                "TLS session on the legacy TLS path (OpenSSL)"
+            ),
+            None => tracing::debug!(peer = %self.peer, version = %done.version, "TLS started"),
+        }
+        self.tls = Some(done.describe());
         Ok(())
     }
 }

@@ -7,9 +7,11 @@
 //! specific IP the listener is configured on. rustls is always built with
 //! the ring provider explicitly, so other crates enabling another provider
 //! cannot make `ServerConfig::builder()` ambiguous.
+//!
+//! The same files serve the OpenSSL path for old devices (`legacy_tls`).
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -21,13 +23,14 @@ use crate::config::ListenerConfig;
 pub const CERT_FILE: &str = "cert.pem";
 pub const KEY_FILE: &str = "key.pem";
 
-/// Builds the rustls server configuration for STARTTLS and implicit TLS.
-pub fn server_config(
+/// The certificate and key files in effect: the configured ones, or the
+/// generated pair (made now if missing). Both TLS stacks use these.
+pub(crate) fn identity_files(
     cfg: &ListenerConfig,
     data_dir: &Path,
     hostname: &str,
-) -> Result<Arc<rustls::ServerConfig>, ListenerError> {
-    let (cert_path, key_path) = match (&cfg.tls_cert, &cfg.tls_key) {
+) -> Result<(PathBuf, PathBuf), ListenerError> {
+    Ok(match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         _ => {
             let dir = data_dir.join("tls");
@@ -37,7 +40,16 @@ pub fn server_config(
             }
             (c, k)
         }
-    };
+    })
+}
+
+/// Builds the rustls server configuration for STARTTLS and implicit TLS.
+pub fn server_config(
+    cfg: &ListenerConfig,
+    data_dir: &Path,
+    hostname: &str,
+) -> Result<Arc<rustls::ServerConfig>, ListenerError> {
+    let (cert_path, key_path) = identity_files(cfg, data_dir, hostname)?;
     let certs = load_certs(&cert_path)?;
     let key = load_key(&key_path)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -53,7 +65,7 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-fn tls_err(path: &Path, message: impl Into<String>) -> ListenerError {
+pub(super) fn tls_err(path: &Path, message: impl Into<String>) -> ListenerError {
     ListenerError::Tls {
         path: path.to_path_buf(),
         message: message.into(),
@@ -61,7 +73,7 @@ fn tls_err(path: &Path, message: impl Into<String>) -> ListenerError {
 }
 
 /// The names the generated certificate carries.
-fn names(cfg: &ListenerConfig, hostname: &str) -> Vec<String> {
+pub(super) fn names(cfg: &ListenerConfig, hostname: &str) -> Vec<String> {
     let mut names = vec![hostname.to_string(), "localhost".to_string()];
     let ips = cfg.listen.iter().chain(&cfg.tls_listen).map(|a| a.ip());
     for ip in ips
@@ -107,7 +119,7 @@ fn generate(cfg: &ListenerConfig, dir: &Path, hostname: &str) -> Result<(), List
 }
 
 /// Writes a file only the owner can read (created with mode 0600 on unix).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);

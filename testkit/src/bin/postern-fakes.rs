@@ -19,7 +19,8 @@
 //! whole content, before the reply, and the message is not recorded).
 //!
 //! Accounts: password `scanner@contoso.com` / `secret`; OAuth client
-//! `postern-test` with secret `test-secret`, for `scanner@contoso.com`.
+//! `postern-test` with secret `test-secret` (confidential), and the public
+//! client `postern-public` (PKCE, device code), both for `scanner@contoso.com`.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -105,11 +106,18 @@ async fn main() {
     let dir = args.dir;
     std::fs::create_dir_all(&dir).expect("create --dir");
     let identity = FakeIdentity::start(IdentityOptions {
-        clients: vec![ClientRegistration {
-            client_id: "postern-test".to_string(),
-            client_secret: Some("test-secret".to_string()),
-            user: USER.to_string(),
-        }],
+        clients: vec![
+            ClientRegistration {
+                client_id: "postern-test".to_string(),
+                client_secret: Some("test-secret".to_string()),
+                user: USER.to_string(),
+            },
+            ClientRegistration {
+                client_id: "postern-public".to_string(),
+                client_secret: None,
+                user: USER.to_string(),
+            },
+        ],
         ..Default::default()
     })
     .await;

@@ -6,7 +6,7 @@ import { confirmDialog } from "../confirm";
 import { clear, h } from "../dom";
 import { explainReply, formatRelative, formatSize, formatTime } from "../format";
 import { api, errorText } from "../ipc";
-import { filterMessages, type QueueFilter } from "../queue-state";
+import { filterMessages, type QueueFilter, type Upload } from "../queue-state";
 import type { Store } from "../store";
 import { MSG_STATES, type MessageInfo } from "../types";
 import type { PageView } from "./page";
@@ -93,11 +93,20 @@ export function queuePage(store: Store): PageView & { select(id: string): void }
       h("td", { class: "ellipsis" }, m.to.length > 1 ? `${m.to[0]} +${m.to.length - 1}` : (m.to[0] ?? "")),
       h("td", { class: "ellipsis subject" }, m.subject || h("span", { class: "muted" }, "(no subject)")),
       h("td", { class: "num nowrap" }, formatSize(m.size)),
-      h("td", {}, stateBadge(m.state)),
+      h("td", { class: "nowrap" }, stateBadge(m.state), uploadBar(store.queue.uploads[m.id])),
       h("td", { class: "num" }, m.attempts),
       h("td", { class: "nowrap", "data-next": m.next_attempt ?? null }, m.next_attempt ? formatRelative(m.next_attempt, now) : ""),
       h("td", { class: "ellipsis reply", title: m.last_reply ?? "" }, m.last_reply ?? ""));
     return tr;
+  }
+
+  /** A large message on its way to Microsoft: a bar and a percentage. */
+  function uploadBar(u: Upload | undefined) {
+    if (!u || u.total <= 0) return null;
+    const pct = Math.min(100, Math.floor((u.bytes / u.total) * 100));
+    return h("span", { class: "upload", title: `Uploading to Microsoft: ${formatSize(u.bytes)} of ${formatSize(u.total)}` },
+      h("progress", { max: u.total, value: u.bytes, "aria-label": "Upload to Microsoft" }),
+      h("span", { class: "upload-pct" }, `${pct} %`));
   }
 
   function render() {

@@ -19,8 +19,11 @@ const GROUPS: Group[] = [
     { key: "listener.allow", label: "Allowed networks", kind: "list", help: "One network per line (CIDR), e.g. 192.168.1.0/24. These may relay without a password.", placeholder: "192.168.1.0/24" },
     { key: "listener.require_auth", label: "Every device must log in (AUTH), even from allowed networks", kind: "bool" },
     { key: "listener.users", label: "Device users", kind: "list", help: "One name per line; set each password with `postern account set-secret --device NAME`." },
+    { key: "listener.tls_listen", label: "Listen with implicit TLS (SMTPS)", kind: "list", help: "For devices that only speak TLS from the first byte (port 465). One IP:port per line; leave empty for none.", placeholder: "0.0.0.0:465" },
     { key: "listener.tls_cert", label: "TLS certificate (PEM file)", kind: "text", help: "Leave both empty to use a generated self-signed certificate.", placeholder: "generated" },
     { key: "listener.tls_key", label: "TLS private key (PEM file)", kind: "text", placeholder: "generated" },
+    { key: "listener.legacy_tls", label: "Legacy TLS: let old devices use TLS 1.0/1.1 (weak; only until their firmware is updated)", kind: "bool" },
+    { key: "listener.legacy_tls_allow", label: "Legacy TLS for", kind: "list", help: "One network or address per line, inside the allowed networks; empty means all of them. Narrow it to the devices that need it.", placeholder: "192.168.1.40/32" },
   ] },
   { title: "Microsoft 365 (upstream)", fields: [
     { key: "upstream.mode", label: "Mode", kind: "select", options: ["submission", "relay", "direct-send"], help: "submission: sign in to smtp.office365.com:587. relay / direct-send: the tenant's MX on port 25." },

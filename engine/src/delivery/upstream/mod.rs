@@ -28,6 +28,9 @@ use super::reply::Reply;
 use super::tap::{split_text_lines, tls_version_from_server_hello, Tap, TapStream};
 use super::transcript::Transcript;
 
+/// How often an upload in progress is reported.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
 /// Slowest upload we still wait for while sending message content, in
 /// bytes per second: the DATA timeout grows by `size / this` on top of the
 /// per-command timeout, so a 35 MB scan on a slow uplink is not cut off.
@@ -48,6 +51,8 @@ pub struct Connection {
     timeout: Duration,
     tls_version: Option<String>,
     broken: bool,
+    /// Counts the bytes written under TLS: an upload's progress.
+    tap: Tap,
 }
 
 impl fmt::Debug for Connection {
@@ -117,6 +122,7 @@ impl Connection {
             timeout,
             tls_version: None,
             broken: false,
+            tap: tap.clone(),
         };
 
         let offers_starttls = conn
@@ -340,6 +346,20 @@ impl Connection {
         content: &[u8],
         transcript: &mut Transcript,
     ) -> Result<SendReport, UpstreamError> {
+        self.send_with_progress(mail_from, rcpts, content, transcript, &mut |_, _| {})
+            .await
+    }
+
+    /// [`send`](Self::send), telling `progress(bytes, total)` how far the
+    /// content's upload has got, every [`PROGRESS_EVERY`] while it lasts.
+    pub async fn send_with_progress(
+        &mut self,
+        mail_from: &str,
+        rcpts: &[String],
+        content: &[u8],
+        transcript: &mut Transcript,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<SendReport, UpstreamError> {
         let mut report = SendReport::default();
         let sender = match parse_sender(mail_from) {
             Ok(sender) => sender,
@@ -439,7 +459,29 @@ impl Connection {
         transcript.client(".");
         let data_timeout =
             self.timeout + Duration::from_secs(content.len() as u64 / MIN_UPLOAD_BYTES_PER_SEC);
-        let result = tokio::time::timeout(data_timeout, self.inner.message(body)).await;
+        let result = {
+            let (tap, total) = (self.tap.clone(), body.len() as u64);
+            let start = tap.written();
+            let upload = tokio::time::timeout(data_timeout, self.inner.message(body));
+            tokio::pin!(upload);
+            let mut every = tokio::time::interval(PROGRESS_EVERY);
+            every.tick().await;
+            let mut told = 0;
+            loop {
+                tokio::select! {
+                    done = &mut upload => break done,
+                    _ = every.tick() => {
+                        // TLS adds a little per record: never claim more
+                        // than the whole content before Microsoft's reply.
+                        let sent = (tap.written() - start).min(total);
+                        if sent != told {
+                            told = sent;
+                            progress(sent, total);
+                        }
+                    }
+                }
+            }
+        };
         let reply = self.finish(Stage::DataEnd, result, transcript)?;
         report.data_reply = Some(reply);
         Ok(report)

@@ -2,15 +2,29 @@
 //! initial response, "*" to cancel, the brute-force pause before a 535,
 //! and the block (454) after too many failures. SASL responses are never
 //! logged; only the user name is.
+//!
+//! Device quirk: some (Xerox) units answer the first 334 with QUIT instead
+//! of a user name when SMTP authentication is switched on but not filled in
+//! on the device. That QUIT is honoured (221, connection closed) and logged
+//! as a warning that says what to check on the device.
 
 use std::time::Duration;
 
-use super::{End, Line, Session};
+use super::{End, Flow, Line, Session};
 use crate::listener::auth::{self, SaslError};
 use crate::secrets::Secret;
 
 impl Session {
-    pub(super) async fn auth(&mut self, mechanism: u64, initial: String) -> Result<(), End> {
+    pub(super) async fn auth(&mut self, mechanism: u64, initial: String) -> Result<Flow, End> {
+        self.authenticate(mechanism, initial).await?;
+        Ok(if self.quit {
+            Flow::Quit
+        } else {
+            Flow::Continue
+        })
+    }
+
+    async fn authenticate(&mut self, mechanism: u64, initial: String) -> Result<(), End> {
         let auth = self.shared.device_auth.clone();
         if !auth.has_users() {
             self.bad("502 5.5.1 AUTH not available: no device users are configured");
@@ -45,7 +59,7 @@ impl Session {
             smtp_proto::AUTH_PLAIN => {
                 let response = if initial.is_empty() {
                     self.reply("334 ");
-                    self.sasl_line().await?
+                    self.sasl_line("its credentials").await?
                 } else {
                     Some(initial)
                 };
@@ -79,7 +93,7 @@ impl Session {
     ) -> Result<Option<Result<(String, Secret), SaslError>>, End> {
         let user_line = if initial.is_empty() {
             self.reply("334 VXNlcm5hbWU6");
-            match self.sasl_line().await? {
+            match self.sasl_line("its user name").await? {
                 Some(l) => l,
                 None => return Ok(None),
             }
@@ -91,7 +105,7 @@ impl Session {
             Err(e) => return Ok(Some(Err(e))),
         };
         self.reply("334 UGFzc3dvcmQ6");
-        let Some(pass_line) = self.sasl_line().await? else {
+        let Some(pass_line) = self.sasl_line("its password").await? else {
             return Ok(None);
         };
         Ok(Some(
@@ -99,10 +113,28 @@ impl Session {
         ))
     }
 
-    /// One SASL response line (never logged).
-    async fn sasl_line(&mut self) -> Result<Option<String>, End> {
+    /// One SASL response line (never logged); None when it was answered
+    /// here already (too long, or QUIT: see the module docs). `wanted`
+    /// names what the prompt asked for, for the log.
+    async fn sasl_line(&mut self, wanted: &str) -> Result<Option<String>, End> {
         match self.conn.read_line(self.shared.config.idle_timeout).await? {
-            Line::Text(l) => Ok(Some(String::from_utf8_lossy(&l).into_owned())),
+            Line::Text(l) => {
+                self.crlf_seen |= l.ends_with(b"\r\n");
+                if l.trim_ascii().eq_ignore_ascii_case(b"QUIT") {
+                    tracing::warn!(
+                        peer = %self.peer,
+                        "the device gave up at the AUTH prompt (it sent QUIT instead of {wanted}): check that SMTP authentication (a user name and password from listener.users) is configured on the device; if it should send without logging in, turn SMTP authentication off on the device and add its address to [listener] allow"
+                    );
+                    let bye = format!(
+                        "221 2.0.0 {} closing connection (login not completed)",
+                        self.shared.hostname
+                    );
+                    self.reply(&bye);
+                    self.quit = true;
+                    return Ok(None);
+                }
+                Ok(Some(String::from_utf8_lossy(&l).into_owned()))
+            }
             Line::TooLong => {
                 self.bad("500 5.5.2 Line too long");
                 Ok(None)
@@ -128,7 +160,7 @@ impl Session {
                 tracing::warn!(peer = %self.peer, %user, delay_ms = delay.as_millis() as u64, "failed device login");
                 self.conn.flush().await?;
                 self.pause(delay).await?;
-                self.reply("535 5.7.8 Authentication credentials invalid");
+                self.reply("535 5.7.8 Authentication failed: the username or password the device uses is wrong");
             }
             Err(e) => {
                 tracing::error!(peer = %self.peer, %user, error = %e, "cannot check a device password");

@@ -105,7 +105,7 @@ async fn wrong_passwords_535_then_blocked_454() {
     for _ in 0..3 {
         assert_eq!(
             c.cmd(&bad).await,
-            "535 5.7.8 Authentication credentials invalid"
+            "535 5.7.8 Authentication failed: the username or password the device uses is wrong"
         );
     }
     c.expect(

@@ -4,7 +4,9 @@
 
 mod abuse;
 mod auth;
+mod legacy;
 mod limits;
+mod quirks;
 mod tls_tests;
 
 use std::net::SocketAddr;
@@ -48,12 +50,17 @@ impl Server {
         let spool = Spool::open(&dir.path().join("spool"), Events::new())
             .await
             .unwrap();
+        let legacy_tls = match tls {
+            true => super::LegacyTls::new(&cfg, dir.path(), HOST).unwrap(),
+            false => None,
+        };
         let tls = tls.then(|| super::tls::server_config(&cfg, dir.path(), HOST).unwrap());
         let listener = Listener::bind(ListenerContext {
             config: Arc::new(cfg),
             spool: spool.clone(),
             device_auth: auth,
             tls,
+            legacy_tls,
             hostname: HOST.into(),
             internal_domains: None,
         })
@@ -191,7 +198,8 @@ async fn plain_send_is_queued_with_envelope_and_normalised_content() {
         !ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"),
         "{ehlo}"
     );
-    let wire = b"Subject: Scan\r\n\r\n..dotted\nbare lf\r\nend\r\n.\r\n";
+    let wire =
+        b"Subject: Scan\r\nDate: d\r\nMessage-ID: <m@x>\r\n\r\n..dotted\nbare lf\r\nend\r\n.\r\n";
     let reply = c
         .send_message("scanner@contoso.com", &["a@x.com", "b@x.com"], wire)
         .await;
@@ -207,7 +215,7 @@ async fn plain_send_is_queued_with_envelope_and_normalised_content() {
     );
     assert_eq!(
         server.spool.read_content(&id).await.unwrap(),
-        b"Subject: Scan\r\n\r\n.dotted\r\nbare lf\r\nend\r\n"
+        b"Subject: Scan\r\nDate: d\r\nMessage-ID: <m@x>\r\n\r\n.dotted\r\nbare lf\r\nend\r\n"
     );
     // A second transaction on the same connection; the null sender.
     let reply = c.send_message("", &["a@x.com"], b"x\r\n.\r\n").await;
@@ -281,7 +289,7 @@ async fn not_allowed_client_is_refused_and_nothing_queued() {
     let mut c = server.connect().await;
     c.expect("EHLO x", "250").await;
     let reply = c.cmd("MAIL FROM:<spam@x.com>").await;
-    assert_eq!(reply, "554 5.7.1 Relaying denied: 127.0.0.1 is not allowed to send through this relay (ask the admin to add it to listener.allow)");
+    assert_eq!(reply, "554 5.7.1 Relaying denied: 127.0.0.1 is not allowed to send through Postern; add this device's address to [listener] allow");
     c.expect("RCPT TO:<v@x.com>", "503 5.5.1").await;
     c.expect("DATA", "503 5.5.1").await;
     c.send(b"hello\r\n.\r\n").await;
@@ -312,10 +320,8 @@ async fn pipelined_transactions_and_bytes_after_the_terminator() {
     assert!(c.reply().await.starts_with("221"));
     let msgs = server.messages();
     assert_eq!(msgs.len(), 2);
-    assert_eq!(
-        server.spool.read_content(&msgs[1].id).await.unwrap(),
-        b"two\r\n"
-    );
+    let two = server.spool.read_content(&msgs[1].id).await.unwrap();
+    assert!(two.ends_with(b">\r\n\r\ntwo\r\n"), "{two:?}");
     assert_eq!(msgs[1].to, ["e@x.com"]);
     server.stop().await;
 }

@@ -5,7 +5,7 @@ use tokio_rustls::TlsConnector;
 
 use super::*;
 
-async fn tls_client(server: &Server, tcp: TcpStream) -> TlsStream<TcpStream> {
+pub(super) async fn tls_client(server: &Server, tcp: TcpStream) -> TlsStream<TcpStream> {
     let pem = std::fs::read(
         server
             .dir
