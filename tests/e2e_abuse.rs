@@ -400,7 +400,7 @@ async fn auth_brute_force_is_slowed_then_the_address_is_blocked() {
         .collect();
     for g in guesses {
         let reply = g.await.unwrap();
-        assert_eq!(reply, "535 5.7.8 Authentication credentials invalid");
+        assert!(reply.starts_with("535 5.7.8 "), "{reply}");
     }
     // The pauses grew: 1 s, doubling, capped at 16 s (from the log, not a clock).
     let log = p.log();
