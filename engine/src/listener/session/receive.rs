@@ -77,6 +77,11 @@ impl Session {
         let mut out = Vec::with_capacity(DATA_FLUSH);
         let timeout = self.shared.config.data_timeout;
         let deadline = Instant::now() + timeout.saturating_mul(DATA_DEADLINE_FACTOR);
+        // What the spool gets: the device's bytes plus any header Postern
+        // adds. `max_message_bytes` is Exchange's limit, so it applies to
+        // this (found by the session fuzz target: a message just under the
+        // limit grew past it by its added Date and Message-ID).
+        let mut stored: u64 = 0;
         loop {
             let done = match rx.feed(&self.conn.buf, &mut raw) {
                 Feed::Done { consumed } => {
@@ -88,13 +93,15 @@ impl Session {
                     false
                 }
             };
+            let before = out.len();
             headers.push(&raw, &mut out);
             raw.clear();
             if done {
                 headers.finish(&mut out);
             }
+            stored += (out.len() - before) as u64;
             if (done || out.len() >= DATA_FLUSH) && !out.is_empty() {
-                let refused = rx.too_big() || headers.long_line().is_some();
+                let refused = rx.too_big() || stored > max || headers.long_line().is_some();
                 self.store(&mut incoming, refused, &out).await;
                 out.clear();
             }
@@ -104,8 +111,8 @@ impl Session {
             let silence = Instant::now() + timeout;
             self.conn.read_more_until(silence.min(deadline)).await?;
         }
-        let size = rx.size();
-        if rx.too_big() {
+        let size = rx.size().max(stored);
+        if size > max {
             tracing::info!(peer = %self.peer, %from, size, max, "refused: message too big");
             self.reply(&too_big_reply(size, max, false));
         } else if let Some(long) = headers.long_line() {

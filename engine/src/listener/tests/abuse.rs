@@ -169,3 +169,35 @@ async fn connections_per_address_are_capped_others_still_served() {
     second.expect("QUIT", "221").await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn added_headers_count_against_the_size_limit() {
+    // Found by the session fuzz target: a message just under
+    // max_message_bytes without Date and Message-ID grew past the limit
+    // when Postern added them, so the spool held more than Exchange takes.
+    let server = Server::start(DeviceAuth::none(), false, |c| c.max_message_bytes = 2048).await;
+    let mut c = server.connect().await;
+    c.expect("EHLO x", "250").await;
+    let mut body = b"Subject: edge\r\n\r\n".to_vec();
+    while body.len() < 2040 {
+        body.extend_from_slice(b"0123456789\r\n");
+    }
+    body.truncate(2040);
+    body.extend_from_slice(b"\r\n.\r\n");
+    let reply = c.send_message("a@x.com", &["b@x.com"], &body).await;
+    assert!(reply.starts_with("552 5.3.4 "), "{reply}");
+    // Well under the limit, the same message is stored, headers and all,
+    // and the stored size stays within the limit.
+    let reply = c
+        .send_message(
+            "a@x.com",
+            &["b@x.com"],
+            b"Subject: small\r\n\r\nhi\r\n.\r\n",
+        )
+        .await;
+    queued_id(&reply);
+    let stored = server.messages();
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].size <= 2048, "{}", stored[0].size);
+    server.stop().await;
+}
