@@ -25,13 +25,13 @@ cargo build --workspace --all-targets --locked
 export RUST_BACKTRACE=1
 results="$(mktemp)"
 scripts/with-keyring.sh cargo test --workspace --locked -- "$@" 2>&1 | tee "$results"
-# The tray app end to end: the real window through tauri-driver and
-# WebKitWebDriver, the tray over dbusmenu, notifications on the session bus.
-command -v tauri-driver >/dev/null || cargo install tauri-driver --locked
 # A short run of each fuzz target (fuzz/; the 10-minute runs are in
 # BENCHMARKS.md): cargo-fuzz on stable via RUSTC_BOOTSTRAP, see scripts/fuzz.sh.
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 scripts/fuzz.sh "${FUZZ_SECS:-20}"
+# The tray app end to end: the real window through tauri-driver and
+# WebKitWebDriver, the tray over dbusmenu, notifications on the session bus.
+command -v tauri-driver >/dev/null || cargo install tauri-driver --locked
 scripts/test-gui.sh
 # The .deb, built by the Tauri bundler and installed for real (root only).
 scripts/test-package.sh
