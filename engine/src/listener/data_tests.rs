@@ -186,18 +186,7 @@ fn fuzz_matches_the_specification() {
     // The message ends exactly at the first CRLF "." CRLF of "\r\n" + input,
     // content is always clean, and chunking never changes anything.
     let alphabet = [b'\r', b'\n', b'.', 0, b'a'];
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    for _ in 0..3000 {
-        let len = (next() % 40) as usize;
-        let input: Vec<u8> = (0..len)
-            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-            .collect();
+    for input in crate::listener::tests::random_inputs(0x9e37_79b9_7f4a_7c15, &alphabet, 40, 3000) {
         let mut framed = b"\r\n".to_vec();
         framed.extend_from_slice(&input);
         let expected = find(&framed, b"\r\n.\r\n").map(|j| j + 3);

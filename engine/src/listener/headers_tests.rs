@@ -206,18 +206,7 @@ fn every_split_position_gives_the_same_result() {
 #[test]
 fn hostile_input_never_panics_and_keeps_the_body() {
     let alphabet = [b'\r', b'\n', b' ', b':', b'a', 0xff, b'\t', b'D'];
-    let mut seed: u64 = 0x1234_5678_9abc_def1;
-    let mut next = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    for _ in 0..3000 {
-        let len = (next() % 60) as usize;
-        let input: Vec<u8> = (0..len)
-            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-            .collect();
+    for input in crate::listener::tests::random_inputs(0x1234_5678_9abc_def1, &alphabet, 60, 3000) {
         let (out, f) = filter(&input);
         // Whatever was added, nothing of the input is lost (CR LF pairs
         // aside, which may be normalised at line ends).

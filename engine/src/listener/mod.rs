@@ -318,4 +318,4 @@ fn bind_error(addr: SocketAddr, e: std::io::Error) -> ListenerError {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

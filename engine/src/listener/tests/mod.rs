@@ -18,6 +18,30 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::*;
+
+/// `count` deterministic pseudo-random inputs (xorshift64 from `seed`),
+/// each under `max_len` bytes drawn from `alphabet`: the property tests of
+/// the DATA machine and the header filter.
+pub(crate) fn random_inputs(
+    seed: u64,
+    alphabet: &[u8],
+    max_len: u64,
+    count: usize,
+) -> impl Iterator<Item = Vec<u8>> + '_ {
+    let mut seed = seed;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    (0..count).map(move |_| {
+        let len = (next() % max_len) as usize;
+        (0..len)
+            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+            .collect()
+    })
+}
 use crate::events::Events;
 use crate::spool::MessageInfo;
 
