@@ -36,6 +36,9 @@ pub const MAX_COMMAND_LINE: usize = 512;
 /// with one long RCPT gets a 500 and carries on); past it the device is not
 /// speaking SMTP and is disconnected, so an endless line costs nothing.
 pub const MAX_LINE_DISCARD: usize = 64 * 1024;
+/// A lingering close reads at most this much, for at most this long.
+const LINGER_BYTES: usize = 64 * 1024;
+const LINGER_TIME: Duration = Duration::from_secs(2);
 /// How much is read from the socket at once.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -52,6 +55,8 @@ pub enum End {
     Io(io::Error),
     /// A command line went on past [`MAX_LINE_DISCARD`] bytes.
     LineTooLong,
+    /// The peer spoke HTTP (a browser sent it): refused, closed at once.
+    NotSmtp,
 }
 
 /// One framed command line.
@@ -352,5 +357,25 @@ impl Conn {
     pub async fn close(&mut self) {
         let _ = self.flush().await;
         let _ = tokio::time::timeout(self.write_timeout, self.stream.shutdown()).await;
+    }
+
+    /// Closes after the peer sent more than was read (an HTTP request's
+    /// body): the reply is flushed, our side shut down, and what the peer
+    /// still sends is read and thrown away for a moment. Closing a socket
+    /// with unread bytes makes the kernel send a reset, which can destroy
+    /// the last reply before the peer reads it.
+    pub async fn close_lingering(&mut self) {
+        self.close().await;
+        let mut sink = [0u8; READ_CHUNK];
+        let mut left = LINGER_BYTES;
+        let _ = tokio::time::timeout(LINGER_TIME, async {
+            while left > 0 {
+                match self.stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => left = left.saturating_sub(n),
+                }
+            }
+        })
+        .await;
     }
 }

@@ -22,6 +22,16 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bad commands tolerated before the connection is closed (stops e.g. a
 /// browser pointed at the port from getting a reply per header line).
 const MAX_BAD_COMMANDS: usize = 20;
+/// Bad commands tolerated before HELO/EHLO: a device greets first, so a
+/// peer that does not is either broken or not a mail client at all.
+const MAX_BAD_BEFORE_HELO: usize = 3;
+/// First words that start an HTTP request, never an SMTP command. A web
+/// page can make a browser POST to any port it is not blocked from
+/// (2525 is not blocked), with SMTP commands in the body; like Postfix's
+/// `smtpd_forbidden_commands`, such a session ends at its first line.
+const HTTP_METHODS: &[&str] = &[
+    "GET", "POST", "PUT", "HEAD", "CONNECT", "OPTIONS", "DELETE", "PATCH",
+];
 /// RFC 5321 §4.5.3.1: local part and domain lengths.
 const MAX_LOCAL_PART: usize = 64;
 const MAX_DOMAIN: usize = 255;
@@ -29,6 +39,8 @@ const MAX_DOMAIN: usize = 255;
 mod login;
 mod receive;
 
+const NOT_SMTP_REPLY: &str =
+    "421 4.7.0 This is an SMTP server, not a web server; closing connection";
 const SHUTDOWN_REPLY: &str = "421 4.3.2 Postern is shutting down, try again shortly";
 
 /// Runs one connection to its end.
@@ -72,6 +84,11 @@ pub(crate) async fn run(
             session.conn.reply(&format!(
                 "421 4.7.0 {hostname} Line too long, closing connection"
             ));
+        }
+        Err(End::NotSmtp) => {
+            session.conn.reply(NOT_SMTP_REPLY);
+            session.conn.close_lingering().await;
+            return;
         }
         Err(End::Closed) => tracing::debug!(%peer, "device closed the connection"),
         Err(End::Io(e)) => tracing::info!(%peer, error = %e, "connection failed"),
@@ -156,10 +173,22 @@ impl Session {
                     continue;
                 }
             };
+            if looks_like_http(&line, self.helo.is_none()) {
+                tracing::warn!(
+                    peer = %self.peer,
+                    "closing: the client sent an HTTP request, not SMTP (a web page in a browser on that machine may be trying to send mail through Postern)"
+                );
+                return Err(End::NotSmtp);
+            }
             if let Flow::Quit = self.command(&line).await? {
                 return Ok(());
             }
-            if self.bad_commands >= MAX_BAD_COMMANDS {
+            let limit = if self.helo.is_none() {
+                MAX_BAD_BEFORE_HELO
+            } else {
+                MAX_BAD_COMMANDS
+            };
+            if self.bad_commands >= limit {
                 tracing::info!(peer = %self.peer, "closing: too many bad commands");
                 self.conn
                     .reply("421 4.7.0 Too many errors, closing connection");
@@ -406,6 +435,31 @@ impl Session {
     }
 }
 
+/// An HTTP request line (any time), or a line shaped like an HTTP header
+/// (`Name: value`, no space before the colon) before HELO/EHLO.
+fn looks_like_http(line: &[u8], before_helo: bool) -> bool {
+    let first = line.split(|b| *b == b' ').next().unwrap_or_default();
+    if line.len() > first.len()
+        && HTTP_METHODS
+            .iter()
+            .any(|m| m.as_bytes().eq_ignore_ascii_case(first))
+    {
+        return true;
+    }
+    if !before_helo {
+        return false;
+    }
+    let Some(colon) = line.iter().position(|b| *b == b':') else {
+        return false;
+    };
+    // RFC 9110 token characters, starting with a letter.
+    let name = &line[..colon];
+    name.first().is_some_and(u8::is_ascii_alphabetic)
+        && name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b))
+}
+
 /// The AUTH advertisement rule (see the module docs of `listener`).
 pub(crate) fn auth_offered(has_users: bool, tls: bool, ip: IpAddr, allowed: bool) -> bool {
     has_users && (tls || ip.is_loopback() || allowed)
@@ -482,6 +536,32 @@ mod tests {
             (&format!("a@{}", "x".repeat(256)), false),
         ] {
             assert_eq!(valid_path(a), ok, "{a:?}");
+        }
+    }
+
+    #[test]
+    fn http_is_recognised() {
+        for (line, before_helo, want) in [
+            (&b"GET / HTTP/1.1\r\n"[..], true, true),
+            (b"POST / HTTP/1.1\r\n", false, true),
+            (b"post /x HTTP/1.0\r\n", false, true),
+            (b"CONNECT a:25 HTTP/1.1\r\n", true, true),
+            (b"OPTIONS * HTTP/1.1\r\n", true, true),
+            (b"Host: 127.0.0.1:2525\r\n", true, true),
+            (b"Content-Type: text/plain\r\n", true, true),
+            (b"sec-fetch-mode:no-cors\r\n", true, true),
+            // After HELO a header-shaped line is just a bad command.
+            (b"Host: 127.0.0.1:2525\r\n", false, false),
+            // SMTP, never HTTP.
+            (b"MAIL FROM:<a@b.c>\r\n", true, false),
+            (b"RCPT TO:<a@b.c>\r\n", true, false),
+            (b"EHLO scanner\r\n", true, false),
+            (b"HELP\r\n", true, false),
+            (b"GET\r\n", true, false),
+            (b":x\r\n", true, false),
+            (b"\r\n", true, false),
+        ] {
+            assert_eq!(looks_like_http(line, before_helo), want, "{line:?}");
         }
     }
 

@@ -415,7 +415,8 @@ async fn shutdown_mid_data_is_not_acknowledged_and_serve_returns() {
 async fn too_many_bad_commands_close_the_connection() {
     let server = Server::plain().await;
     let mut c = server.connect().await;
-    c.send("GET / HTTP/1.1\r\n".repeat(30).as_bytes()).await;
+    c.expect("EHLO x", "250").await;
+    c.send("FOO\r\n".repeat(30).as_bytes()).await;
     for _ in 0..20 {
         assert!(c.reply().await.starts_with("500 5.5.1"));
     }
@@ -424,6 +425,59 @@ async fn too_many_bad_commands_close_the_connection() {
         "421 4.7.0 Too many errors, closing connection"
     );
     assert_eq!(c.reply().await, "");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn only_a_few_bad_commands_before_helo() {
+    let server = Server::plain().await;
+    let mut c = server.connect().await;
+    c.send("FOO\r\n".repeat(10).as_bytes()).await;
+    for _ in 0..3 {
+        assert!(c.reply().await.starts_with("500 5.5.1"));
+    }
+    assert_eq!(
+        c.reply().await,
+        "421 4.7.0 Too many errors, closing connection"
+    );
+    assert_eq!(c.reply().await, "");
+    server.stop().await;
+}
+
+/// A browser's POST with SMTP in its body (a web page on an allowed
+/// machine, `fetch(..., {mode: "no-cors"})`): the session ends at the
+/// request line and nothing in the body is carried out.
+#[tokio::test]
+async fn an_http_request_ends_the_session_at_once() {
+    let server = Server::plain().await;
+    let body = "EHLO x\r\nMAIL FROM:<a@x.com>\r\nRCPT TO:<victim@x.com>\r\nDATA\r\nSubject: spam\r\n\r\nspam\r\n.\r\nQUIT\r\n";
+    for request in [
+        format!(
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1:2525\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+        // Header-shaped lines first (a request line the parser mangled).
+        format!("Host: 127.0.0.1:2525\r\nContent-Type: text/plain\r\n\r\n{body}"),
+        format!("PUT /x HTTP/1.1\r\n\r\n{body}"),
+    ] {
+        let mut c = server.connect().await;
+        c.send(request.as_bytes()).await;
+        assert_eq!(
+            c.reply().await,
+            "421 4.7.0 This is an SMTP server, not a web server; closing connection"
+        );
+        assert_eq!(c.reply().await, "", "closed, nothing else answered");
+    }
+    // After EHLO an HTTP request line still ends the session.
+    let mut c = server.connect().await;
+    c.expect("EHLO x", "250").await;
+    c.send(format!("GET / HTTP/1.1\r\n{body}").as_bytes()).await;
+    assert!(c
+        .reply()
+        .await
+        .starts_with("421 4.7.0 This is an SMTP server"));
+    assert_eq!(c.reply().await, "");
+    assert!(server.messages().is_empty());
     server.stop().await;
 }
 
