@@ -35,9 +35,26 @@ pub const MAX_FAILURE_DELAY: Duration = Duration::from_secs(16);
 pub const MAX_FAILURES: usize = 10;
 /// How long failures are remembered (and so how long a block lasts).
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Addresses tracked at most; beyond it the oldest records are pruned
-/// first, so an attacker cycling addresses cannot grow memory without end.
+/// Addresses tracked at most, so an attacker cycling addresses cannot grow
+/// memory without end. Past it, expired records go first, then the record
+/// whose last failure is oldest among those not blocked (a blocked address
+/// is evicted only when every record is a block), so flooding the table
+/// never lifts the flooder's own block.
 const MAX_TRACKED_ADDRESSES: usize = 10_000;
+/// IPv6 addresses are counted by their /64: one subscriber's prefix holds
+/// 2^64 addresses, each of which would otherwise get ten tries of its own.
+const IPV6_PREFIX: u8 = 64;
+
+/// The key failures are counted under: the address, or its IPv6 /64.
+fn origin(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let net = ipnet::Ipv6Net::new(v6, IPV6_PREFIX).expect("a valid prefix length");
+            IpAddr::V6(net.trunc().addr())
+        }
+        v4 => v4,
+    }
+}
 
 /// The brute-force slow-down settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,7 +209,7 @@ impl DeviceAuth {
     /// True while `ip` has had too many failures within the window.
     pub fn is_blocked(&self, ip: IpAddr, now: Instant) -> bool {
         let mut map = self.failures.lock().unwrap();
-        match map.get_mut(&ip) {
+        match map.get_mut(&origin(ip)) {
             Some(times) => {
                 prune(times, now, self.policy.window);
                 times.len() >= self.policy.max_failures
@@ -203,6 +220,7 @@ impl DeviceAuth {
 
     /// Records a failure; returns how long to wait before replying.
     pub fn record_failure(&self, ip: IpAddr, now: Instant) -> Duration {
+        let ip = origin(ip);
         let mut map = self.failures.lock().unwrap();
         if map.len() >= MAX_TRACKED_ADDRESSES && !map.contains_key(&ip) {
             let window = self.policy.window;
@@ -211,7 +229,14 @@ impl DeviceAuth {
                 !times.is_empty()
             });
             if map.len() >= MAX_TRACKED_ADDRESSES {
-                map.clear();
+                let max = self.policy.max_failures;
+                let victim = map
+                    .iter()
+                    .min_by_key(|(_, times)| (times.len() >= max, times.back().copied()))
+                    .map(|(k, _)| *k);
+                if let Some(victim) = victim {
+                    map.remove(&victim);
+                }
             }
         }
         let times = map.entry(ip).or_default();
@@ -226,7 +251,7 @@ impl DeviceAuth {
 
     /// A successful login clears the address's record.
     pub fn record_success(&self, ip: IpAddr) {
-        self.failures.lock().unwrap().remove(&ip);
+        self.failures.lock().unwrap().remove(&origin(ip));
     }
 }
 
@@ -364,6 +389,57 @@ mod tests {
         assert_eq!(auth.record_failure(ip, t0 + FAILURE_WINDOW).as_secs(), 1);
         auth.record_success(ip);
         assert!(!auth.is_blocked(ip, t0));
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_oldest_unblocked_record_never_a_block() {
+        let auth = DeviceAuth::none();
+        let t0 = Instant::now();
+        let attacker: IpAddr = "203.0.113.9".parse().unwrap();
+        for _ in 0..MAX_FAILURES {
+            auth.record_failure(attacker, t0);
+        }
+        assert!(auth.is_blocked(attacker, t0));
+        // The attacker fills the table with fresh addresses, and more.
+        let first: IpAddr = "10.0.0.0".parse().unwrap();
+        for i in 0..(MAX_TRACKED_ADDRESSES as u32 + 500) {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            auth.record_failure(ip, t0 + Duration::from_millis(i as u64));
+        }
+        assert!(
+            auth.is_blocked(attacker, t0),
+            "the block survives the flood"
+        );
+        assert!(auth.failures.lock().unwrap().len() <= MAX_TRACKED_ADDRESSES);
+        // The oldest unblocked records went first; the newest are kept.
+        let newest = IpAddr::V4(std::net::Ipv4Addr::from(
+            0x0a00_0000 + MAX_TRACKED_ADDRESSES as u32 + 499,
+        ));
+        let map = auth.failures.lock().unwrap();
+        assert!(!map.contains_key(&first));
+        assert!(map.contains_key(&newest));
+    }
+
+    #[test]
+    fn ipv6_counts_by_64() {
+        let auth = DeviceAuth::none();
+        let t0 = Instant::now();
+        // Ten addresses of one /64 share one record: the tenth is a block.
+        for i in 0..MAX_FAILURES {
+            let ip: IpAddr = format!("2001:db8:1:2::{:x}", i + 1).parse().unwrap();
+            auth.record_failure(ip, t0);
+        }
+        let elsewhere_in_64: IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
+        assert!(auth.is_blocked(elsewhere_in_64, t0));
+        let next_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(!auth.is_blocked(next_64, t0));
+        // IPv4-mapped addresses count as the IPv4 address.
+        let v4: IpAddr = "10.9.9.9".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.9.9.9".parse().unwrap();
+        for _ in 0..MAX_FAILURES {
+            auth.record_failure(mapped, t0);
+        }
+        assert!(auth.is_blocked(v4, t0));
     }
 
     #[test]
