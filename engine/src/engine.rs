@@ -175,7 +175,9 @@ pub fn upstream_settings(config: &Config, hostname: &str) -> UpstreamSettings {
         // Filled per connection by the lane's route (delivery::route).
         addrs: Vec::new(),
         tls: match u.mode {
-            UpstreamMode::DirectSend => TlsMode::Opportunistic,
+            // Opportunistic only where the admin allowed it for a host that
+            // is not Microsoft's (config validation); else TLS or nothing.
+            UpstreamMode::DirectSend if u.allow_plaintext => TlsMode::Opportunistic,
             _ => TlsMode::Required,
         },
         ca_file: u.ca_file.clone(),

@@ -176,6 +176,12 @@ pub struct UpstreamConfig {
     /// accepted domain, and its private key (readable only by this user).
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
+    /// Direct Send to a host that is not Microsoft's (a local smart host):
+    /// send unencrypted when it offers no STARTTLS. Off, Postern never
+    /// sends a message in clear (an on-path attacker could strip STARTTLS
+    /// and read the scans); Microsoft's endpoints always offer TLS, so this
+    /// is refused for them.
+    pub allow_plaintext: bool,
 }
 
 impl Default for UpstreamConfig {
@@ -194,6 +200,7 @@ impl Default for UpstreamConfig {
             accepted_domains: Vec::new(),
             client_cert: None,
             client_key: None,
+            allow_plaintext: false,
         }
     }
 }
@@ -563,6 +570,24 @@ impl Config {
                 ));
             }
         }
+        if u.allow_plaintext {
+            if u.mode != UpstreamMode::DirectSend {
+                return Err(bad(
+                    "upstream.allow_plaintext",
+                    "applies only to mode = \"direct-send\"; submission and relay always use TLS"
+                        .into(),
+                ));
+            }
+            if u.host.is_empty() || is_microsoft_host(&u.host) {
+                return Err(bad(
+                    "upstream.allow_plaintext",
+                    format!(
+                        "{} is Microsoft's endpoint, which always offers TLS: plaintext is never allowed there (remove this key)",
+                        if u.host.is_empty() { "the tenant MX" } else { &u.host }
+                    ),
+                ));
+            }
+        }
         validate_authority(&self.oauth.authority).map_err(|m| bad("oauth.authority", m))?;
         if self.oauth.tenant.is_empty() {
             return Err(bad(
@@ -641,34 +666,9 @@ pub fn looks_like_address(s: &str) -> bool {
     }
 }
 
-/// https only, except for a loopback host (the test fakes).
-fn validate_authority(authority: &str) -> Result<(), String> {
-    let (scheme, rest) = authority
-        .split_once("://")
-        .ok_or_else(|| format!("{authority:?} is not a URL"))?;
-    let host = rest.split(['/', ':']).next().unwrap_or("");
-    let host = if rest.starts_with('[') {
-        rest.split(']').next().unwrap_or("").trim_start_matches('[')
-    } else {
-        host
-    };
-    match scheme {
-        "https" => Ok(()),
-        "http" if is_loopback_host(host) => Ok(()),
-        "http" => Err(format!(
-            "{authority:?} must use https (plain http is allowed only for a loopback host)"
-        )),
-        _ => Err(format!("{authority:?} must be an https URL")),
-    }
-}
-
-fn is_loopback_host(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
-}
+mod endpoint;
+pub use endpoint::is_microsoft_host;
+use endpoint::validate_authority;
 
 #[cfg(test)]
 mod tests;

@@ -71,7 +71,9 @@ pub(crate) async fn check(cx: &mut Context<'_>) {
     let mut probe = settings.clone();
     probe.addrs = cx.upstream_addrs.clone();
     probe.tls = TlsMode::Required;
-    let optional = cx.config.upstream.mode == UpstreamMode::DirectSend;
+    // Plaintext only where the admin allowed it (never for Microsoft's hosts).
+    let optional =
+        cx.config.upstream.mode == UpstreamMode::DirectSend && cx.config.upstream.allow_plaintext;
     let mut transcript = Transcript::default();
     match Connection::open(&probe, &Credentials::None, &mut transcript).await {
         Ok(conn) => {
@@ -94,8 +96,8 @@ pub(crate) async fn check(cx: &mut Context<'_>) {
             cx.push(Check::warn(
                 ids[1],
                 starttls_title,
-                "not offered: Direct Send will go unencrypted",
-                "Check that nothing on the network strips STARTTLS (some firewalls do); Exchange Online always offers it.",
+                "not offered: mail will go unencrypted (upstream.allow_plaintext is on)",
+                "Turn STARTTLS on at the smart host, then remove upstream.allow_plaintext.",
             ));
             cx.push(Check::skip(ids[2], tls_title, "no STARTTLS"));
         }
