@@ -3,7 +3,8 @@
 //!
 //! - interactive (the default): authorization code with PKCE (S256) on a
 //!   loopback redirect. Postern listens on `localhost` on a free port just
-//!   for the sign-in, sends the browser to Microsoft, checks `state`,
+//!   (127.0.0.1 and ::1, the same port) for the sign-in, sends the browser
+//!   to Microsoft, ignores any answer without its `state`,
 //!   exchanges the code and answers the browser with a short page;
 //! - device code: for a machine without a browser; prints a code to enter
 //!   at Microsoft's device login page on any other device.
@@ -112,15 +113,7 @@ pub async fn interactive(
 ) -> Result<AccessToken, AuthError> {
     let client_id = require_client_id(config)?;
     let (auth_url, token_url, _) = endpoints(config);
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| {
-        AuthError::Transient(format!("cannot listen on localhost for the sign-in: {e}"))
-    })?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| AuthError::Transient(e.to_string()))?
-        .port();
-    // Browsers may resolve "localhost" to ::1 first; listen there too when we can.
-    let listener6 = TcpListener::bind(("::1", port)).await.ok();
+    let (listener, listener6, port) = bind_loopback().await?;
     let redirect = format!("http://localhost:{port}{REDIRECT_PATH}");
 
     let client = BasicClient::new(ClientId::new(client_id.clone()))
@@ -141,7 +134,7 @@ pub async fn interactive(
 
     let params = tokio::time::timeout(
         timeout,
-        wait_for_redirect(&listener, listener6.as_ref(), state.secret()),
+        wait_for_redirect(&listener, listener6.as_ref(), state.secret(), READ_TIMEOUT),
     )
     .await
     .map_err(|_| {
@@ -177,61 +170,142 @@ fn bad_authority(e: impl std::fmt::Display) -> AuthError {
     AuthError::NotConfigured(format!("oauth.authority does not make a valid URL: {e}"))
 }
 
-/// Serves the loopback redirect until a request carries the sign-in result.
-/// Returns the code and the browser connection, still open for the answer.
+/// Listens for the redirect on 127.0.0.1 and on ::1 with the same port.
+/// The redirect names `localhost`, which a browser may resolve to either:
+/// if another process already holds `[::1]:port`, the code could land
+/// there, so that port is given up and another one tried. Where the
+/// machine has no IPv6 loopback at all, nobody can listen there either.
+async fn bind_loopback() -> Result<(TcpListener, Option<TcpListener>, u16), AuthError> {
+    let cannot = |e: std::io::Error| {
+        AuthError::Transient(format!("cannot listen on localhost for the sign-in: {e}"))
+    };
+    for _ in 0..BIND_TRIES {
+        match bind_pair(0).await {
+            Ok((v4, v6)) => {
+                let port = v4.local_addr().map_err(cannot)?.port();
+                return Ok((v4, v6, port));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(e) => return Err(cannot(e)),
+        }
+    }
+    Err(AuthError::Transient(
+        "cannot find a free port on localhost (both 127.0.0.1 and ::1) for the sign-in".into(),
+    ))
+}
+
+/// 127.0.0.1 on `port` (0: any free one), then ::1 on the same port.
+/// `AddrInUse` when somebody else holds either.
+async fn bind_pair(port: u16) -> std::io::Result<(TcpListener, Option<TcpListener>)> {
+    let v4 = TcpListener::bind(("127.0.0.1", port)).await?;
+    let port = v4.local_addr()?.port();
+    match TcpListener::bind(("::1", port)).await {
+        Ok(v6) => Ok((v4, Some(v6))),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(e),
+        // No IPv6 loopback here (EADDRNOTAVAIL, EAFNOSUPPORT).
+        Err(_) => Ok((v4, None)),
+    }
+}
+
+/// Tries at finding a port free on both loopback addresses.
+const BIND_TRIES: usize = 20;
+/// How long one browser connection may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the loopback redirect until a request carries the sign-in result
+/// for this sign-in's `state`. Connections are served concurrently (a slow
+/// or silent one stalls nobody), and a request with another `state` (any
+/// local process can send one) is answered and ignored: only Microsoft's
+/// redirect of the request Postern made can end the sign-in. Returns the
+/// code and the browser connection, still open for the answer.
 async fn wait_for_redirect(
     v4: &TcpListener,
     v6: Option<&TcpListener>,
     state: &str,
+    read_timeout: Duration,
 ) -> Result<(String, TcpStream), AuthError> {
+    // Each connection's task reads its request and hands it back here; the
+    // set is dropped (its tasks aborted) when the sign-in ends.
+    let mut reading = tokio::task::JoinSet::new();
     loop {
-        let accepted = match v6 {
-            Some(v6) => tokio::select! { a = v4.accept() => a, a = v6.accept() => a },
-            None => v4.accept().await,
+        let accepted = tokio::select! {
+            a = v4.accept() => a,
+            a = async { v6.expect("guarded").accept().await }, if v6.is_some() => a,
+            Some(done) = reading.join_next(), if !reading.is_empty() => {
+                let Ok(Some((query, stream))) = done else { continue };
+                match judge(query, state, stream).await {
+                    Some(result) => return result,
+                    None => continue,
+                }
+            }
         };
         let Ok((mut stream, _)) = accepted else {
             continue;
         };
-        let Some(query) = read_redirect_query(&mut stream).await else {
-            let _ = stream
-                .write_all(
-                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                )
-                .await;
-            continue;
-        };
-        if query.get("state").map(String::as_str) != Some(state) {
-            let _ = stream
-                .write_all(page("Sign-in refused", "This sign-in answer does not belong to the sign-in Postern started (state mismatch). Start again with `postern account login`.").as_bytes())
-                .await;
-            return Err(AuthError::SignInNeeded(
-                "The browser returned a sign-in that Postern did not start (state mismatch); nothing was stored.".into(),
-            ));
+        if reading.len() >= MAX_PENDING {
+            continue; // dropped: a flood of connections is not a browser
         }
-        if let Some(error) = query.get("error") {
-            let description = query
-                .get("error_description")
-                .map(|d| d.lines().next().unwrap_or("").to_string())
-                .unwrap_or_default();
-            let _ = stream
-                .write_all(page("Sign-in failed", &format!("{error}: {description}")).as_bytes())
-                .await;
-            return Err(AuthError::SignInNeeded(format!(
-                "Microsoft did not complete the sign-in: {error}: {description}"
-            )));
-        }
-        if let Some(code) = query.get("code") {
-            return Ok((code.clone(), stream));
-        }
+        reading.spawn(async move {
+            match read_redirect_query(&mut stream, read_timeout).await {
+                Some(query) => Some((query, stream)),
+                None => {
+                    let _ = stream
+                        .write_all(
+                            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        )
+                        .await;
+                    None
+                }
+            }
+        });
     }
 }
 
+/// Connections read at once, at most.
+const MAX_PENDING: usize = 64;
+
+/// What one redirect request means: the end of the sign-in (its code, or
+/// Microsoft's error) when it carries this sign-in's `state`, else nothing.
+async fn judge(
+    query: HashMap<String, String>,
+    state: &str,
+    mut stream: TcpStream,
+) -> Option<Result<(String, TcpStream), AuthError>> {
+    if query.get("state").map(String::as_str) != Some(state) {
+        tracing::warn!(
+            "ignored a sign-in answer that does not belong to this sign-in (state mismatch)"
+        );
+        let _ = stream
+            .write_all(page("Sign-in refused", "This sign-in answer does not belong to the sign-in Postern started (state mismatch); it was ignored.").as_bytes())
+            .await;
+        return None;
+    }
+    if let Some(error) = query.get("error") {
+        let description = query
+            .get("error_description")
+            .map(|d| d.lines().next().unwrap_or("").to_string())
+            .unwrap_or_default();
+        let _ = stream
+            .write_all(page("Sign-in failed", &format!("{error}: {description}")).as_bytes())
+            .await;
+        return Some(Err(AuthError::SignInNeeded(format!(
+            "Microsoft did not complete the sign-in: {error}: {description}"
+        ))));
+    }
+    let code = query.get("code")?.clone();
+    Some(Ok((code, stream)))
+}
+
 /// Reads one HTTP request and returns its query if it is for the redirect path.
-async fn read_redirect_query(stream: &mut TcpStream) -> Option<HashMap<String, String>> {
+async fn read_redirect_query(
+    stream: &mut TcpStream,
+    read_timeout: Duration,
+) -> Option<HashMap<String, String>> {
+    let deadline = tokio::time::Instant::now() + read_timeout;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 2048];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
             .await
             .ok()?
             .ok()?;
@@ -323,4 +397,86 @@ pub async fn device_code(
             other => AuthError::Transient(other.to_string()),
         })?;
     keep(secrets, &client_id, &resp).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn get(port: u16, target: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        s.write_all(format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out).await;
+        out
+    }
+
+    /// A request with the wrong state (any local process can send one) is
+    /// answered and ignored; the real redirect still completes the sign-in.
+    /// A silent connection, whose read would stall for an hour, stalls
+    /// nobody. (Before: the first ended the sign-in, the second blocked it.)
+    #[tokio::test]
+    async fn wrong_state_and_a_silent_client_do_not_stop_the_sign_in() {
+        let (v4, v6, port) = bind_loopback().await.unwrap();
+        let hour = Duration::from_secs(3600);
+        let server = tokio::spawn(async move {
+            let r = wait_for_redirect(&v4, v6.as_ref(), "right", hour).await;
+            r.map(|(code, _browser)| code)
+        });
+        let _silent = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let refused = get(port, &format!("{REDIRECT_PATH}?state=wrong&code=evil")).await;
+        assert!(refused.contains("Sign-in refused"), "{refused}");
+        let lost = get(port, "/elsewhere?state=right&code=x").await;
+        assert!(lost.starts_with("HTTP/1.1 404"), "{lost}");
+        let good = format!("{REDIRECT_PATH}?state=right&code=good");
+        let _browser = tokio::spawn(async move { get(port, &good).await });
+        let code = tokio::time::timeout(Duration::from_secs(60), server)
+            .await
+            .expect("the sign-in completed while the silent client waits")
+            .unwrap()
+            .unwrap();
+        assert_eq!(code, "good");
+    }
+
+    #[tokio::test]
+    async fn microsofts_error_with_the_right_state_ends_the_sign_in() {
+        let (v4, v6, port) = bind_loopback().await.unwrap();
+        let server = tokio::spawn(async move {
+            wait_for_redirect(&v4, v6.as_ref(), "s", READ_TIMEOUT)
+                .await
+                .map(|(code, _)| code)
+        });
+        let page = get(
+            port,
+            &format!("{REDIRECT_PATH}?state=s&error=access_denied&error_description=no"),
+        )
+        .await;
+        assert!(page.contains("Sign-in failed"), "{page}");
+        let err = server.await.unwrap().unwrap_err().to_string();
+        assert!(err.contains("access_denied"), "{err}");
+    }
+
+    /// Another process holds [::1] on the port 127.0.0.1 got: that port is
+    /// given up (before, the ::1 bind failing was ignored, and a browser
+    /// resolving localhost to ::1 took the code to that process).
+    #[tokio::test]
+    async fn a_port_held_by_another_process_on_ipv6_loopback_is_given_up() {
+        let Ok(other) = TcpListener::bind(("::1", 0)).await else {
+            return; // no IPv6 loopback on this machine: nobody can hold it
+        };
+        let port = other.local_addr().unwrap().port();
+        let err = bind_pair(port)
+            .await
+            .expect_err("the port is not Postern's alone");
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+        let (v4, v6, got) = bind_loopback().await.unwrap();
+        assert_ne!(got, port);
+        assert_eq!(v4.local_addr().unwrap().port(), got);
+        assert_eq!(
+            v6.expect("::1 exists here").local_addr().unwrap().port(),
+            got
+        );
+    }
 }
