@@ -253,3 +253,40 @@ async fn foreign_lan_client_must_use_tls_before_auth() {
     c.expect("QUIT", "221").await;
     assert!(p.queue().is_empty());
 }
+
+/// Device data reaches the admin's terminal escaped: an ESC sequence in the
+/// Subject and From comes out of `postern queue` and `queue show` as
+/// visible `\x1b` text, never as the byte; a HELO name with one is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn control_characters_never_reach_the_terminal() {
+    let up = Upstream::start().await;
+    let p = Postern::start(&up).await;
+    let (mut c, _) = Raw::connect(p.smtp).await;
+    let refused = c.cmd("EHLO \x1b]0;owned\x07").await;
+    assert!(refused.starts_with("501 5.5.4"), "{refused}");
+    c.expect("EHLO printer", "250").await;
+    c.expect(&format!("MAIL FROM:<{MAILBOX}>"), "250").await;
+    c.expect("RCPT TO:<bob@contoso.com>", "250").await;
+    c.expect("DATA", "354").await;
+    c.send(b"Subject: \x1b[2J\x1b[31mINVOICE\x1b]0;pwned\x07\r\nMessage-ID: <esc@test>\r\nDate: Tue, 1 Oct 2024 09:30:00 +0000\r\n\r\nhi\r\n.\r\n")
+        .await;
+    assert!(c.reply().await.starts_with("250 "));
+    let q = p.wait_all(1, "sent");
+    let id = q[0]["id"].as_str().unwrap();
+    for args in [vec!["queue"], vec!["queue", "show", id]] {
+        let out = p.cli(&args);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            !out.stdout.contains(&0x1b) && !out.stdout.contains(&0x07),
+            "{args:?} printed a control byte: {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        if args.len() == 3 {
+            let shown = String::from_utf8_lossy(&out.stdout);
+            assert!(shown.contains("\\x1b[2J\\x1b[31mINVOICE"), "{shown}");
+        }
+    }
+    // JSON keeps the real text (escaped by JSON itself).
+    let show = p.cli_json(&["queue", "show", id]);
+    assert!(show["subject"].as_str().unwrap().contains('\x1b'));
+}

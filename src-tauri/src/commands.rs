@@ -79,6 +79,8 @@ pub async fn run(command: Command, config_path: PathBuf) -> i32 {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&v).unwrap());
                 } else {
+                    let mut v = v;
+                    crate::terminal::clean_value(&mut v);
                     print_status(&v);
                 }
             })
@@ -208,11 +210,12 @@ async fn request(config: &Config, req: Request) -> Result<Response, String> {
 }
 
 async fn queue_list(config: &Config, json: bool) -> i32 {
-    ask(config, Request::Queue, move |v| {
+    ask(config, Request::Queue, move |mut v| {
         if json {
             println!("{}", serde_json::to_string_pretty(&v).unwrap());
             return;
         }
+        crate::terminal::clean_value(&mut v);
         let list: Vec<MessageInfo> = serde_json::from_value(v).unwrap_or_default();
         if list.is_empty() {
             println!("The queue is empty.");
@@ -243,11 +246,12 @@ async fn queue_list(config: &Config, json: bool) -> i32 {
     .await
 }
 
-fn show(v: Value, json: bool) {
+fn show(mut v: Value, json: bool) {
     if json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap());
         return;
     }
+    crate::terminal::clean_value(&mut v);
     let transcript = v["transcript"].as_str().unwrap_or("").to_string();
     let Ok(m) = serde_json::from_value::<MessageInfo>(v) else {
         return;

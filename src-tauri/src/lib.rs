@@ -16,6 +16,7 @@ mod send_test;
 mod settings;
 mod shell;
 mod signin;
+mod terminal;
 mod tray;
 
 /// Runs the program with the process arguments; returns the exit code.

@@ -215,6 +215,10 @@ impl Session {
             }
         };
         match request {
+            Request::Ehlo { host } | Request::Helo { host } if !valid_helo(&host) => {
+                tracing::info!(peer = %self.peer, "refused a HELO/EHLO name with control characters or spaces");
+                self.bad("501 5.5.4 Invalid HELO/EHLO name: give the device's host name or its [address]");
+            }
             Request::Ehlo { host } => self.hello(host, true),
             Request::Helo { host } => self.hello(host, false),
             Request::Mail { from } => self.mail(from),
@@ -465,6 +469,16 @@ pub(crate) fn auth_offered(has_users: bool, tls: bool, ip: IpAddr, allowed: bool
     has_users && (tls || ip.is_loopback() || allowed)
 }
 
+/// A HELO/EHLO argument: a domain or an address literal (RFC 5321
+/// §4.1.1.1), read leniently, since devices send names like
+/// `HP_LaserJet` or `RICOH-MP-C3004`: at most 255 bytes, no spaces, no
+/// control characters (they end up in logs and on the admin's terminal).
+fn valid_helo(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= MAX_DOMAIN
+        && !host.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
 /// Light checks on a mailbox (RFC 5321 §4.5.3.1 lengths; no controls).
 fn valid_path(address: &str) -> bool {
     if address.is_empty() {
@@ -520,6 +534,25 @@ mod tests {
         );
         assert!(auth_offered(true, false, lo, false), "loopback, plaintext");
         assert!(!auth_offered(true, false, lan, false), "foreign, plaintext");
+    }
+
+    #[test]
+    fn helo_names() {
+        for (h, ok) in [
+            ("scanner.contoso.local", true),
+            ("RICOH-MP-C3004", true),
+            ("HP_LaserJet", true),
+            ("[192.168.1.20]", true),
+            ("[IPv6:fe80::1]", true),
+            ("bücher.example", true),
+            ("", false),
+            ("\x1b]0;owned\x07", false),
+            ("a\x1b[31mb", false),
+            ("tab\there", false),
+            (&"x".repeat(256), false),
+        ] {
+            assert_eq!(valid_helo(h), ok, "{h:?}");
+        }
     }
 
     #[test]
