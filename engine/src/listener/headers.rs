@@ -28,6 +28,12 @@
 
 use super::data::MAX_TEXT_LINE;
 
+/// The most header bytes a message may have: Exchange Online refuses a
+/// message whose header section is over 256 KB, and nothing a device
+/// sends needs more. Past it the message is refused (552) and the filter
+/// stops looking at lines, so a flood of one-line headers costs nothing.
+pub const MAX_HEADER_BYTES: usize = 256 * 1024;
+
 /// The header lines to add when they are missing, made at receipt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stamp {
@@ -102,6 +108,9 @@ pub struct HeaderFilter {
     added: Vec<&'static str>,
     folds: usize,
     long_line: Option<LongLine>,
+    /// Bytes of the header section so far.
+    header_bytes: usize,
+    too_big: bool,
 }
 
 impl HeaderFilter {
@@ -117,12 +126,19 @@ impl HeaderFilter {
             added: Vec::new(),
             folds: 0,
             long_line: None,
+            header_bytes: 0,
+            too_big: false,
         }
     }
 
     /// The first line that is too long to store, if any.
     pub fn long_line(&self) -> Option<LongLine> {
         self.long_line
+    }
+
+    /// The header section went past [`MAX_HEADER_BYTES`].
+    pub fn header_too_big(&self) -> bool {
+        self.too_big
     }
 
     /// The header names added (after `finish`).
@@ -144,6 +160,14 @@ impl HeaderFilter {
             }
             let b = rest[0];
             rest = &rest[1..];
+            self.header_bytes += 1;
+            if self.header_bytes > MAX_HEADER_BYTES {
+                // Refused: the rest passes through unread.
+                self.too_big = true;
+                self.line.clear();
+                self.phase = Phase::Body;
+                continue;
+            }
             if b == b'\n' {
                 self.end_header_line(out);
             } else {

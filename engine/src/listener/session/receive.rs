@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::{End, Session};
 use crate::listener::data::{DataReceiver, Feed, MAX_TEXT_LINE};
-use crate::listener::headers::{HeaderFilter, LongLine, Stamp};
+use crate::listener::headers::{HeaderFilter, LongLine, Stamp, MAX_HEADER_BYTES};
 use crate::spool::{ClientInfo, Envelope, Incoming};
 
 /// How much DATA content is collected before it is handed to the spool.
@@ -101,7 +101,10 @@ impl Session {
             }
             stored += (out.len() - before) as u64;
             if (done || out.len() >= DATA_FLUSH) && !out.is_empty() {
-                let refused = rx.too_big() || stored > max || headers.long_line().is_some();
+                let refused = rx.too_big()
+                    || stored > max
+                    || headers.long_line().is_some()
+                    || headers.header_too_big();
                 self.store(&mut incoming, refused, &out).await;
                 out.clear();
             }
@@ -115,6 +118,9 @@ impl Session {
         if size > max {
             tracing::info!(peer = %self.peer, %from, size, max, "refused: message too big");
             self.reply(&too_big_reply(size, max, false));
+        } else if headers.header_too_big() {
+            tracing::info!(peer = %self.peer, %from, "refused: header section too big");
+            self.reply(&format!("552 5.3.4 Message refused: its header section is over {} KB, the most Exchange Online accepts; the device must send fewer or shorter header fields", MAX_HEADER_BYTES / 1024));
         } else if let Some(long) = headers.long_line() {
             tracing::info!(peer = %self.peer, %from, line = long.line, header = long.header, "refused: line too long");
             self.reply(&long_line_reply(long));

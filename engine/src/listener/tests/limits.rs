@@ -211,3 +211,36 @@ async fn large_message_is_streamed_intact() {
     assert_eq!(server.spool.read_content(&id).await.unwrap(), content);
     server.stop().await;
 }
+
+/// A header section past 256 KB (thousands of one-line headers) is read to
+/// the end and refused with 552 saying why; one just under it is taken.
+#[tokio::test]
+async fn header_section_past_the_limit_552() {
+    use crate::listener::headers::MAX_HEADER_BYTES;
+    let server = Server::plain().await;
+    let mut c = server.connect().await;
+    c.expect("EHLO x", "250").await;
+    let line = b"X-Filler: 0123456789012345678901234567890123456789\r\n";
+    let headers = |bytes: usize| {
+        let mut wire = Vec::new();
+        while wire.len() + line.len() <= bytes {
+            wire.extend_from_slice(line);
+        }
+        wire
+    };
+    let mut big = headers(MAX_HEADER_BYTES + line.len());
+    big.extend_from_slice(b"\r\nbody\r\n.\r\n");
+    let reply = c.send_message("a@x.com", &["b@x.com"], &big).await;
+    assert_eq!(
+        reply,
+        "552 5.3.4 Message refused: its header section is over 256 KB, the most Exchange Online accepts; the device must send fewer or shorter header fields"
+    );
+    c.expect("RSET", "250 2.0.0").await;
+    assert!(server.messages().is_empty());
+
+    // Room for the Date and Message-ID Postern adds.
+    let mut fits = headers(MAX_HEADER_BYTES - 1024);
+    fits.extend_from_slice(b"\r\nbody\r\n.\r\n");
+    queued_id(&c.send_message("a@x.com", &["b@x.com"], &fits).await);
+    server.stop().await;
+}
