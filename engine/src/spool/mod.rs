@@ -69,6 +69,34 @@ struct Entry {
     subject: String,
     /// Where the content starts in the .msg file (after the envelope line).
     content_offset: u64,
+    /// Bumped under the index lock by every change of `status`.
+    version: u64,
+    /// The version last written to `<id>.state`. Whoever writes the status
+    /// file holds this lock and writes the *current* status, so writes of
+    /// one message never interleave and an older state can never land on
+    /// disk after a newer one. Deleting a message takes it too, so no
+    /// write recreates a file after the message is gone.
+    written: Arc<tokio::sync::Mutex<u64>>,
+}
+
+impl Entry {
+    fn new(
+        envelope: Arc<Envelope>,
+        status: Status,
+        size: u64,
+        subject: String,
+        content_offset: u64,
+    ) -> Entry {
+        Entry {
+            envelope,
+            status,
+            size,
+            subject,
+            content_offset,
+            version: 0,
+            written: Arc::new(tokio::sync::Mutex::new(0)),
+        }
+    }
 }
 
 impl Entry {
@@ -109,6 +137,9 @@ struct Inner {
     fairness: Mutex<Fairness>,
     /// Keeps the advisory lock for as long as the spool is open.
     _lock: std::fs::File,
+    /// Places tests can hold a write at, to make races happen on purpose.
+    #[cfg(test)]
+    hooks: race_tests::Hooks,
 }
 
 /// When each sending device was last served, in claim turns.
@@ -207,6 +238,8 @@ impl Spool {
                 wake: Notify::new(),
                 events,
                 _lock: lock,
+                #[cfg(test)]
+                hooks: Default::default(),
             }),
         })
     }
@@ -351,21 +384,67 @@ impl Spool {
         id: &MessageId,
         change: impl FnOnce(&mut Status),
     ) -> Result<Status, SpoolError> {
-        let status = {
+        self.modify(id, |s| {
+            change(s);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Checks and changes a message's status in one step under the index
+    /// lock (`change` may refuse with an error, leaving it as it was), then
+    /// persists it. A change that changes nothing writes nothing.
+    async fn modify(
+        &self,
+        id: &MessageId,
+        change: impl FnOnce(&mut Status) -> Result<(), SpoolError>,
+    ) -> Result<Status, SpoolError> {
+        let (status, written) = {
             let mut index = self.inner.index.lock().unwrap();
             let entry = index
                 .get_mut(id)
                 .ok_or_else(|| SpoolError::NotFound(id.clone()))?;
-            change(&mut entry.status);
-            entry.status.updated_at = now_ms();
-            entry.status.clone()
+            let mut next = entry.status.clone();
+            change(&mut next)?;
+            if next == entry.status {
+                return Ok(next);
+            }
+            next.updated_at = now_ms();
+            entry.status = next;
+            entry.version += 1;
+            (entry.status.clone(), entry.written.clone())
         };
-        let durable = status.state.is_final();
-        self.write_status(id, &status, durable).await?;
+        self.persist(id, &written).await?;
         if matches!(status.state, State::Queued) || status.next_attempt.is_some() {
             self.wake();
         }
         Ok(status)
+    }
+
+    /// Writes the message's current status unless a write of it (or of a
+    /// newer one) has already finished.
+    async fn persist(
+        &self,
+        id: &MessageId,
+        written: &tokio::sync::Mutex<u64>,
+    ) -> Result<(), SpoolError> {
+        let mut done = written.lock().await;
+        #[cfg(test)]
+        self.inner.hooks.before_write().await;
+        let current = {
+            let index = self.inner.index.lock().unwrap();
+            index.get(id).map(|e| (e.status.clone(), e.version))
+        };
+        let Some((status, version)) = current else {
+            return Ok(()); // deleted meanwhile
+        };
+        if version <= *done {
+            return Ok(());
+        }
+        self.write_status(id, &status, version, status.state.is_final())
+            .await?;
+        *done = version;
+        Ok(())
     }
 
     /// Replaces the status file. The rename comes first so that a process
@@ -379,10 +458,12 @@ impl Spool {
         &self,
         id: &MessageId,
         status: &Status,
+        version: u64,
         durable: bool,
     ) -> Result<(), SpoolError> {
         let path = self.inner.msg_dir.join(format!("{id}.state"));
-        let tmp = self.inner.msg_dir.join(format!("{id}.state.tmp"));
+        // Unique per version; recovery removes leftovers (`*.state.tmp`).
+        let tmp = self.inner.msg_dir.join(format!("{id}.{version}.state.tmp"));
         let mut persisted = status.clone();
         if persisted.state == State::Sending {
             persisted.state = State::Queued;
@@ -443,22 +524,18 @@ impl Spool {
     /// Queues a message again in one status change, so no worker can claim
     /// it half-way (e.g. before `rewrite` is set).
     async fn requeue(&self, id: &MessageId, rewrite: bool) -> Result<(), SpoolError> {
-        {
-            let index = self.inner.index.lock().unwrap();
-            let entry = index
-                .get(id)
-                .ok_or_else(|| SpoolError::NotFound(id.clone()))?;
-            if entry.status.state == State::Sending {
+        self.modify(id, |s| {
+            // Checked in the same step as the change: a lane cannot claim
+            // the message in between and then see it claimed again.
+            if s.state == State::Sending {
                 return Err(SpoolError::Busy(id.clone()));
             }
-        }
-        self.update(id, |s| {
             let any_failed = s
                 .recipients
                 .iter()
                 .any(|r| r.state == RecipientState::Failed);
             if s.state == State::Sent && !any_failed {
-                return;
+                return Ok(());
             }
             for r in &mut s.recipients {
                 if r.state == RecipientState::Failed {
@@ -468,6 +545,7 @@ impl Spool {
             s.rewrite_sender |= rewrite;
             s.state = State::Queued;
             s.next_attempt = None;
+            Ok(())
         })
         .await?;
         Ok(())
@@ -518,18 +596,18 @@ impl Spool {
 
     /// Removes a message and its files.
     pub async fn delete(&self, id: &MessageId) -> Result<(), SpoolError> {
-        {
+        let written = {
             let mut index = self.inner.index.lock().unwrap();
             match index.get(id) {
                 None => return Err(SpoolError::NotFound(id.clone())),
                 Some(e) if e.status.state == State::Sending => {
                     return Err(SpoolError::Busy(id.clone()))
                 }
-                Some(_) => {
-                    index.remove(id);
-                }
+                Some(_) => index.remove(id).expect("just found").written,
             }
-        }
+        };
+        // A status write in flight finishes first; later ones find no entry.
+        let _no_writes = written.lock().await;
         self.remove_files(id).await;
         self.inner.events.emit(Event::Deleted { id: id.clone() });
         Ok(())
@@ -546,19 +624,19 @@ impl Spool {
     /// Forgets sent and failed messages whose last change is older than
     /// `keep_ms`; returns how many.
     pub async fn prune(&self, now: u64, keep_ms: u64) -> usize {
-        let old: Vec<MessageId> = {
+        let old: Vec<(MessageId, Arc<tokio::sync::Mutex<u64>>)> = {
             let mut index = self.inner.index.lock().unwrap();
             let old: Vec<MessageId> = index
                 .iter()
                 .filter(|(_, e)| e.status.state.is_final() && e.status.updated_at + keep_ms <= now)
                 .map(|(id, _)| id.clone())
                 .collect();
-            for id in &old {
-                index.remove(id);
-            }
-            old
+            old.into_iter()
+                .filter_map(|id| index.remove(&id).map(|e| (id, e.written)))
+                .collect()
         };
-        for id in &old {
+        for (id, written) in &old {
+            let _no_writes = written.lock().await;
             self.remove_files(id).await;
         }
         old.len()
@@ -608,13 +686,14 @@ impl Incoming {
         inner.dirsync.sync().await.map_err(io_err(&final_path))?;
 
         let envelope = std::mem::take(&mut self.envelope);
-        let entry = Entry {
-            status: Status::new(&envelope),
-            subject: subject_of(&self.head),
-            size: self.size,
-            content_offset: self.content_offset,
-            envelope: Arc::new(envelope),
-        };
+        let status = Status::new(&envelope);
+        let entry = Entry::new(
+            Arc::new(envelope),
+            status,
+            self.size,
+            subject_of(&self.head),
+            self.content_offset,
+        );
         inner.events.emit(Event::Received {
             id: self.id.clone(),
             from: entry.envelope.mail_from.clone(),
@@ -645,3 +724,6 @@ fn subject_of(head: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod race_tests;

@@ -58,13 +58,13 @@ pub(super) fn load_index(msg_dir: &Path) -> Result<BTreeMap<MessageId, Entry>, S
         }
         index.insert(
             id,
-            Entry {
-                subject: subject_of(&head),
-                size: total - line.len() as u64,
-                content_offset: line.len() as u64,
-                envelope: Arc::new(envelope),
+            Entry::new(
+                Arc::new(envelope),
                 status,
-            },
+                total - line.len() as u64,
+                subject_of(&head),
+                line.len() as u64,
+            ),
         );
     }
     Ok(index)
