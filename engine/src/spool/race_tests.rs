@@ -164,7 +164,7 @@ async fn concurrent_retry_release_claim_update_deliver_each_message_once() {
                 n += 1;
                 // The first attempts are deferred, due at once: the
                 // retries below then race the lanes for each message.
-                if claim.attempts < 3 && (n + lane) % 4 != 0 {
+                if claim.attempts < 3 && !(n + lane).is_multiple_of(4) {
                     spool
                         .update(&claim.id, |s| {
                             s.state = State::Deferred;
