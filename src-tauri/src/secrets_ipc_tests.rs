@@ -162,7 +162,7 @@ async fn device_users_are_added_and_removed_with_their_passwords() {
     let file = std::fs::read_to_string(&shell.config_path).unwrap();
     assert!(!file.contains(&password), "{file}");
     let on_disk = Config::parse(&file, &shell.config_path).unwrap();
-    assert_eq!(on_disk.listener.users, [name.clone()]);
+    assert_eq!(on_disk.listener.users, [name.as_str()]);
     assert_eq!(*shell.config.read().await, on_disk);
     let s = state(&shell).await.unwrap();
     assert_eq!(

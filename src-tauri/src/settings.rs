@@ -85,7 +85,7 @@ pub fn minimal_toml(config: &Config, path: &Path) -> Result<String, Vec<FieldErr
                 u.remove("auth");
             }
         }
-        sections.retain(|_, section| section.as_object().map_or(true, |k| !k.is_empty()));
+        sections.retain(|_, section| !matches!(section.as_object(), Some(keys) if keys.is_empty()));
     }
     let text = to_toml(&json).map_err(|e| vec![e])?;
     match Config::parse(&text, path) {
