@@ -4,7 +4,8 @@
 //! one-line placeholder page stands in so the Rust side still compiles.
 use std::path::Path;
 
-/// The commands of docs/ipc.md (src-tauri/src/ipc.rs).
+/// The commands of docs/ipc.md (src-tauri/src/ipc.rs; the setup assistant's
+/// in setup.rs, secrets_ipc.rs and lan.rs).
 const COMMANDS: &[&str] = &[
     "get_status",
     "get_queue",
@@ -27,6 +28,19 @@ const COMMANDS: &[&str] = &[
     "get_notification_settings",
     "set_notification_settings",
     "take_pending",
+    // Setup assistant and secrets.
+    "get_setup",
+    "setup_begin",
+    "setup_cancel",
+    "setup_finish",
+    "get_secrets",
+    "store_secret",
+    "remove_secret",
+    "add_device_user",
+    "remove_device_user",
+    "check_app_token",
+    "get_device_card",
+    "listen_on_lan",
 ];
 
 fn main() {

@@ -67,8 +67,12 @@ pub fn run(runtime: tokio::runtime::Runtime, config_path: PathBuf) -> i32 {
     tauri::async_runtime::set(runtime.handle().clone());
     let (nudge, nudges) = mpsc::unbounded_channel();
     let nudges = Mutex::new(Some(nudges));
+    // No config file yet: the window opens on the setup assistant.
+    let setup = crate::setup::Setup::at_start(&config_path);
+    let first_run = setup.first_run();
     let app = configure(tauri::Builder::default())
         .manage(Shell::new(config_path, config, logs, nudge))
+        .manage(setup)
         .setup(move |app| {
             let handle = app.handle().clone();
             let notifier = crate::notify::spawn(handle.clone());
@@ -80,7 +84,12 @@ pub fn run(runtime: tokio::runtime::Runtime, config_path: PathBuf) -> i32 {
             // Not fatal: the window's Settings page can fix the config.
             let _ = tauri::async_runtime::block_on(start_engine(&handle));
             watch_signals(handle.clone());
-            if std::env::var_os(AUTOMATION_ENV).is_some_and(|v| v == "true") {
+            if first_run {
+                tray::open_window(
+                    &handle,
+                    Some(("navigate", serde_json::json!({ "page": "setup" }))),
+                );
+            } else if std::env::var_os(AUTOMATION_ENV).is_some_and(|v| v == "true") {
                 tray::open_window(&handle, None);
             }
             Ok(())

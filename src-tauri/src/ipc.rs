@@ -247,6 +247,19 @@ macro_rules! postern_commands {
             $crate::ipc::get_notification_settings,
             $crate::ipc::set_notification_settings,
             $crate::ipc::take_pending,
+            // Setup assistant and secrets (setup.rs, secrets_ipc.rs, lan.rs).
+            $crate::setup::get_setup,
+            $crate::setup::setup_begin,
+            $crate::setup::setup_cancel,
+            $crate::setup::setup_finish,
+            $crate::secrets_ipc::get_secrets,
+            $crate::secrets_ipc::store_secret,
+            $crate::secrets_ipc::remove_secret,
+            $crate::secrets_ipc::add_device_user,
+            $crate::secrets_ipc::remove_device_user,
+            $crate::secrets_ipc::check_app_token,
+            $crate::lan::get_device_card,
+            $crate::lan::listen_on_lan,
         ]
     };
 }

@@ -9,15 +9,21 @@ mod commands;
 mod diagnose;
 mod events;
 mod ipc;
+mod lan;
 mod login;
 mod logs;
 mod notify;
+mod secrets_ipc;
 mod send_test;
 mod settings;
+mod setup;
 mod shell;
 mod signin;
 mod terminal;
 mod tray;
+
+#[cfg(test)]
+mod test_support;
 
 /// Runs the program with the process arguments; returns the exit code.
 pub fn run() -> i32 {

@@ -113,6 +113,8 @@ fn menu<R: Runtime>(app: &AppHandle<R>, v: &View) -> tauri::Result<Menu<R>> {
                 None::<&str>,
             )?,
             &MenuItem::with_id(app, "send-test", "Send test message…", true, None::<&str>)?,
+            &MenuItem::with_id(app, "setup", "Set up…", true, None::<&str>)?,
+            &MenuItem::with_id(app, "devices", "Point a device here…", true, None::<&str>)?,
             &CheckMenuItem::with_id(
                 app,
                 "autostart",
@@ -188,6 +190,8 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
         "open" => open_window(app, None),
         "signin" => open_window(app, Some(("navigate", json!({ "page": "account" })))),
         "send-test" => open_window(app, Some(("navigate", json!({ "page": "diagnostics" })))),
+        "setup" => open_window(app, Some(("navigate", json!({ "page": "setup" })))),
+        "devices" => open_window(app, Some(("navigate", json!({ "page": "devices" })))),
         "pause" => {
             let app = app.clone();
             tauri::async_runtime::spawn(async move {

@@ -28,8 +28,15 @@ async fn start(lifetime: Duration) -> FakeIdentity {
             },
         ],
         device_code_interval: Duration::ZERO,
+        ..Default::default()
     })
     .await
+}
+
+/// The JSON payload of a JWT-shaped access token.
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
 async fn post(id: &FakeIdentity, endpoint: &str, form: &[(&str, &str)]) -> (u16, Value) {
@@ -67,6 +74,11 @@ async fn client_credentials() {
     assert_eq!(body["expires_in"], 3599);
     assert!(body.get("refresh_token").is_none());
     let access = body["access_token"].as_str().unwrap();
+    let c = claims(access);
+    assert_eq!(c["roles"], serde_json::json!(["SMTP.SendAsApp"]), "{c}");
+    assert_eq!(c["aud"], "https://outlook.office365.com");
+    assert_eq!(c["appid"], "app");
+    assert!(c["exp"].as_u64().unwrap() > c["iat"].as_u64().unwrap() + 3500);
     assert!(id.validator().check(USER, access));
     assert!(id.validator().check("SCANNER@contoso.com", access));
     assert!(!id.validator().check("other@contoso.com", access));
@@ -128,6 +140,14 @@ async fn refresh_tokens_rotate() {
     assert_eq!(body["scope"], "https://outlook.office.com/SMTP.Send");
     let second = body["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(second, first);
+    // Delegated tokens carry the scope, not app roles.
+    let c = claims(body["access_token"].as_str().unwrap());
+    assert_eq!(
+        (c["scp"].as_str(), c.get("roles")),
+        (Some("SMTP.Send"), None),
+        "{c}"
+    );
+    assert_eq!(c["upn"], USER);
     assert!(id
         .validator()
         .check(USER, body["access_token"].as_str().unwrap()));

@@ -12,6 +12,7 @@
 //! the first refresh token in the keychain live in `auth::login` (issue 3);
 //! this module is what runs unattended afterwards.
 
+pub mod claims;
 pub mod login;
 
 use std::sync::{Arc, Mutex};

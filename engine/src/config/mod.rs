@@ -14,6 +14,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+pub mod lan;
 pub mod legacy_tls;
 
 /// Exchange Online's default MaxSendSize for a mailbox (35 MB after encoding).
@@ -499,12 +500,7 @@ impl Config {
             return Err(bad(key, message));
         }
         for user in &l.users {
-            if user.is_empty() || user.contains(char::is_whitespace) {
-                return Err(bad(
-                    "listener.users",
-                    format!("{user:?} is not a usable user name (no spaces, not empty)"),
-                ));
-            }
+            check_device_user(user).map_err(|m| bad("listener.users", m))?;
         }
         let u = &self.upstream;
         if !u.mailbox.is_empty() && !looks_like_address(&u.mailbox) {
@@ -651,6 +647,17 @@ fn others_can_read(path: &Path) -> Option<u32> {
 #[cfg(not(unix))]
 fn others_can_read(_path: &Path) -> Option<u32> {
     None
+}
+
+/// The rule for a device user name (`listener.users`): not empty, no
+/// spaces. The error is worded for the admin.
+pub fn check_device_user(user: &str) -> Result<(), String> {
+    if user.is_empty() || user.contains(char::is_whitespace) {
+        return Err(format!(
+            "{user:?} is not a usable user name (no spaces, not empty)"
+        ));
+    }
+    Ok(())
 }
 
 /// A light check: one @, something on each side, no spaces.

@@ -149,7 +149,7 @@ fn issue(
     delegated: bool,
 ) -> Value {
     let lifetime = shared.opts.access_token_lifetime;
-    let access = random_token("at.");
+    let access = access_jwt(shared, client_id, user, scope, delegated, lifetime);
     st.access.insert(
         access.clone(),
         AccessToken {
@@ -179,6 +179,49 @@ fn issue(
         body["refresh_token"] = Value::String(refresh);
     }
     body
+}
+
+/// A JWT-shaped access token as Microsoft issues for Exchange: header,
+/// base64url JSON claims, and random bytes for the signature (which also
+/// make each token unique).
+fn access_jwt(
+    shared: &Shared,
+    client_id: &str,
+    user: &str,
+    scope: &str,
+    delegated: bool,
+    lifetime: std::time::Duration,
+) -> String {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let mut claims = json!({
+        "aud": if delegated { "https://outlook.office.com" } else { "https://outlook.office365.com" },
+        "iss": format!("{}/", shared.authority),
+        "iat": now,
+        "nbf": now,
+        "exp": now + lifetime.as_secs(),
+        "appid": client_id,
+        "ver": "1.0",
+    });
+    if delegated {
+        claims["upn"] = json!(user);
+        claims["scp"] = json!(echoed_scope(scope)
+            .split_whitespace()
+            .map(|s| s.rsplit('/').next().unwrap_or(s))
+            .collect::<Vec<_>>()
+            .join(" "));
+    } else {
+        claims["roles"] = json!(shared.opts.app_roles);
+    }
+    let header = json!({ "typ": "JWT", "alg": "RS256", "x5t": "postern-testkit" });
+    format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+    )
 }
 
 /// `POST {tenant}/oauth2/v2.0/token`.

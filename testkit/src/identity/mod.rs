@@ -10,7 +10,11 @@
 //! - `POST devicecode`: starts a device flow that a test approves with
 //!   [`FakeIdentity::approve_device_code`].
 //!
-//! Tokens are random opaque strings. [`FakeIdentity::validator`] gives the
+//! Access tokens are JWT-shaped like Microsoft's (a base64url JSON payload
+//! with `aud`, `exp`, `appid`, and `roles` for app-only tokens — see
+//! [`IdentityOptions::app_roles`] — or `scp` for delegated ones; the
+//! signature is random bytes); refresh tokens and codes are random opaque
+//! strings. [`FakeIdentity::validator`] gives the
 //! fake Exchange a way to check them. Errors use AAD's JSON shape
 //! (`error`, `error_description` starting with `AADSTSnnnn:`, `error_codes`).
 
@@ -39,6 +43,9 @@ pub const DEVICE_CODE_LIFETIME: Duration = Duration::from_secs(900);
 /// The scope an app-only (client credentials) token request must ask for.
 pub const APP_SCOPE: &str = "https://outlook.office365.com/.default";
 
+/// The app role Exchange Online needs for app-only SMTP.
+pub const SMTP_APP_ROLE: &str = "SMTP.SendAsApp";
+
 /// Settings of the fake. Build with `..Default::default()`.
 #[derive(Debug, Clone)]
 pub struct IdentityOptions {
@@ -49,6 +56,10 @@ pub struct IdentityOptions {
     /// `interval` in device-code responses (whole seconds; 0 lets tests poll
     /// without waiting).
     pub device_code_interval: Duration,
+    /// The `roles` claim of app-only (client credentials) tokens: what an
+    /// admin consented to. Default `["SMTP.SendAsApp"]`; empty models an
+    /// app whose Exchange permission was never granted.
+    pub app_roles: Vec<String>,
 }
 
 impl Default for IdentityOptions {
@@ -57,6 +68,7 @@ impl Default for IdentityOptions {
             access_token_lifetime: DEFAULT_ACCESS_TOKEN_LIFETIME,
             clients: Vec::new(),
             device_code_interval: DEFAULT_DEVICE_CODE_INTERVAL,
+            app_roles: vec![SMTP_APP_ROLE.to_string()],
         }
     }
 }
