@@ -102,7 +102,7 @@ export function deviceCard(): DeviceCardView {
       note ? h("p", { class: `banner banner-${note.ok ? "ok" : "bad"} no-print`, role: "status", id: "device-card-note" }, note.text) : null,
       h("div", { class: "actions no-print" },
         copyButton(() => cardText(c), "the device settings", "device-card-copy"),
-        h("button", { class: "btn", type: "button", id: "device-card-print", onclick: () => window.print() }, "Print")));
+        h("button", { class: "btn small-btn", type: "button", id: "device-card-print", onclick: () => window.print() }, "Print")));
   }
 
   clear(body, h("p", { class: "empty" }, "Loading…"));
