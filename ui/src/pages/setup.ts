@@ -27,7 +27,9 @@ export function setupPage(store: Store, navigate: (p: Page) => void): PageView {
   let reached = 0;
   let busy = false;
   let banner: { tone: string; text: string } | null = null;
-  const ctx: Ctx = { state: emptyState(), store, changed: () => drawNav() };
+  const ctx: Ctx = { state: emptyState(), store, changed: () => drawNav(), cleanup: [] };
+  /** Ends this run's listeners (before a new run, after cancel or finish). */
+  const endRun = () => { for (const f of ctx.cleanup.splice(0)) f(); };
   const card = deviceCard();
   const lastStep: Step = {
     title: "Point your devices here",
@@ -107,6 +109,7 @@ export function setupPage(store: Store, navigate: (p: Page) => void): PageView {
     if (phase !== "idle") return;
     phase = "starting"; banner = { tone: "warn", text: "Starting…" }; drawBanner();
     try {
+      endRun();
       await api.setupBegin();
       const [settings, info] = await Promise.all([api.getSettings(), api.getSetup().catch(() => null)]);
       ctx.state = emptyState();
@@ -128,7 +131,7 @@ export function setupPage(store: Store, navigate: (p: Page) => void): PageView {
     busy = true; drawNav();
     try {
       const r = await api.setupCancel();
-      phase = "idle";
+      phase = "idle"; endRun();
       banner = { tone: "ok", text: r.restored ? "Setup cancelled: the previous settings and secrets are back." : "Setup cancelled; nothing had been changed." };
     } catch (e) { banner = { tone: "bad", text: `Could not cancel: ${errorText(e)}` }; }
     busy = false;
@@ -139,7 +142,7 @@ export function setupPage(store: Store, navigate: (p: Page) => void): PageView {
     busy = true; drawNav();
     try {
       await api.setupFinish();
-      phase = "idle";
+      phase = "idle"; endRun();
       banner = { tone: "ok", text: "Postern is set up. Run the assistant again any time from the tray menu (Set up…)." };
       drawBanner();
       navigate("queue");

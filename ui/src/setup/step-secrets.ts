@@ -60,7 +60,7 @@ export function secretsStep(ctx: Ctx): Step {
     });
     clear(el, form,
       h("p", {}, "In the keychain: ", h("span", { class: `pill pill-${stored ? "ok" : "warn"}`, id: "secret-state", "data-stored": String(stored) }, stored ? "stored" : "not stored"),
-        stored ? h("button", { class: "btn danger small-btn", type: "button", id: "secret-remove", onclick: async () => {
+        stored ? h("button", { class: "btn danger small-btn gap-left", type: "button", id: "secret-remove", onclick: async () => {
           try { await api.removeSecret(kind); note = { ok: true, text: `${w.label} removed from the keychain.` }; } catch (e) { note = { ok: false, text: errorText(e) }; }
           await refresh();
         } }, "Remove") : null),

@@ -37,7 +37,7 @@ export function signInStep(ctx: Ctx): Step {
     try { token = await api.checkAppToken(); } catch (e) { tokenError = errorText(e); }
     busy = false; render();
   }
-  void on("signin-finished", (r) => { result = r; pending = null; void loadAccount(); });
+  void on("signin-finished", (r) => { result = r; pending = null; void loadAccount(); }).then((un) => ctx.cleanup.push(un));
 
   function render() {
     const c = ctx.state.choice;
@@ -49,7 +49,7 @@ export function signInStep(ctx: Ctx): Step {
       const has = token?.roles.includes(SEND_ROLE);
       clear(el,
         h("p", {}, "Postern fetches a token with the stored client secret and shows which permissions Microsoft granted the app (never the token itself)."),
-        h("div", { class: "actions" }, h("button", { class: "btn primary", type: "button", id: "setup-check-token", disabled: busy, onclick: () => void checkToken() }, busy ? "Asking Microsoft…" : token || tokenError ? "Fetch again" : "Fetch a token and show its permissions")),
+        h("div", { class: "actions" }, h("button", { class: `btn${token || tokenError ? "" : " primary"}`, type: "button", id: "setup-check-token", disabled: busy, onclick: () => void checkToken() }, busy ? "Asking Microsoft…" : token || tokenError ? "Fetch again" : "Fetch a token and show its permissions")),
         tokenError ? h("p", { class: "banner banner-bad", role: "status", id: "setup-token-error" }, tokenError) : null,
         token ? h("div", { class: "panel", id: "setup-token" },
           h("p", { class: `banner banner-${has ? "ok" : "bad"}`, role: "status", id: "setup-token-verdict", "data-send": String(has) }, has
@@ -136,10 +136,11 @@ export function testStep(ctx: Ctx): Step {
   const form = h("form", { class: "setup-test", novalidate: true }, h("div", { class: "field" }, h("label", { for: "setup-test-to" }, "Send a test message to"), h("div", { class: "row" }, to, send), err));
   const el = h("div", { class: "setup-step" }, h("p", {}, "Postern queues a short test message like a device would, and shows what Microsoft did with it."), form, result);
 
-  ctx.store.onEvent((e) => {
+  const unsubscribe = ctx.store.onEvent((e) => {
     if (waitingForId) { early.push(e); return; }
     if (id) { const o = testOutcome(e, id); if (o && !(o.kind === "received" && outcome)) { outcome = o; render(); } }
   });
+  ctx.cleanup.push(() => { unsubscribe(); });
 
   function render() {
     if (!outcome) { clear(result); return; }

@@ -27,6 +27,8 @@ export interface Ctx {
   store: Store;
   /** A step's "can I go on?" may have changed: re-draw Back/Next. */
   changed(): void;
+  /** Undo at the end of this run of the assistant (event listeners the steps registered). */
+  cleanup: (() => void)[];
 }
 
 export interface Step {
