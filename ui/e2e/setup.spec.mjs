@@ -155,6 +155,56 @@ describe("the whole assistant", () => {
     await page.close();
   });
 
+  it("step 4: a person signs in with a code; signin-finished shows the result and the account state", async () => {
+    await open();
+    await stepIs(page, 1);
+    await answer(page, { external: false, mailbox: true, connector: "no", smtpAuth: true });
+    await page.click("#setup-next");
+    await stepIs(page, 2);
+    await page.click("#setup-signin-way-device-code");
+    await page.click("#setup-next");
+    await stepIs(page, 3);
+    assert.match(await page.locator("#secret-none").textContent(), /No secret to type for this sign-in/);
+    assert.equal((await calls("save_settings")).at(-1).args.config.oauth.flow, "device-code");
+    await page.click("#setup-next");
+    await stepIs(page, 4);
+    assert.match(await page.locator("#setup-signin-device").getAttribute("class"), /primary/, "the chosen flow's button comes first");
+    await page.click("#setup-signin-device");
+    assert.equal(await page.locator("#setup-device-code").textContent(), "FQK7-XW2P");
+    assert.deepEqual((await calls("sign_in")).map((c) => c.args), [{ deviceCode: true }]);
+    const accountCalls = (await calls("get_account")).length;
+    await page.evaluate(() => window.__mock.emit("signin-finished", { ok: true, message: "Signed in as scanner@contoso.com." }));
+    await page.locator("#setup-signin-result.banner-ok").waitFor();
+    assert.equal(await page.locator("#setup-device-code").count(), 0);
+    await page.waitForFunction((n) => window.__mock.calls.filter((c) => c.cmd === "get_account").length > n, accountCalls);
+    await page.locator("#setup-account-state").waitFor();
+    await page.close();
+  });
+
+  it("step 6: a failed test message shows its summary and fix; a deferred one says when it is tried again", async () => {
+    await open();
+    await walkTo3();
+    for (let n = 4; n <= 6; n++) { await page.click("#setup-next"); await stepIs(page, n); }
+    assert.equal(await page.locator("#setup-test-to").inputValue(), "scanner@contoso.com", "the mailbox by default");
+    await page.locator("#setup-test-to").fill("not an address");
+    await page.click("#setup-send-test");
+    assert.match(await page.locator("#setup-test-to-err").textContent(), /not an email address/);
+    assert.equal((await calls("send_test")).length, 0);
+    await page.locator("#setup-test-to").fill("customer@fabrikam.com");
+    await page.click("#setup-send-test");
+    await page.locator('#setup-test-result[data-outcome="received"]').waitFor();
+    // Another message's event changes nothing.
+    await page.evaluate(() => window.__mock.emit("engine-event", { event: "sent", id: "01OTHER", reply: "250 OK" }));
+    await page.evaluate((id) => window.__mock.emit("engine-event", { event: "deferred", id, reason: "451 4.7.500 Server busy.", next_attempt_unix: Date.now() + 120_000 }), TEST_ID);
+    await page.locator('#setup-test-result[data-outcome="deferred"]').waitFor();
+    assert.match(await page.locator("#setup-test-outcome").textContent(), /Not sent yet: 451 4\.7\.500 Server busy\. Postern tries again in 2 min/);
+    await page.evaluate((id) => window.__mock.emit("engine-event", { event: "failed", id, recipients: ["customer@fabrikam.com"], reply: "550 5.7.60 SMTP; Client does not have permissions to send as this sender", summary: "The mailbox scanner@contoso.com may not send as the test's sender.", fix: "Grant Send As, or turn on upstream.rewrite_sender." }), TEST_ID);
+    await page.locator('#setup-test-result[data-outcome="failed"]').waitFor();
+    assert.match(await page.locator("#setup-test-outcome .explain-summary").textContent(), /may not send as/);
+    assert.match(await page.locator("#setup-test-outcome .explain-fix").textContent(), /Fix: Grant Send As/);
+    await page.close();
+  });
+
   it("step 2: errors are explained under their fields as you type, and Next does not save while they stand", async () => {
     await open();
     await stepIs(page, 1);
@@ -288,4 +338,3 @@ async function walkTo3() {
   await page.click("#setup-next");
   await stepIs(page, 3);
 }
-void TEST_ID;
