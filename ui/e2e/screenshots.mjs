@@ -7,7 +7,7 @@ import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { startServer } from "./server.mjs";
 import { launch } from "./browser.mjs";
-import { walkSetup } from "./setup-walk.mjs";
+import { answer, walkSetup } from "./setup-walk.mjs";
 
 const out = fileURLToPath(new URL("../../docs/screenshots/", import.meta.url));
 mkdirSync(out, { recursive: true });
@@ -76,6 +76,17 @@ try {
             n++;
           }
           await page.close();
+          // The place kept for Microsoft Graph: outside recipients, SMTP AUTH off, no connector.
+          const graph = await chrome.context.newPage();
+          graph.setDefaultTimeout(8000);
+          await graph.emulateMedia({ colorScheme: scheme });
+          await graph.goto(`${server.url}#setup`);
+          await graph.locator("#setup-step-title").waitFor();
+          await answer(graph, { external: true, mailbox: true, connector: "no", smtpAuth: false });
+          await graph.locator("#setup-graph-later").waitFor();
+          await tall(graph, out + `setup-1-graph-${scheme}.png`);
+          n++;
+          await graph.close();
         }
       }
     } finally { await chrome.close(); }

@@ -52,7 +52,7 @@ export function routeStep(ctx: Ctx): Step {
     const chosen = s.route ?? r.mode;
     clear(recBox,
       h("section", { class: "panel recommendation", id: "setup-recommendation", "data-mode": r.mode, "data-reason": r.reasonId, "data-graph": r.graph ?? "" },
-        h("h3", {}, "Recommended"),
+        h("h3", {}, r.graph ? "Recommended for now: the closest route that works today" : "Recommended"),
         h("p", { class: "rec-mode", id: "setup-rec-mode" }, ROUTE_TITLE[r.mode]),
         h("p", { class: "rec-reason", id: "setup-reason" }, r.reason),
         r.graph ? h("p", { class: "banner banner-warn", id: "setup-graph-later" }, "Microsoft Graph is the right route for this office; Postern sends through it in a later version. Until then:") : null,
