@@ -303,6 +303,25 @@ describe("the device card", () => {
     await page.close();
   });
 
+  it("a device user is added with a write-only password and removed again", async () => {
+    await open("devices");
+    const card = page.locator("#page-devices");
+    await card.locator("#device-card-port").waitFor();
+    await card.locator("#device-users summary").click();
+    await card.locator("#device-user-name").fill("ricoh");
+    await card.locator("#device-user-password").fill("pa55-device");
+    assert.equal(await card.locator("#device-user-password").getAttribute("type"), "password");
+    await card.locator("#device-user-add").click();
+    await card.locator("#device-card-note.banner-ok").waitFor();
+    assert.deepEqual((await calls("add_device_user")).map((c) => c.args), [{ name: "ricoh", password: "pa55-device" }]);
+    assert.match(await card.locator("#device-card-login").textContent(), /device user \(erp, ricoh\)/);
+    assert.equal(await page.evaluate(() => document.documentElement.outerHTML.includes("pa55-device")), false);
+    await card.locator('#device-users button[data-user="ricoh"]').click();
+    await page.waitForFunction(() => !/ricoh/.test(document.querySelector("#page-devices #device-card-login").textContent));
+    assert.deepEqual((await calls("remove_device_user")).map((c) => c.args), [{ name: "ricoh" }]);
+    await page.close();
+  });
+
   it("prints as the card alone", async () => {
     await open("devices");
     await page.locator("#page-devices #device-card-port").waitFor();

@@ -60,6 +60,8 @@ export interface DeviceCardView { el: HTMLElement; load(): Promise<void> }
 export function deviceCard(): DeviceCardView {
   let card: DeviceCard | null = null;
   let note: { ok: boolean; text: string } | null = null;
+  /** The device users' box stays as the admin left it across re-draws. */
+  let usersOpen: boolean | null = null;
   const body = h("div", { class: "device-card-body" });
   const el = h("section", { class: "panel device-card", id: "device-card", "aria-labelledby": "device-card-title" },
     h("h2", { class: "device-card-title", id: "device-card-title" }, "Point a device here"), body);
@@ -100,9 +102,39 @@ export function deviceCard(): DeviceCardView {
         return b;
       })) : null,
       note ? h("p", { class: `banner banner-${note.ok ? "ok" : "bad"} no-print`, role: "status", id: "device-card-note" }, note.text) : null,
+      usersBox(c),
       h("div", { class: "actions no-print" },
         copyButton(() => cardText(c), "the device settings", "device-card-copy"),
         h("button", { class: "btn small-btn", type: "button", id: "device-card-print", onclick: () => window.print() }, "Print")));
+  }
+
+  /** Device users (AUTH PLAIN/LOGIN): add one with its password (write-only, `add_device_user`), or remove one. */
+  function usersBox(c: DeviceCard): HTMLElement {
+    const name = h("input", { type: "text", id: "device-user-name", autocomplete: "off", spellcheck: "false", placeholder: "scanner" });
+    const pass = h("input", { type: "password", id: "device-user-password", autocomplete: "off" });
+    const form = h("form", { class: "row" },
+      h("label", { for: "device-user-name" }, "Name"), name, h("label", { for: "device-user-password" }, "Password"), pass,
+      h("button", { class: "btn", type: "submit", id: "device-user-add" }, "Add"));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const n = name.value.trim(), p = pass.value;
+      pass.value = "";
+      if (!n || /\s/.test(n) || !p) { note = { ok: false, text: "A device user needs a name without spaces and a password." }; render(); return; }
+      try { await api.addDeviceUser(n, p); note = { ok: true, text: `Device user ${n} added; its password is in the OS keychain.` }; }
+      catch (e) { note = { ok: false, text: `Not added: ${errorText(e)}` }; }
+      await load();
+    });
+    const box = h("details", { class: "device-users no-print", id: "device-users", open: usersOpen ?? c.login_needed },
+      h("summary", {}, `Devices that log in (device users: ${c.users.length ? c.users.join(", ") : "none"})`),
+      h("p", { class: "muted" }, "A device outside the allowed networks, or every device when a login is required, logs in with a device user's name and password."),
+      c.users.length ? h("ul", { class: "plain" }, c.users.map((u) => h("li", { class: "row" }, h("span", { class: "mono" }, u),
+        h("button", { class: "btn danger small-btn", type: "button", "data-user": u, onclick: async () => {
+          try { await api.removeDeviceUser(u); note = { ok: true, text: `Device user ${u} removed.` }; } catch (e) { note = { ok: false, text: errorText(e) }; }
+          await load();
+        } }, "Remove")))) : null,
+      form);
+    box.addEventListener("toggle", () => { usersOpen = box.open; });
+    return box;
   }
 
   clear(body, h("p", { class: "empty" }, "Loading…"));
