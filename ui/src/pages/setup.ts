@@ -115,7 +115,7 @@ export function setupPage(store: Store, navigate: (p: Page) => void): PageView {
       ctx.state = emptyState();
       ctx.state.config = structuredClone(settings.config);
       ctx.state.path = settings.path;
-      steps = [routeStep(ctx), microsoftStep(ctx), secretsStep(ctx), signInStep(ctx), checkStep(), testStep(ctx), lastStep];
+      steps = [routeStep(ctx), microsoftStep(ctx), secretsStep(ctx), signInStep(ctx), checkStep(ctx), testStep(ctx), lastStep];
       current = 0; reached = 0;
       phase = "running";
       banner = info?.first_run ? { tone: "ok", text: `Welcome to Postern. This assistant writes ${settings.path} and stores the secrets in the OS keychain; Cancel leaves everything as it was.` } : null;
@@ -127,7 +127,7 @@ export function setupPage(store: Store, navigate: (p: Page) => void): PageView {
   }
 
   async function cancelSetup() {
-    if (!(await confirmDialog("Cancel the setup?", "The settings and secrets go back to how they were before the assistant started.", "Cancel setup"))) return;
+    if (!(await confirmDialog("Leave the setup assistant?", "The settings and secrets go back to how they were before the assistant started.", "Leave and restore"))) return;
     busy = true; drawNav();
     try {
       const r = await api.setupCancel();

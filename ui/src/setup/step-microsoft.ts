@@ -144,7 +144,7 @@ export function microsoftStep(ctx: Ctx): Step {
       try {
         const r = await api.saveSettings(s.config);
         if (!r.ok) { remote = r.errors; show(); status.textContent = "Not saved: the engine found problems (shown above)."; status.className = "save-status bad"; return false; }
-        s.saved = true;
+        s.saved = true; s.saves++;
         status.textContent = `Saved in ${s.path}${r.restarted ? "; Postern restarted with it" : ""}.`;
         status.className = "save-status ok";
         return true;

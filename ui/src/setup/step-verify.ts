@@ -81,22 +81,23 @@ export function signInStep(ctx: Ctx): Step {
     enter: () => {
       render(); void loadAccount();
       const c = ctx.state.choice;
-      if (c?.mode === "submission" && c.signIn === "client-credentials" && !token && !busy) void checkToken();
+      if (c?.mode === "submission" && c.signIn === "client-credentials" && !busy) void checkToken();
     },
   };
 }
 
 const VERDICT: Record<string, string> = { ok: "OK", warn: "Warning", fail: "Failed", skip: "Skipped" };
 
-export function checkStep(): Step {
-  let ran = false;
+export function checkStep(ctx: Ctx): Step {
+  /** The save the checks last ran against (-1: never). */
+  let ranFor = -1;
   const list = h("ol", { class: "checks", id: "setup-checks" });
   const summary = h("p", { class: "muted", role: "status", id: "setup-checks-summary" });
   const run = h("button", { class: "btn", type: "button", id: "setup-run-checks", onclick: () => void go() }, "Run the checks again");
   const el = h("div", { class: "setup-step" }, h("p", {}, "The same checks as Diagnostics: the config, the keychain, the listener, DNS, the way to Microsoft, TLS and the sign-in. No mail is sent."), h("div", { class: "toolbar" }, run, summary), list);
 
   async function go() {
-    ran = true; run.disabled = true; summary.textContent = "Running checks…"; clear(list);
+    ranFor = ctx.state.saves; run.disabled = true; summary.textContent = "Running checks…"; clear(list);
     let checks: Check[];
     try { checks = await api.runDiagnostics(); } catch (e) { summary.textContent = `The checks could not run: ${errorText(e)}`; run.disabled = false; return; }
     run.disabled = false;
@@ -107,7 +108,7 @@ export function checkStep(): Step {
       h("div", {}, h("p", { class: "check-title" }, c.title), h("p", { class: "muted" }, c.found),
         c.fix && (c.verdict === "warn" || c.verdict === "fail") ? h("p", { class: "check-fix" }, h("strong", {}, "Fix: "), h("span", { class: "selectable" }, c.fix)) : null))));
   }
-  return { title: "Check", el, enter: () => { if (!ran) void go(); } };
+  return { title: "Check", el, enter: () => { if (ranFor !== ctx.state.saves) void go(); } };
 }
 
 type Outcome = { kind: "waiting" | "received" | "sent" | "failed" | "deferred"; text: string; fix?: string };

@@ -20,6 +20,8 @@ export interface SetupState {
   extra: Record<string, string>;
   /** The draft was written with `save_settings`. */
   saved: boolean;
+  /** How many times the draft was written (later steps re-check after a new save). */
+  saves: number;
 }
 
 export interface Ctx {
@@ -43,5 +45,5 @@ export interface Step {
 }
 
 export function emptyState(): SetupState {
-  return { config: {}, path: "", answers: {}, route: null, choice: null, extra: {}, saved: false };
+  return { config: {}, path: "", answers: {}, route: null, choice: null, extra: {}, saved: false, saves: 0 };
 }
