@@ -14,6 +14,17 @@ export async function answer(page, { external, mailbox, connector, smtpAuth }) {
 export const stepIs = (page, n) => page.waitForFunction((n) => document.querySelector("#setup-step-body")?.dataset.step === String(n), n);
 
 export const SECRET = "Zx8Q~client-secret-value.never-shown";
+/** What the walk types in step 2 (so it does not depend on the fixtures' config). */
+export const TYPED = { mailbox: "scanner@contoso.com", tenant: "contoso.com", client_id: "7f3c2a10-5b1e-4d2c-9a8e-2c1f0b9e6d44", object_id: "6a1b9e0c-2f4d-4c1a-8e7b-3d5f0a9c2e11" };
+
+/** Step 2 for app-only client submission: the sign-in way and the fields. */
+export async function fillAppOnly(page) {
+  await page.click("#setup-signin-way-client-credentials");
+  await page.locator("#setup-f-upstream-mailbox").fill(TYPED.mailbox);
+  await page.locator("#setup-f-oauth-tenant").fill(TYPED.tenant);
+  await page.locator("#setup-f-oauth-client_id").fill(TYPED.client_id);
+  await page.locator("#setup-f-extra-sp_object_id").fill(TYPED.object_id);
+}
 export const TEST_ID = "01JH9TEST00"; // what the mocked send_test answers
 
 /**
@@ -29,10 +40,8 @@ export async function walkSetup(page, { onStep = async () => {} } = {}) {
   await page.click("#setup-next");
 
   await stepIs(page, 2);
-  await page.click("#setup-signin-way-client-credentials");
-  await page.locator("#setup-f-oauth-tenant").fill("contoso.com");
-  await page.locator("#setup-f-extra-sp_object_id").fill("6a1b9e0c-2f4d-4c1a-8e7b-3d5f0a9c2e11");
-  await page.waitForFunction(() => /New-ServicePrincipal -AppId 7f3c2a10-5b1e-4d2c-9a8e-2c1f0b9e6d44 -ObjectId 6a1b9e0c/.test(document.querySelector("#setup-ms-steps").textContent));
+  await fillAppOnly(page);
+  await page.waitForFunction((t) => document.querySelector("#setup-ms-steps").textContent.includes(`New-ServicePrincipal -AppId ${t.client_id} -ObjectId ${t.object_id}`), TYPED);
   await onStep(2);
   await page.click("#setup-next");
 
