@@ -13,7 +13,7 @@ import { defaultTestRecipient } from "./draft";
 import type { Ctx, Step } from "./wizard";
 
 const STATE_TEXT: Record<string, [string, string]> = {
-  "signed-in": ["ok", "Signed in"], ready: ["ok", "Ready"], "sign-in-needed": ["warn", "Not signed in yet"], "not-configured": ["warn", "Not configured"],
+  "signed-in": ["ok", "Signed in"], ready: ["ok", "Ready"], "signed-out": ["warn", "Not signed in yet"], "sign-in-needed": ["warn", "Sign-in needed"], "not-configured": ["warn", "Not configured"],
 };
 export const SEND_ROLE = "SMTP.SendAsApp";
 
