@@ -20,8 +20,6 @@ export const setupMock = {
   snapshot: null as null | { config: Config; secrets: { client_secret: boolean; mailbox_password: boolean } },
   secrets: { client_secret: false, mailbox_password: false, refresh_token: false },
   roles: scenarios.includes("no-consent") ? [] as string[] : ["SMTP.SendAsApp"],
-  /** Every value given to store_secret / add_device_user, so a test can check none comes back. */
-  given: [] as string[],
 };
 
 const ADDRESSES = [
@@ -66,7 +64,6 @@ export function setupCommand(cmd: string, a: Args, data: Data, validate: (c: Con
     case "store_secret": {
       if (a.kind !== "client-secret" && a.kind !== "mailbox-password") throw `unknown secret kind ${a.kind}`;
       if (!a.value) throw "The secret is empty.";
-      m.given.push(String(a.value));
       if (a.kind === "client-secret") m.secrets.client_secret = true; else m.secrets.mailbox_password = true;
       return { stored: true };
     }
@@ -78,7 +75,6 @@ export function setupCommand(cmd: string, a: Args, data: Data, validate: (c: Con
       return { removed: true };
     }
     case "add_device_user": {
-      m.given.push(String(a.password));
       const l = (data.config.listener ??= {});
       const users = ((l.users as string[] | undefined) ?? []).filter((u) => u !== a.name);
       l.users = [...users, String(a.name)];
