@@ -6,6 +6,7 @@
 import { mockIPC, mockWindows } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { fixtures } from "./fixtures";
+import { setupCommand } from "./setup-mocks";
 import { validateConfig } from "../src/validate";
 import type { Config } from "../src/types";
 
@@ -54,7 +55,11 @@ mockIPC((cmd, args) => {
     case "take_pending": { const p = data.pending ?? null; data.pending = null; return p; }
     case "get_notification_settings": return data.notifications;
     case "set_notification_settings": data.notifications = a as any; return a;
-    default: throw `unknown command ${cmd}`;
+    default: {
+      const r = setupCommand(cmd, a, data, validateConfig);
+      if (r === undefined) throw `unknown command ${cmd}`;
+      return r;
+    }
   }
 }, { shouldMockEvents: true });
 

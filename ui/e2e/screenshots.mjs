@@ -1,14 +1,17 @@
 // Regenerates docs/screenshots/*.png: every page, light and dark, at 100 %
-// and 150 % scaling, from the built UI with the mocked shell and fixtures.
+// and 150 % scaling, from the built UI with the mocked shell and fixtures;
+// each step of the setup assistant (setup-N-light/dark.png, the window made
+// as tall as the step) and the printed device card.
 // Run: npm --prefix ui run screenshots
 import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { startServer } from "./server.mjs";
 import { launch } from "./browser.mjs";
+import { answer, walkSetup } from "./setup-walk.mjs";
 
 const out = fileURLToPath(new URL("../../docs/screenshots/", import.meta.url));
 mkdirSync(out, { recursive: true });
-const PAGES = ["queue", "throttling", "account", "settings", "diagnostics", "logs"];
+const PAGES = ["queue", "throttling", "account", "settings", "diagnostics", "logs", "devices"];
 
 /** What to do on a page before taking its picture. */
 const PREPARE = {
@@ -18,7 +21,18 @@ const PREPARE = {
   settings: async (p) => { await p.locator("#f-listener-allow").fill("192.168.1.0/24\n10.0.0.0/33"); await p.locator("#f-listener-allow-err:not(:empty)").waitFor(); },
   diagnostics: async (p) => { await p.click("#run-diagnostics"); await p.locator("#checks li").first().waitFor(); },
   logs: async (p) => { await p.locator("#log .line").first().waitFor(); },
+  devices: async (p) => { await p.locator("#page-devices #device-card-port").waitFor(); },
 };
+
+/** The whole window, as tall as the page's content (for the setup steps). */
+async function tall(page, path) {
+  await page.evaluate(() => document.activeElement?.blur?.());
+  const h = await page.evaluate(() => document.querySelector("#content").scrollHeight + document.querySelector(".strip").offsetHeight + 4);
+  await page.setViewportSize({ width: 1200, height: Math.max(760, h) });
+  await page.waitForTimeout(100);
+  await page.screenshot({ path });
+  await page.setViewportSize({ width: 1200, height: 760 });
+}
 
 const server = await startServer();
 let n = 0;
@@ -49,6 +63,32 @@ try {
       await page.screenshot({ path: out + `attention-light${scale === 1 ? "" : "@1.5x"}.png` });
       n++;
       await page.close();
+      if (scale === 1) {
+        for (const scheme of ["light", "dark"]) {
+          const page = await chrome.context.newPage();
+          page.setDefaultTimeout(8000);
+          await page.emulateMedia({ colorScheme: scheme });
+          await page.goto(`${server.url}#setup`);
+          await walkSetup(page, { onStep: async (step) => { await tall(page, out + `setup-${step}-${scheme}.png`); n++; } });
+          if (scheme === "light") {
+            await page.emulateMedia({ media: "print", colorScheme: "light" });
+            await page.screenshot({ path: out + "device-card-print.png" });
+            n++;
+          }
+          await page.close();
+          // The place kept for Microsoft Graph: outside recipients, SMTP AUTH off, no connector.
+          const graph = await chrome.context.newPage();
+          graph.setDefaultTimeout(8000);
+          await graph.emulateMedia({ colorScheme: scheme });
+          await graph.goto(`${server.url}#setup`);
+          await graph.locator("#setup-step-title").waitFor();
+          await answer(graph, { external: true, mailbox: true, connector: "no", smtpAuth: false });
+          await graph.locator("#setup-graph-later").waitFor();
+          await tall(graph, out + `setup-1-graph-${scheme}.png`);
+          n++;
+          await graph.close();
+        }
+      }
     } finally { await chrome.close(); }
   }
 } finally { await server.close(); }

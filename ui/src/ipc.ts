@@ -4,8 +4,8 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
-  Account, Check, Config, EngineEvent, HistoryPoint, LogLine, MessageInfo,
-  NotificationSettings, Page, SignIn, Status, Validation,
+  Account, AppToken, Check, Config, DeviceCard, EngineEvent, HistoryPoint, ListenOnLan, LogLine, MessageInfo,
+  NotificationSettings, Page, SecretKind, SecretsState, SetupCancelled, SetupInfo, SignIn, Status, Validation,
 } from "./types";
 
 export const api = {
@@ -30,6 +30,19 @@ export const api = {
   getNotificationSettings: () => invoke<NotificationSettings>("get_notification_settings"),
   takePending: () => invoke<PendingView | null>("take_pending"),
   setNotificationSettings: (s: NotificationSettings) => invoke<NotificationSettings>("set_notification_settings", s as unknown as Record<string, unknown>),
+  // Setup assistant (SPEC-issue11.md)
+  getSetup: () => invoke<SetupInfo>("get_setup"),
+  setupBegin: () => invoke<Record<string, never>>("setup_begin"),
+  setupCancel: () => invoke<SetupCancelled>("setup_cancel"),
+  setupFinish: () => invoke<Record<string, never>>("setup_finish"),
+  getSecrets: () => invoke<SecretsState>("get_secrets"),
+  storeSecret: (kind: SecretKind, value: string) => invoke<{ stored: true }>("store_secret", { kind, value }),
+  removeSecret: (kind: SecretKind | "refresh-token") => invoke<{ removed: true }>("remove_secret", { kind }),
+  addDeviceUser: (name: string, password: string) => invoke<{ stored: true }>("add_device_user", { name, password }),
+  removeDeviceUser: (name: string) => invoke<{ removed: true }>("remove_device_user", { name }),
+  checkAppToken: () => invoke<AppToken>("check_app_token"),
+  getDeviceCard: () => invoke<DeviceCard>("get_device_card"),
+  listenOnLan: (network: string) => invoke<ListenOnLan>("listen_on_lan", { network }),
 };
 
 /** What the window was opened for, until the page listens for events. */

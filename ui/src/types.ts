@@ -89,8 +89,26 @@ export type EngineEvent =
   | { event: "deleted"; id: string }
   | { event: "progress"; id: string; bytes: number; total: number };
 
-export type Page = "queue" | "throttling" | "account" | "settings" | "diagnostics" | "logs";
+export type Page = "queue" | "throttling" | "account" | "settings" | "diagnostics" | "logs" | "setup" | "devices";
 export const PAGES: Page[] = ["queue", "throttling", "account", "settings", "diagnostics", "logs"];
 
 /** The config as JSON: sections of keys (see README's configuration reference). */
 export type Config = Record<string, Record<string, unknown>>;
+
+// Setup assistant (SPEC-issue11.md)
+// Replies of the commands added for the setup assistant, the secrets and the
+// device card. Hand-written from SPEC-issue11.md until the generated
+// bindings replace them.
+
+export interface SetupInfo { first_run: boolean; config_path: string }
+export interface SetupCancelled { restored: boolean }
+export interface DeviceUserSecret { name: string; stored: boolean }
+export interface SecretsState { client_secret: boolean; mailbox_password: boolean; refresh_token: boolean; device_users: DeviceUserSecret[] }
+export type SecretKind = "client-secret" | "mailbox-password";
+export interface AppToken { roles: string[]; expires_at: number; audience: string }
+export interface DeviceAddress { interface: string; address: string; network: string }
+export interface DeviceCard {
+  addresses: DeviceAddress[]; port: number; lan: boolean; starttls: boolean; tls_ports: number[];
+  login_needed: boolean; users: string[]; allow: string[]; hostname: string;
+}
+export interface ListenOnLan { ok: boolean; errors: FieldError[]; restarted: boolean }
