@@ -436,3 +436,67 @@ async fn auth_brute_force_is_slowed_then_the_address_is_blocked() {
     assert!(String::from_utf8_lossy(&got[0].data).contains("Subject: real-device"));
     nothing_harmed(&up, &p);
 }
+
+/// Outsiders (addresses not in `allow`) from eight hosts try to take every
+/// slot and keep them with NOOPs. They get at most their share (a quarter
+/// of `max_connections`), an allowed device still delivers while they hold
+/// it, and NOOPs cannot keep a slot: each outsider session is closed after
+/// a few commands.
+#[tokio::test(flavor = "multi_thread")]
+async fn outsiders_cannot_hold_the_slots_an_allowed_device_needs() {
+    postern_engine::engine::raise_fd_limit();
+    let up = Upstream::start().await;
+    let p = Postern::start_with(&up, |cfg| {
+        set(
+            cfg,
+            "listener.allow",
+            toml::Value::Array(vec!["127.0.0.1/32".into()]),
+        );
+    })
+    .await;
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for host in 2..=9u8 {
+        for _ in 0..20 {
+            let mut tcp = connect_from(p.smtp, IpAddr::from([127, 0, 0, host])).await;
+            let greeting = first_line(&mut tcp).await;
+            if greeting.starts_with("220 ") {
+                held.push(tcp);
+            } else {
+                assert!(greeting.starts_with("421 4.7.0"), "{greeting}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(held.len(), 100 / 4, "outsiders' share of max_connections");
+    assert_eq!(refused, 160 - 25);
+    // While they hold their share, the office's device gets in.
+    device_gets_through(&up, &p, "during-outsider-flood").await;
+
+    // Keeping a slot with NOOPs does not work: closed after a few.
+    for tcp in held {
+        let (r, mut w) = tcp.into_split();
+        let mut r = BufReader::new(r);
+        let mut noops = 0;
+        let last = loop {
+            if w.write_all(b"NOOP\r\n").await.is_err() {
+                break String::new();
+            }
+            let mut line = String::new();
+            let n = tokio::time::timeout(PATIENCE, r.read_line(&mut line))
+                .await
+                .expect("an answer")
+                .unwrap_or(0);
+            if n == 0 || !line.starts_with("250") {
+                break line;
+            }
+            noops += 1;
+            assert!(noops <= 20, "an outsider kept its slot with NOOPs");
+        };
+        assert!(
+            last.starts_with("421 4.7.0 Session limit reached") || last.is_empty(),
+            "{last:?}"
+        );
+    }
+    nothing_harmed(&up, &p);
+}

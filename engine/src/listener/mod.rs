@@ -12,6 +12,12 @@
 //! Connections are capped twice: `max_connections` in all, and
 //! `max_connections_per_ip` from one address, so a host that floods the
 //! port (or a device stuck reconnecting) leaves room for the others.
+//! Outsiders (addresses not in `listener.allow`) share at most a quarter
+//! of `max_connections` ([`OUTSIDER_SHARE`]), so allowed devices always
+//! get in while outsiders flood; an outsider that has not logged in gets
+//! few commands and little time, and is closed once refused at MAIL.
+//! Refusals past the caps are answered by a bounded number of tasks
+//! ([`MAX_REFUSING`]); beyond that a connection is closed unanswered.
 //!
 //! Everyone else is refused at MAIL FROM (554 5.7.1, or 530 5.7.0 when
 //! `require_auth` is on) and nothing is queued.
@@ -61,6 +67,14 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
+/// Outsiders (not in `listener.allow`) may hold at most this part of
+/// `max_connections` (at least one connection).
+pub const OUTSIDER_SHARE: usize = 4;
+/// Refused connections answered at once (a 421, after a TLS handshake on
+/// implicit-TLS ports); past this they are closed without a reply, so a
+/// flood of refused connections cannot make unbounded handshakes.
+pub const MAX_REFUSING: usize = 16;
+
 /// Everything the listener needs; built by the engine.
 pub struct ListenerContext {
     pub config: Arc<ListenerConfig>,
@@ -104,6 +118,11 @@ pub(crate) struct Shared {
     /// by [`Shared::claim`], lowered when the [`Slot`] drops. A std mutex,
     /// never held across an await; nobody waits on it.
     pub per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Outsiders' share of the sessions ([`OUTSIDER_SHARE`]): an outsider's
+    /// [`Slot`] holds one of these as well.
+    pub outsiders: Arc<Semaphore>,
+    /// Refusals being answered ([`MAX_REFUSING`]).
+    pub refusing: Arc<Semaphore>,
 }
 
 impl Shared {
@@ -118,6 +137,15 @@ impl Shared {
                 "421 4.7.0 Too many connections from {ip}, try again later"
             ));
         }
+        let outsider = if self.is_allowed(ip) {
+            None
+        } else {
+            let Ok(permit) = self.outsiders.clone().try_acquire_owned() else {
+                tracing::warn!(%ip, "refused a connection: outsiders (addresses not in listener.allow) hold their share of connections");
+                return Err("421 4.7.0 Too many connections, try again later".to_string());
+            };
+            Some(permit)
+        };
         let Ok(permit) = self.connections.clone().try_acquire_owned() else {
             let max = self.config.max_connections;
             tracing::warn!(%ip, max, "refused a connection: too many connections");
@@ -128,7 +156,13 @@ impl Shared {
             shared: self.clone(),
             ip,
             _permit: permit,
+            _outsider: outsider,
         })
+    }
+
+    /// The address is in `listener.allow`.
+    pub fn is_allowed(&self, ip: IpAddr) -> bool {
+        self.config.allow.iter().any(|net| net.contains(&ip))
     }
 }
 
@@ -139,6 +173,7 @@ pub(crate) struct Slot {
     shared: Arc<Shared>,
     ip: IpAddr,
     _permit: OwnedSemaphorePermit,
+    _outsider: Option<OwnedSemaphorePermit>,
 }
 
 impl Drop for Slot {
@@ -181,6 +216,10 @@ impl Listener {
         let shared = Shared {
             connections: Arc::new(Semaphore::new(cfg.max_connections.max(1))),
             per_ip: Mutex::default(),
+            outsiders: Arc::new(Semaphore::new(
+                (cfg.max_connections / OUTSIDER_SHARE).max(1),
+            )),
+            refusing: Arc::new(Semaphore::new(MAX_REFUSING)),
             config: ctx.config,
             spool: ctx.spool,
             device_auth: ctx.device_auth,
@@ -238,9 +277,16 @@ impl Listener {
                             let stream = conn::Stream::Plain(tcp);
                             sessions.spawn(session::run(shared, stream, peer, implicit, shutdown, slot));
                         }
-                        Err(reply) => {
-                            sessions.spawn(session::refuse_busy(shared, tcp, implicit, reply));
-                        }
+                        Err(reply) => match shared.refusing.clone().try_acquire_owned() {
+                            Ok(permit) => {
+                                sessions.spawn(async move {
+                                    session::refuse_busy(shared, tcp, implicit, reply).await;
+                                    drop(permit);
+                                });
+                            }
+                            // Too many refusals in flight: closed unanswered.
+                            Err(_) => drop(tcp),
+                        },
                     }
                 }
                 Some(_) = sessions.join_next(), if !sessions.is_empty() => {}

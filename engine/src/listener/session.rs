@@ -32,6 +32,17 @@ const MAX_BAD_BEFORE_HELO: usize = 3;
 const HTTP_METHODS: &[&str] = &[
     "GET", "POST", "PUT", "HEAD", "CONNECT", "OPTIONS", "DELETE", "PATCH",
 ];
+/// How long any session may last, DATA included (whose own bound is
+/// `3 × data_timeout`, 30 minutes by default): a session is a message or a
+/// few, never a standing connection.
+const MAX_SESSION_TIME: Duration = Duration::from_secs(2 * 3600);
+/// Commands one session may send (10,000 RCPTs in one message fit).
+const MAX_SESSION_COMMANDS: usize = 50_000;
+/// An outsider (not in `listener.allow`) that has not logged in gets this
+/// many commands and this much time: enough for EHLO, STARTTLS, EHLO and
+/// AUTH, not enough to sit on a connection slot with NOOPs.
+const OUTSIDER_COMMANDS: usize = 10;
+const OUTSIDER_TIME: Duration = Duration::from_secs(60);
 /// RFC 5321 §4.5.3.1: local part and domain lengths.
 const MAX_LOCAL_PART: usize = 64;
 const MAX_DOMAIN: usize = 255;
@@ -162,8 +173,24 @@ impl Session {
         let greeting = format!("220 {} ESMTP Postern ready", self.shared.hostname);
         self.conn.reply(&greeting);
         let idle = self.shared.config.idle_timeout;
+        let started = tokio::time::Instant::now();
+        let mut commands = 0usize;
         loop {
-            let line = match self.conn.read_line(idle).await? {
+            let outsider = self.auth_user.is_none() && !self.allowed();
+            let (max_commands, max_time) = if outsider {
+                (OUTSIDER_COMMANDS, OUTSIDER_TIME)
+            } else {
+                (MAX_SESSION_COMMANDS, MAX_SESSION_TIME)
+            };
+            let left = max_time.saturating_sub(started.elapsed());
+            if commands >= max_commands || left.is_zero() {
+                tracing::info!(peer = %self.peer, commands, outsider, "closing: the session used up its commands or time");
+                self.conn
+                    .reply("421 4.7.0 Session limit reached, closing connection");
+                return Ok(());
+            }
+            commands += 1;
+            let line = match self.conn.read_line(idle.min(left)).await? {
                 Line::Text(line) => {
                     self.crlf_seen |= line.ends_with(b"\r\n");
                     line
@@ -181,6 +208,9 @@ impl Session {
                 return Err(End::NotSmtp);
             }
             if let Flow::Quit = self.command(&line).await? {
+                return Ok(());
+            }
+            if self.quit {
                 return Ok(());
             }
             let limit = if self.helo.is_none() {
@@ -287,11 +317,7 @@ impl Session {
     }
 
     fn allowed(&self) -> bool {
-        self.shared
-            .config
-            .allow
-            .iter()
-            .any(|net| net.contains(&self.ip))
+        self.shared.is_allowed(self.ip)
     }
 
     fn auth_offered(&self) -> bool {
@@ -327,6 +353,9 @@ impl Session {
                     "554 5.7.1 Relaying denied: {} is not allowed to send through Postern; add this device's address to [listener] allow{login}",
                     self.ip
                 );
+                // Unless it may still log in, there is nothing more for it
+                // to do here: its slot goes back now.
+                self.quit = !self.auth_offered();
                 return self.reply(&text);
             }
         }
