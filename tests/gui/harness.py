@@ -17,9 +17,9 @@ gnome-keyring, scripts/with-keyring.sh):
 - `run(main)`: runs a test and stops every process it started.
 
 Which build: `POSTERN_APP` (scripts/test-gui.sh sets it to the release
-binary when there is one), else target/debug/postern. Screenshots go to
-`POSTERN_WALKTHROUGH` (scripts/test-gui.sh: docs/walkthrough), else
-target/walkthrough.
+binary when it is up to date), else target/debug/postern. Screenshots go
+to `POSTERN_WALKTHROUGH`, else target/walkthrough (the checked-in ones in
+docs/walkthrough/ are refreshed with POSTERN_WALKTHROUGH=docs/walkthrough).
 """
 import base64
 import http.client
@@ -388,8 +388,11 @@ class App:
         `replace`, first Ctrl+A so the typing replaces what was there."""
         eid = self.wait_for(css)
         self.wd.element(eid, "click", {})
-        keys = ("\ue009a\ue000" + ("\ue017" if text == "" else "") if replace else "") + text
-        self.wd.element(eid, "value", {"text": keys})
+        if replace:
+            # A command of its own: WebKitWebDriver keeps Ctrl held to the
+            # end of the keys it is given (a NULL key does not release it).
+            self.wd.element(eid, "value", {"text": "\ue009a"})
+        self.wd.element(eid, "value", {"text": text or ("\ue017" if replace else "")})
 
     def select(self, css, value):
         """Picks an option of a <select> by clicking it."""
@@ -401,6 +404,13 @@ class App:
         wait_for(f"the {name} page", lambda: self.attr(f"button.nav-item[data-page={name}]", "aria-current") == "page")
 
     # ---- pictures
+    def show(self, css, block="center"):
+        """Scrolls an element into the window (`block`: center, start, end),
+        for a picture: the camera, not an action under test."""
+        self.wd.call("POST", self.wd.s("/execute/sync"), {
+            "script": "document.querySelector(arguments[0]).scrollIntoView({block: arguments[1]})",
+            "args": [css, block]})
+
     def screenshot(self, step):
         """The webview as a PNG: <SHOTS>/<name>-NN-<step>.png."""
         # WebKit hands over the last frame it painted: let it paint what the

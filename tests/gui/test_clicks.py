@@ -24,8 +24,9 @@ Twice, each in a private HOME:
     interactive (with the fake's public client id) and saved; then the same
     browser sign-in and Sign out.
 
-A screenshot of each step goes to POSTERN_WALKTHROUGH (docs/walkthrough/
-when scripts/test-gui.sh runs it), named <scenario>-NN-<step>.png.
+A screenshot of each step goes to POSTERN_WALKTHROUGH (else
+target/walkthrough), named <scenario>-NN-<step>.png; the checked-in ones
+are in docs/walkthrough/ (its README says what each shows).
 """
 import os
 import re
@@ -85,21 +86,32 @@ def started(app):
                     and "Connecting" not in t and t)
 
 
-def save(app, step):
-    """Presses Save and waits for the page to say it saved."""
+def save(app, step, field):
+    """Pictures the changed field, presses Save, waits for the page to say it
+    saved (pictured too); the config file's contents."""
+    app.show(field)
+    app.screenshot(f"{step}-typed")
     assert app.enabled("#save-settings"), f"Save is disabled: {app.text('#save-status')!r}"
     app.click("#save-settings")
     app.wait_text("#save-status", "Saved")
-    app.screenshot(step)
+    app.show("#page-title", "start")
+    app.screenshot(f"{step}-saved")
     return tomllib.load(open(app.config, "rb"))
+
+
+def strip_text(app):
+    return app._try(lambda: app.text(".strip")) or ""
 
 
 def sign_in_with_browser(app):
     """Account → "Sign in with the browser": the stand-in browser follows
     the sign-in through the fake identity platform; the page says signed in."""
     app.page("account")
-    app.wait_for("#account-state")
-    assert app.exists("#signin-browser"), "Account offers no \"Sign in with the browser\""
+    try:
+        # The page re-reads the account each time it is opened.
+        app.wait_for("#signin-browser", 15)
+    except AssertionError:
+        raise AssertionError(f"Account offers no \"Sign in with the browser\": {app.text('#page-account')!r}")
     assert app.exists("#signin-device"), "Account offers no device-code sign-in"
     assert app.text("#signin-browser") == "Sign in with the browser"
     before = keychain_items()
@@ -112,10 +124,15 @@ def sign_in_with_browser(app):
     assert "Waiting for Microsoft" not in app.text("#signin-flow"), app.text("#signin-flow")
     assert keychain_items() == before + 1, "the sign-in did not put a refresh token in the keychain"
     assert app.enabled("#signout")
+    # The status strip at the top follows: no more "sign in" there.
+    wait_for("the status strip to drop the sign-in", lambda: not re.search(
+        r"(?i)sign-in needed|not signed in", strip_text(app)), 30)
     app.screenshot("account-signed-in")
     app.click("#signout")
-    app.wait_text("#account-state", "Sign-in needed")
+    wait_for("the state to show signed out", lambda: "pill-ok" not in app.attr("#account-state", "class")
+             and not app.enabled("#signout"), 30)
     assert keychain_items() == before, "Sign out left the refresh token in the keychain"
+    log(f"{app.name}: signed out; state {app.text('#account-state')!r}, strip {strip_text(app)!r}")
     app.screenshot("account-signed-out")
 
 
@@ -140,7 +157,7 @@ def empty_config(work, fakes):
     assert port == "", f"Port shows {port!r} on an untouched config (the mode's default is meant)"
     app.screenshot("settings")
     app.type("#f-upstream-mailbox", MAILBOX)
-    saved = save(app, "settings-mailbox-saved")
+    saved = save(app, "settings-mailbox", "#f-upstream-mailbox")
     assert app.text("#page-settings .toolbar").startswith(f"Saved in {app.config}")
     assert saved["upstream"]["mailbox"] == MAILBOX, saved
     assert saved["upstream"].get("auth", "oauth") == "oauth", f"the form wrote auth = {saved['upstream']['auth']!r}"
@@ -151,12 +168,12 @@ def empty_config(work, fakes):
 
     app.type("#f-oauth-client_id", PUBLIC_CLIENT)
     app.type("#f-oauth-authority", fakes.authority)
-    saved = save(app, "settings-app-registration-saved")
+    saved = save(app, "settings-app-registration", "#f-oauth-client_id")
     assert saved["oauth"]["client_id"] == PUBLIC_CLIENT and saved["oauth"]["authority"] == fakes.authority, saved
     assert saved["upstream"]["mailbox"] == MAILBOX, saved
     # Nothing was ever signed in: nobody may be told a saved sign-in was refused.
     strip = wait_for("the status strip to show the new state",
-                     lambda: (t := app.text(".strip")) and "No mailbox" not in t and "not set up" not in t and t)
+                     lambda: (t := strip_text(app)) and "No mailbox" not in t and "not set up" not in t and t)
     assert "no longer accepts the saved sign-in" not in strip, f"before any sign-in: {strip!r}"
 
     sign_in_with_browser(app)
@@ -192,7 +209,7 @@ def readme_config(work, fakes):
     assert app.value("#f-upstream-mailbox") == readme["upstream"]["mailbox"]
     app.screenshot("settings")
     app.type("#f-limits-recipients_per_day", "5000")
-    saved = save(app, "settings-limit-saved")
+    saved = save(app, "settings-limit", "#f-limits-recipients_per_day")
     assert saved["limits"]["recipients_per_day"] == 5000, saved
     for section, keys in readme.items():
         for key, value in keys.items():
@@ -201,7 +218,7 @@ def readme_config(work, fakes):
 
     app.select("#f-oauth-flow", "interactive")
     app.type("#f-oauth-client_id", PUBLIC_CLIENT)
-    saved = save(app, "settings-interactive-saved")
+    saved = save(app, "settings-interactive", "#f-oauth-flow")
     assert saved["oauth"]["flow"] == "interactive" and saved["oauth"]["client_id"] == PUBLIC_CLIENT, saved
     assert saved["limits"]["recipients_per_day"] == 5000, saved
 
