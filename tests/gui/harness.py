@@ -11,7 +11,8 @@ gnome-keyring, scripts/with-keyring.sh):
   `wait_text(css, text)`, `screenshot(name)`, `screen(name)`; `invoke` is
   there to *check* what the shell answers, never for the action under test;
 - the tray over dbusmenu (`tray_item`, `menu_items`, `tray_click`),
-  the stand-in notification server, `set_secret`, `swaks`, `rss_kb`;
+  the stand-in notification server, `set_secret`, `keychain()` (what the
+  keychain holds), `App.output()` (the app's log), `swaks`, `rss_kb`;
 - `wait_for(what, cond)`: every wait is on a condition with a deadline,
   never a fixed sleep;
 - `run(main)`: runs a test and stops every process it started.
@@ -202,6 +203,21 @@ def set_secret(config, value, env):
                    check=True, env=env, capture_output=True)
 
 
+def keychain(service="postern"):
+    """The keychain's items for `service`: one dict per item, its attributes
+    and its `secret` (secret-tool search --all), to check what a test stored
+    and that a secret lies there and nowhere else."""
+    out = subprocess.run(["secret-tool", "search", "--all", "service", service], capture_output=True, text=True)
+    items = []
+    for line in (out.stdout + out.stderr).splitlines():
+        if line.startswith("[/"):
+            items.append({})
+        elif items and " = " in line:
+            key, value = line.split(" = ", 1)
+            items[-1][key.replace("attribute.", "")] = value
+    return items
+
+
 def notify_server(work):
     """The stand-in org.freedesktop.Notifications: (process, JSON-lines file)."""
     notes = os.path.join(work, "notifications.jsonl")
@@ -341,18 +357,28 @@ class App:
     def exists(self, css):
         return bool(self.wd.find_all(css))
 
+    def _get(self, css, what):
+        """GET /element/{id}/{what} of the first match; found again when the
+        page re-rendered it in between (the pages rebuild their DOM)."""
+        for attempt in range(5):
+            try:
+                return self.wd.element(self.wd.find(css), what)
+            except WebDriverError as e:
+                if e.error != "stale element reference" or attempt == 4:
+                    raise
+
     def text(self, css):
         """The rendered text of the first match ("" when it is hidden)."""
-        return self.wd.element(self.wd.find(css), "text")
+        return self._get(css, "text")
 
     def value(self, css):
-        return self.wd.element(self.wd.find(css), "property/value")
+        return self._get(css, "property/value")
 
     def enabled(self, css):
-        return self.wd.element(self.wd.find(css), "enabled")
+        return self._get(css, "enabled")
 
     def attr(self, css, name):
-        return self.wd.element(self.wd.find(css), f"attribute/{name}")
+        return self._get(css, f"attribute/{name}")
 
     def _try(self, f):
         try:
@@ -432,6 +458,14 @@ class App:
         subprocess.run(["import", "-window", "root", "-trim", "+repage", path], check=True, timeout=30)
         _shrink(path)
         return path
+
+    def output(self):
+        """What the app wrote to stdout and stderr (its log), so far."""
+        text = ""
+        for name in ("driver.out", "driver.log"):
+            with open(os.path.join(self.work, name), errors="replace") as f:
+                text += f.read()
+        return text
 
     # ---- the end
     def stop(self):
