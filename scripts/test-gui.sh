@@ -1,10 +1,35 @@
 #!/usr/bin/env bash
-# Runs the tray app's end-to-end test (tests/gui/test_tray.py) against the
-# debug build: under Xvfb, in a private D-Bus session with gnome-keyring
-# (scripts/with-keyring.sh). Prints the measurements for BENCHMARKS.md as
-# the last line (JSON). Needs `scripts/deps.sh test` and tauri-driver.
+# Runs the real-app GUI tests under Xvfb, in a private D-Bus session with
+# gnome-keyring (scripts/with-keyring.sh):
+#   tests/gui/test_tray.py    the tray, relaying, notifications, the window's
+#                             memory (its measurements for BENCHMARKS.md: the
+#                             JSON line it prints last);
+#   tests/gui/test_clicks.py  Account sign-in and Settings Save clicked like a
+#                             person, from no config file and from the README's
+#                             config; a screenshot of each step.
+# The app under test: $POSTERN_APP, else target/release/postern (the .deb's
+# binary, as scripts/test.sh builds it) when no source is newer than it, else
+# the debug build. Screenshots go to $POSTERN_WALKTHROUGH, else
+# target/walkthrough; `POSTERN_WALKTHROUGH=docs/walkthrough scripts/test-gui.sh`
+# refreshes the checked-in ones. Needs `scripts/deps.sh test` and tauri-driver.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x target/debug/postern ] && [ -x target/debug/postern-fakes ] || cargo build --workspace --locked
+if [ -z "${POSTERN_APP:-}" ]; then
+  release=target/release/postern
+  if [ -x "$release" ] && [ -z "$(find src-tauri engine/src ui/dist Cargo.toml Cargo.lock tauri.conf.json \
+      -newer "$release" -print -quit 2>/dev/null)" ]; then
+    POSTERN_APP="$PWD/$release"
+  else
+    [ -x "$release" ] && echo "[gui] $release is older than the sources: testing the debug build" >&2
+    [ -x target/debug/postern ] || cargo build -p postern --locked
+    POSTERN_APP="$PWD/target/debug/postern"
+  fi
+fi
+export POSTERN_APP
+# The fakes come from the debug build (the release bundle has only the app).
+[ -x target/debug/postern-fakes ] || cargo build -p postern-testkit --locked
 export NO_AT_BRIDGE=1
-timeout 900 scripts/with-keyring.sh xvfb-run -a python3 tests/gui/test_tray.py
+echo "[gui] testing $POSTERN_APP" >&2
+for test in test_tray test_clicks; do
+  timeout 900 scripts/with-keyring.sh xvfb-run -a python3 "tests/gui/$test.py"
+done

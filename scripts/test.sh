@@ -29,11 +29,17 @@ scripts/with-keyring.sh cargo test --workspace --locked -- "$@" 2>&1 | tee "$res
 # BENCHMARKS.md): cargo-fuzz on stable via RUSTC_BOOTSTRAP, see scripts/fuzz.sh.
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 scripts/fuzz.sh "${FUZZ_SECS:-20}"
-# The tray app end to end: the real window through tauri-driver and
-# WebKitWebDriver, the tray over dbusmenu, notifications on the session bus.
+# The release binary, built once: the .deb's (the Tauri bundler builds it;
+# scripts/package.sh), which the GUI tests then drive and test-package.sh
+# installs (its own package.sh call finds nothing left to compile).
+scripts/package.sh >/dev/null
+# The tray app end to end, on that release binary: the real window through
+# tauri-driver and WebKitWebDriver, clicked like a person (Account sign-in,
+# Settings Save, from no config and from the README's), the tray over
+# dbusmenu, notifications on the session bus.
 command -v tauri-driver >/dev/null || cargo install tauri-driver --locked
-scripts/test-gui.sh
-# The .deb, built by the Tauri bundler and installed for real (root only).
+POSTERN_APP="$PWD/target/release/postern" scripts/test-gui.sh
+# The .deb installed for real (root only).
 scripts/test-package.sh
 # Reached only when everything above passed (set -e, pipefail).
 passed=$(awk '/^test result:/ {n += $4} END {print n + 0}' "$results")

@@ -17,168 +17,24 @@ Xvfb and a private D-Bus session (run by scripts/test-gui.sh):
 
 Waits are on conditions (with deadlines), never fixed sleeps.
 """
-import http.client
 import json
 import os
-import re
-import socket
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 
 import x11
+from harness import (APP, WebDriver, app_env, free_port, log, menu_items, notify_server, port_open, rss_kb, run,
+                     set_secret, stable, start, start_fakes, swaks, tray_click as click, tray_item, wait_for)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.join(ROOT, "target", "debug")
-# POSTERN_APP: another build to test and measure (BENCHMARKS.md uses the release build).
-APP = os.path.abspath(os.environ.get("POSTERN_APP", os.path.join(BIN, "postern")))
-FAKES = os.path.join(BIN, "postern-fakes")
 SEND_AS = "550 5.7.60 SMTP; Client does not have permissions to send as this sender"
-PROCS = []
-
-
-def log(msg):
-    print(f"[gui] {msg}", flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(what, cond, timeout=30.0, every=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(every)
-
-
-def start(args, **kw):
-    p = subprocess.Popen(args, **kw)
-    PROCS.append(p)
-    return p
-
-
-# ------------------------------------------------------------------ WebDriver
-class WebDriver:
-    def __init__(self, port, native_port):
-        self.base = f"http://127.0.0.1:{port}"
-        self.native_port = native_port
-        self.sid = None
-
-    def call(self, method, path, body=None, timeout=60):
-        data = None if body is None else json.dumps(body).encode()
-        for attempt in range(3):
-            req = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(req, timeout=timeout) as r:
-                    return json.loads(r.read() or b"{}").get("value")
-            except urllib.error.HTTPError as e:
-                raise AssertionError(f"WebDriver {method} {path}: {e.code} {e.read()[:500]!r}")
-            except (http.client.RemoteDisconnected, ConnectionResetError) as e:
-                # tauri-driver forwards each request on a pooled keep-alive
-                # connection to WebKitWebDriver, without retrying one that
-                # the other end has just closed; it then drops ours with no
-                # response. The request never reached WebKitWebDriver.
-                log(f"WebDriver {method} {path}: {e!r} from tauri-driver's proxy; "
-                    f"WebKitWebDriver listening: {port_open(self.native_port)}; again")
-        raise AssertionError(f"WebDriver {method} {path}: dropped three times")
-
-    def session(self, app, args, env):
-        caps = {"capabilities": {"alwaysMatch": {
-            "browserName": "wry",
-            "tauri:options": {"application": app, "args": args},
-        }}}
-        self.sid = self.call("POST", "/session", caps)["sessionId"]
-
-    def run(self, script, *args):
-        """Runs async JS; the script calls `done(value)`."""
-        wrapped = "const done = arguments[arguments.length - 1];" + script
-        return self.call("POST", f"/session/{self.sid}/execute/async", {"script": wrapped, "args": list(args)})
-
-    def invoke(self, cmd, args=None):
-        r = self.run("window.__TAURI__.core.invoke(arguments[0], arguments[1])"
-                     ".then(v => done({ok: v}), e => done({err: String(e)}));", cmd, args or {})
-        if "err" in r:
-            raise AssertionError(f"{cmd} rejected: {r['err']}")
-        return r["ok"]
-
-
-# ------------------------------------------------------------------ tray over dbusmenu
-def gdbus(*args):
-    return subprocess.run(["gdbus", "call", "--session", *args], check=True, capture_output=True,
-                          text=True, timeout=10).stdout
-
-
-def tray_item():
-    """(bus name, menu object path, pid) of the app's tray icon, or None.
-    With no tray host on the bus, libayatana exports the item and its menu
-    on the app's unique connection name, under /org/ayatana/NotificationItem/."""
-    bus = ("--dest", "org.freedesktop.DBus", "--object-path", "/org/freedesktop/DBus")
-    names = re.findall(r"'(:1\.\d+)'", gdbus(*bus, "--method", "org.freedesktop.DBus.ListNames"))
-    for name in names:
-        tree = subprocess.run(["gdbus", "introspect", "--session", "--dest", name, "--object-path",
-                               "/org/ayatana/NotificationItem", "--recurse"],
-                              capture_output=True, text=True).stdout
-        menu = re.search(r"node (/org/ayatana/NotificationItem/[^/ ]+/Menu) \{", tree)
-        if menu and "interface com.canonical.dbusmenu" in tree:
-            path = menu.group(1)
-            pid = int(re.search(r"uint32 (\d+)", gdbus(*bus, "--method",
-                                "org.freedesktop.DBus.GetConnectionUnixProcessID", name)).group(1))
-            return name, path, pid
-    return None
-
-
-def menu_items(name, path):
-    out = gdbus("--dest", name, "--object-path", path, "--method", "com.canonical.dbusmenu.GetLayout", "--",
-                "0", "-1", "[]")
-    return {label.replace("_", ""): int(i) for i, label in re.findall(r"\((\d+), \{[^}]*'label': <'([^']*)'>", out)}
-
-
-def click(name, path, label):
-    items = menu_items(name, path)
-    assert label in items, f"no menu item {label!r} in {items}"
-    gdbus("--dest", name, "--object-path", path, "--method", "com.canonical.dbusmenu.Event",
-          "--", str(items[label]), "clicked", '<"">', "0")
-
-
-# ------------------------------------------------------------------ helpers
-def rss_kb(pid):
-    """RSS of a process and its descendants (WebKit's web and network processes)."""
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            with open(f"/proc/{p}/status") as f:
-                total += next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                todo += [int(c) for c in f.read().split()]
-        except (FileNotFoundError, StopIteration, ProcessLookupError):
-            pass
-    return total
-
-
-def swaks(port, to, subject):
-    out = subprocess.run(["swaks", "--server", f"127.0.0.1:{port}", "--from", "scanner@contoso.com",
-                          "--to", to, "--header", f"Subject: {subject}", "--silent", "2"],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def main():
     work = tempfile.mkdtemp(prefix="postern-gui-")
     measures = {}
-    fakes = start([FAKES, "--dir", os.path.join(work, "fakes")], stdin=subprocess.PIPE,
-                  stdout=subprocess.PIPE, text=True)
-    up = json.loads(fakes.stdout.readline())
+    fakes = start_fakes(work)
+    up = {"smtp_port": fakes.smtp_port, "authority": fakes.authority, "ca_file": fakes.ca_file}
     smtp = free_port()
     config = os.path.join(work, "postern.toml")
     with open(config, "w") as f:
@@ -205,16 +61,9 @@ retry_max = "2s"
 dir = "{work}/spool"
 """)
     # tests/gui/bin/xdg-open is the "browser" the app opens for sign-in.
-    env = dict(os.environ, POSTERN_CONFIG=config, NO_AT_BRIDGE="1",
-               PATH=os.path.join(ROOT, "tests/gui/bin") + os.pathsep + os.environ["PATH"])
-    subprocess.run([APP, "--config", config, "account", "set-secret"], input="test-secret", text=True,
-                   check=True, env=env, capture_output=True)
-
-    notes = os.path.join(work, "notifications.jsonl")
-    open(notes, "w").close()
-    server = start(["/usr/bin/python3", os.path.join(ROOT, "tests/gui/notify_server.py"), notes],
-                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert server.stdout.readline().strip() == "ready"
+    env = app_env(config)
+    set_secret(config, "test-secret", env)
+    server, notes = notify_server(work)
 
     # -------- 1. startup to tray icon, RSS with no window (launched directly)
     t0 = time.monotonic()
@@ -243,7 +92,7 @@ dir = "{work}/spool"
     assert direct.poll() is None, "closing the window ended the app"
     assert tray_item() is not None, "the tray icon went with the window"
     swaks(smtp, "bob@contoso.com", "gui-after-close")
-    wait_for("a delivery with the window closed", lambda: fakes_seen(fakes, 1), 30)
+    fakes.wait_messages(1, 30)  # a delivery with the window closed
     # The tray's Open Postern brings a new window back.
     click(name, menu, "Open Postern")
     wait_for("the window to come back", lambda: x11.windows_of(direct.pid, "Postern"))
@@ -277,7 +126,7 @@ dir = "{work}/spool"
     # refused" and closes the connection without a response).
     wait_for("tauri-driver", lambda: port_open(driver_port), 30)
     wait_for("WebKitWebDriver", lambda: port_open(native_port), 30)
-    wd.session(APP, ["--config", config], env)
+    wd.session(APP, ["--config", config])
     wait_for("window.__TAURI__", lambda: wd.run("done(!!(window.__TAURI__ && window.__TAURI__.core))"), 30)
     wd.run("window.__statuses = []; window.__TAURI__.event.listen('status-changed',"
            " e => window.__statuses.push(e.payload)).then(() => done(true));")
@@ -302,8 +151,7 @@ dir = "{work}/spool"
     log("tray menu Pause/Resume works over dbusmenu")
 
     # 550 5.7.60 -> failed with the explanation, and a notification saying the same.
-    fakes.stdin.write(f"fault data-end {SEND_AS}\n")
-    fakes.stdin.flush()
+    fakes.fault("data-end", SEND_AS)
     swaks(smtp, "bob@contoso.com", "gui-fails")
     failed = wait_for("the message failed",
                       lambda: [m for m in wd.invoke("get_queue") if m["state"] == "failed"])[0]
@@ -385,36 +233,5 @@ dir = "{work}/spool"
     print(json.dumps(measures), flush=True)
 
 
-def fakes_seen(fakes, n, seen=[]):
-    """True once the fake Exchange reported n accepted messages."""
-    while len(seen) < n:
-        line = fakes.stdout.readline()
-        if not line:
-            return False
-        seen.append(json.loads(line))
-    return True
-
-
-def stable(pid, state={}):
-    now = rss_kb(pid)
-    last = state.get(pid)
-    state[pid] = now
-    return last is not None and abs(now - last) < 1024
-
-
-def port_open(port):
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 if __name__ == "__main__":
-    try:
-        main()
-    finally:
-        for p in reversed(PROCS):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+    run(main)
