@@ -6,6 +6,7 @@
 mod app;
 mod cli;
 mod commands;
+mod contract;
 mod diagnose;
 mod events;
 mod ipc;
