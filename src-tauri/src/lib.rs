@@ -9,6 +9,8 @@ mod commands;
 mod contract;
 mod diagnose;
 mod events;
+#[cfg(test)]
+mod fixtures;
 mod ipc;
 mod login;
 mod logs;

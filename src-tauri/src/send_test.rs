@@ -129,7 +129,7 @@ fn message(from: &str, to: &str, subject: &str) -> String {
 
 /// One SMTP transaction with the local listener; returns the queue id
 /// from the `250 ... queued as ID` reply.
-async fn submit(
+pub(crate) async fn submit(
     addr: SocketAddr,
     from: &str,
     to: &str,
