@@ -373,7 +373,11 @@ fn account_line(a: &Value) -> String {
             time_of(a["access_token_expires_at"].as_u64().unwrap_or(0))
         ),
         "ready" => "credentials stored; not used yet".into(),
-        "signed-out" => format!("not signed in yet: {}", a["reason"].as_str().unwrap_or("")),
+        // The reason says it: "Not signed in yet: sign in from …".
+        "signed-out" => a["reason"]
+            .as_str()
+            .unwrap_or("Not signed in yet.")
+            .to_string(),
         "sign-in-needed" => format!("SIGN-IN NEEDED: {}", a["reason"].as_str().unwrap_or("")),
         "not-configured" => format!("not configured: {}", a["reason"].as_str().unwrap_or("")),
         other => other.to_string(),
