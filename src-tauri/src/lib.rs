@@ -11,6 +11,7 @@ mod events;
 mod ipc;
 mod login;
 mod logs;
+mod memory;
 mod notify;
 mod send_test;
 mod settings;
