@@ -113,7 +113,7 @@ def proc_mem(pid):
     }
 
 
-def top_mappings(pid, n=12):
+def top_mappings(pid, n=25):
     """RSS per mapped file (anonymous mappings by their kind), largest first."""
     sums, name = {}, None
     head = re.compile(r"^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$")
