@@ -444,3 +444,37 @@ async fn connector_relay_reaches_the_endpoint_its_mx_names() {
     expect(&checks, "network.tls", "ok", TENANT_MX);
     expect(&checks, "auth.smtp", "skip", "do not sign in");
 }
+
+/// `send-test` puts nothing the admin typed into an SMTP session: a CR LF
+/// in `--to` or `--from` (which would have added commands) is refused, and
+/// nothing is queued or sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn send_test_refuses_addresses_that_would_add_commands() {
+    let up = Upstream::start().await;
+    let p = Postern::start(&up).await;
+    for args in [
+        ["--to", "bob@contoso.com\r\nRCPT TO:<victim@evil.example>"],
+        ["--to", "bob@contoso.com>\r\nDATA"],
+        ["--from", "x@contoso.com\r\nRCPT TO:<victim@evil.example>"],
+    ] {
+        let mut all = vec!["send-test", "--no-wait"];
+        if args[0] == "--from" {
+            all.extend(["--to", "bob@contoso.com"]);
+        }
+        all.extend(args);
+        let out = p.cli(&all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("is not an email address"),
+            "{}",
+            text(&out)
+        );
+    }
+    assert!(p.queue().is_empty(), "{:?}", p.queue());
+    // A plain address still goes, and only it arrives.
+    let out = p.cli(&["send-test", "--to", "bob@contoso.com"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let got = up.wait_for(1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].rcpt_to, vec!["bob@contoso.com"]);
+}

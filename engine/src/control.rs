@@ -22,6 +22,8 @@ use crate::throttle::{Throttle, ThrottleStatus};
 
 pub const SOCKET_NAME: &str = "control.sock";
 
+mod send_test;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Request {
@@ -48,6 +50,13 @@ pub enum Request {
     /// Credentials changed (signed in, new secret): forget the cached token
     /// and try held messages again now.
     Recheck,
+    /// Queue a test message from `from` to `to` (`postern send-test`, the
+    /// window's "Send a test"), through the spool like any device's mail;
+    /// answers `{id}`. Both addresses are checked first.
+    SendTest {
+        from: String,
+        to: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -248,6 +257,10 @@ impl Controller {
                     Err(e) => Response::err(e),
                 }
             }
+            Request::SendTest { from, to } => match self.send_test(&from, &to).await {
+                Ok(id) => Response::ok(json!({ "id": id })),
+                Err(e) => Response::err(e),
+            },
             Request::Pause | Request::Resume => match &self.worker {
                 Some(w) => {
                     w.set_paused(req == Request::Pause);
@@ -351,11 +364,14 @@ pub async fn serve(
     controller: Arc<Controller>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::io::{AsyncWriteExt, BufReader};
+    // One task per client; finished ones are reaped as they end, the rest
+    // are aborted at shutdown.
     let mut clients = tokio::task::JoinSet::new();
     loop {
         let stream = tokio::select! {
             _ = shutdown.changed() => break,
+            Some(_) = clients.join_next(), if !clients.is_empty() => continue,
             accepted = socket.accept() => match accepted {
                 Ok((s, _)) => s,
                 Err(e) => { tracing::warn!(error = %e, "control socket accept failed"); continue; }
@@ -364,8 +380,19 @@ pub async fn serve(
         let c = controller.clone();
         clients.spawn(async move {
             let (read, mut write) = stream.into_split();
-            let mut lines = BufReader::new(read).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
+            let mut read = BufReader::new(read);
+            loop {
+                let line = match read_request(&mut read).await {
+                    Ok(Some(line)) => line,
+                    Ok(None) => break,
+                    Err(e) => {
+                        let mut out =
+                            serde_json::to_vec(&Response::err(e)).expect("response serialises");
+                        out.push(b'\n');
+                        let _ = write.write_all(&out).await;
+                        break;
+                    }
+                };
                 let resp = match serde_json::from_str::<Request>(&line) {
                     Ok(req) => c.handle(req).await,
                     Err(e) => Response::err(format!("bad request: {e}")),
@@ -379,6 +406,34 @@ pub async fn serve(
         });
     }
     clients.abort_all();
+}
+
+/// A request line is at most this long (the largest request is a few
+/// hundred bytes; a client sending more is cut off, not buffered).
+pub const MAX_REQUEST_LINE: u64 = 64 * 1024;
+
+/// One request line; None at the end of the stream; an error past
+/// [`MAX_REQUEST_LINE`] bytes without a line break.
+#[cfg(unix)]
+async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
+    read: &mut R,
+) -> Result<Option<String>, String> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut buf = Vec::new();
+    let n = read
+        .take(MAX_REQUEST_LINE + 1)
+        .read_until(b'\n', &mut buf)
+        .await
+        .map_err(|e| e.to_string())?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if !buf.ends_with(b"\n") && n as u64 > MAX_REQUEST_LINE {
+        return Err(format!("request longer than {MAX_REQUEST_LINE} bytes"));
+    }
+    String::from_utf8(buf)
+        .map(|s| Some(s.trim_end().to_string()))
+        .map_err(|_| "request is not UTF-8".to_string())
 }
 
 #[cfg(not(unix))]
@@ -425,4 +480,25 @@ pub async fn request(spool_dir: &Path, req: &Request) -> Result<Response, Client
 #[cfg(not(unix))]
 pub async fn request(_spool_dir: &Path, _req: &Request) -> Result<Response, ClientError> {
     Err(ClientError::NotRunning)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    /// A request line has a bound: past it the client gets an error, and
+    /// nothing more of it is buffered.
+    #[tokio::test]
+    async fn request_lines_are_bounded() {
+        let long = vec![b'x'; MAX_REQUEST_LINE as usize + 10];
+        let mut r = tokio::io::BufReader::new(&long[..]);
+        let err = read_request(&mut r).await.unwrap_err();
+        assert!(err.contains("longer than"), "{err}");
+        let mut r = tokio::io::BufReader::new(&b"{\"op\":\"status\"}\n"[..]);
+        assert_eq!(
+            read_request(&mut r).await.unwrap().as_deref(),
+            Some("{\"op\":\"status\"}")
+        );
+        assert_eq!(read_request(&mut r).await.unwrap(), None);
+    }
 }

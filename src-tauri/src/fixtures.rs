@@ -207,9 +207,7 @@ dir = "{spool}"
         let body = mail(from, to, subject, lines);
         let sent_bytes = &sent_bytes;
         async move {
-            let id = crate::send_test::submit(addr, from, to, &body)
-                .await
-                .unwrap();
+            let id = submit(addr, from, to, &body).await.unwrap();
             sent_bytes
                 .lock()
                 .unwrap()
@@ -463,4 +461,89 @@ fn ui_fixtures_are_the_engines_answers() {
          run `UPDATE_FIXTURES=1 cargo test -p postern --lib fixtures` and commit the result",
         differ.join(", ")
     );
+}
+
+/// Per SMTP command with the engine's listener.
+const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// One SMTP transaction with the engine's listener, as a device would; returns the queue id
+/// from the `250 ... queued as ID` reply.
+async fn submit(
+    addr: SocketAddr,
+    from: &str,
+    to: &str,
+    message: &str,
+) -> Result<MessageId, String> {
+    use tokio::io::{AsyncWriteExt, BufReader};
+    let tcp = tokio::time::timeout(SMTP_TIMEOUT, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| "no answer".to_string())?
+        .map_err(|e| e.to_string())?;
+    let (read, mut write) = tcp.into_split();
+    let mut read = BufReader::new(read);
+    expect(&mut read, 220).await?;
+    let host = postern_engine::engine::host_name();
+    // Dot-stuffing (RFC 5321 §4.5.2): every line that starts with ".",
+    // the first one included.
+    let mut data: String = message
+        .split_inclusive("\r\n")
+        .map(|l| {
+            if l.starts_with('.') {
+                format!(".{l}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    data.push_str(".\r\n");
+    let steps = [
+        (format!("EHLO {host}\r\n"), 250),
+        (format!("MAIL FROM:<{from}>\r\n"), 250),
+        (format!("RCPT TO:<{to}>\r\n"), 250),
+        ("DATA\r\n".to_string(), 354),
+        (data, 250),
+    ];
+    let mut last = String::new();
+    for (line, code) in steps {
+        write
+            .write_all(line.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        last = expect(&mut read, code).await?;
+    }
+    let _ = write.write_all(b"QUIT\r\n").await;
+    last.rsplit("queued as ")
+        .next()
+        .filter(|_| last.contains("queued as "))
+        .and_then(|id| id.trim().parse::<MessageId>().ok())
+        .ok_or_else(|| format!("unexpected reply: {last}"))
+}
+
+/// Reads one (possibly multi-line) reply; an error unless its code is `code`.
+async fn expect<R: tokio::io::AsyncBufRead + Unpin>(
+    read: &mut R,
+    code: u16,
+) -> Result<String, String> {
+    use tokio::io::AsyncBufReadExt;
+    let mut reply = String::new();
+    loop {
+        let mut line = String::new();
+        let n = tokio::time::timeout(SMTP_TIMEOUT, read.read_line(&mut line))
+            .await
+            .map_err(|_| "Postern stopped answering".to_string())?
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err(format!("connection closed ({})", reply.trim_end()));
+        }
+        reply.push_str(&line);
+        if line.as_bytes().get(3) != Some(&b'-') {
+            break;
+        }
+    }
+    let reply = reply.trim_end().to_string();
+    if reply.get(..3).and_then(|c| c.parse::<u16>().ok()) == Some(code) {
+        Ok(reply)
+    } else {
+        Err(reply)
+    }
 }

@@ -182,11 +182,7 @@ pub fn get_logs(shell: State<'_, Shell>, since: Option<u64>) -> Vec<LogLine> {
 #[tauri::command]
 pub async fn send_test(shell: State<'_, Shell>, to: String) -> Reply<TestQueued> {
     let config = shell.config.read().await.clone();
-    let listening = shell.listening().await;
-    if listening.is_empty() {
-        return Err(shell.controller().await.err().unwrap_or_default());
-    }
-    let id = crate::send_test::queue_test(&config, &listening, &to).await?;
+    let id = crate::send_test::queue_test(&shell, &config, &to).await?;
     Ok(TestQueued { id })
 }
 

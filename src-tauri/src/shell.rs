@@ -21,6 +21,8 @@ use crate::notify::NotifySettings;
 pub struct Running {
     pub engine: Engine,
     pub controller: Arc<Controller>,
+    /// Where the engine listens (the tests ask; the window asks the engine).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub listening: Vec<SocketAddr>,
     /// Turned true when this engine is replaced or stopped: its event
     /// forwarder watches it and ends (the engine's `Events` outlive it in
@@ -120,6 +122,7 @@ impl Shell {
             .unwrap_or_else(|| "Postern's relay is not running.".into()))
     }
 
+    #[cfg(test)]
     pub async fn listening(&self) -> Vec<SocketAddr> {
         match self.running.lock().await.as_ref() {
             Some(r) => r.listening.clone(),
