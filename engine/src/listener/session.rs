@@ -41,7 +41,7 @@ const MAX_SESSION_COMMANDS: usize = 50_000;
 /// An outsider (not in `listener.allow`) that has not logged in gets this
 /// many commands and this much time: enough for EHLO, STARTTLS, EHLO and
 /// AUTH, not enough to sit on a connection slot with NOOPs.
-const OUTSIDER_COMMANDS: usize = 10;
+const OUTSIDER_COMMANDS: usize = 20;
 const OUTSIDER_TIME: Duration = Duration::from_secs(60);
 /// RFC 5321 §4.5.3.1: local part and domain lengths.
 const MAX_LOCAL_PART: usize = 64;
@@ -353,9 +353,10 @@ impl Session {
                     "554 5.7.1 Relaying denied: {} is not allowed to send through Postern; add this device's address to [listener] allow{login}",
                     self.ip
                 );
-                // Unless it may still log in, there is nothing more for it
-                // to do here: its slot goes back now.
-                self.quit = !self.auth_offered();
+                // Unless it may still log in (device users exist; it may
+                // need STARTTLS first), there is nothing more for it to do
+                // here: its slot goes back now.
+                self.quit = !self.shared.device_auth.has_users();
                 return self.reply(&text);
             }
         }
