@@ -35,7 +35,7 @@ use tokio::sync::Notify;
 
 use crate::events::{Event, Events};
 use dirsync::DirSync;
-use recovery::{load_index, restrict_permissions, try_lock};
+use recovery::{check_owner, load_index, restrict_permissions, try_lock};
 
 /// Write buffer for incoming content: big enough to keep syscalls few, small
 /// enough that 20 devices sending 25 MB each use little memory.
@@ -53,6 +53,8 @@ pub enum SpoolError {
     NotFound(MessageId),
     #[error("message {0} is being sent right now; try again in a moment")]
     Busy(MessageId),
+    #[error("the spool {path} belongs to another user (uid {owner}, Postern runs as uid {me}); use a spool directory of your own (spool.dir), or fix its owner")]
+    NotOwner { path: PathBuf, owner: u32, me: u32 },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
@@ -206,7 +208,9 @@ impl Spool {
     fn open_blocking(dir: PathBuf, events: Events) -> Result<Spool, SpoolError> {
         let msg_dir = dir.join("msg");
         let tmp_dir = dir.join("tmp");
-        for d in [&dir, &msg_dir, &tmp_dir] {
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        check_owner(&dir)?;
+        for d in [&msg_dir, &tmp_dir] {
             std::fs::create_dir_all(d).map_err(io_err(d))?;
         }
         restrict_permissions(&dir);

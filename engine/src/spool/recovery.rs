@@ -70,24 +70,40 @@ pub(super) fn load_index(msg_dir: &Path) -> Result<BTreeMap<MessageId, Entry>, S
     Ok(index)
 }
 
-#[cfg(unix)]
+/// An exclusive advisory lock on the spool's lock file, on every platform
+/// (`flock` on Unix, `LockFileEx` on Windows), held while the file is open.
 pub(super) fn try_lock(file: &std::fs::File) -> bool {
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
-}
-
-#[cfg(not(unix))]
-pub(super) fn try_lock(_file: &std::fs::File) -> bool {
-    // Windows: the tray app is single-instance; a second `serve` on the same
-    // spool is the admin's to avoid. (LockFileEx would go here.)
-    true
+    file.try_lock().is_ok()
 }
 
 #[cfg(unix)]
 pub(super) fn restrict_permissions(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+}
+
+/// The spool must belong to the user running Postern: a spool directory
+/// someone else owns (made by another account, or planted in a shared
+/// place) could be read or changed by them, so it is refused.
+#[cfg(unix)]
+pub(super) fn check_owner(dir: &Path) -> Result<(), SpoolError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).map_err(io_err(dir))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(SpoolError::NotOwner {
+            path: dir.to_path_buf(),
+            owner: meta.uid(),
+            me,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+pub(super) fn check_owner(_dir: &Path) -> Result<(), SpoolError> {
+    Ok(())
 }
 
 #[cfg(not(unix))]

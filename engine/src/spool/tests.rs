@@ -214,3 +214,24 @@ async fn devices_take_turns_oldest_first_within_each() {
         .collect();
     assert_eq!(order, ["app", "scan", "auth", "app", "app", "app", "app"]);
 }
+
+/// A spool directory another user owns is refused, naming the fix.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_spool_owned_by_someone_else_is_refused() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return; // only root can give a directory away (CI runs as root)
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spool_dir = dir.path().join("spool");
+    std::fs::create_dir(&spool_dir).unwrap();
+    std::os::unix::fs::chown(&spool_dir, Some(65534), Some(65534)).unwrap();
+    let err = Spool::open(&spool_dir, Events::new())
+        .await
+        .err()
+        .expect("refused");
+    let text = err.to_string();
+    assert!(text.contains("belongs to another user"), "{text}");
+    assert!(!spool_dir.join("msg").exists(), "nothing created in it");
+}
