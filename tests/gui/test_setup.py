@@ -282,7 +282,8 @@ def device_card(app):
     mine = global_ipv4()
     for iface, addr, net in mine:
         assert addr in servers and iface in servers and net in servers, f"{addr} ({iface}, {net}) not on the card: {servers!r}"
-    assert login, "the card does not say whether a login is needed"
+    # No device users and nothing but loopback allowed yet: the card says devices cannot send unasked.
+    assert "not allowed yet" in login or "log in" in login, f"the card does not say whether a login is needed: {login!r}"
     app.screenshot("7-device-card")
     if not mine:
         log("step 7: this machine has no global IPv4 address: the LAN consent is not tried")
@@ -297,6 +298,8 @@ def device_card(app):
     assert f"0.0.0.0:{port}" in listener["listen"], listener
     assert net in listener["allow"], listener
     wait_for("the card to follow", lambda: not app.exists(button))
+    login = app.text("#device-card-login")
+    assert login.startswith(f"No, for devices on {net}"), f"the card's login line after the consent: {login!r}"
     wait_for("Postern to listen on the LAN address", lambda: port_open(port, addr), 30)
     log(f"step 7: {app.text('#device-card-note')!r}; login now {app.text('#device-card-login')!r}; "
         f"the listener: {listener}")
