@@ -171,6 +171,9 @@ def first_run(work, fakes):
     app.page("setup")
     step_is(app, 1)
     app.wait_text("#setup-banner", "Welcome to Postern")  # still the first run
+    # Nothing was ever signed in: nobody may be told a saved sign-in was refused.
+    strip = wait_for("the status strip", lambda: (t := app._try(lambda: app.text(".strip"))) and "Connecting" not in t and t)
+    assert "no longer accepts the saved sign-in" not in strip, f"before any secret or sign-in: {strip!r}"
     answer(app, external=True, mailbox=True, connector="no", smtp_auth=True)
     app.wait_for("#setup-recommendation[data-mode=submission]")
     reason = app.text("#setup-reason")
