@@ -294,8 +294,12 @@ async fn device_code_sign_in_then_delivery() {
 async fn not_signed_in_is_said_plainly_and_nothing_bounces() {
     let up = Upstream::start_public(IdentityOptions::default()).await;
     let mut p = Postern::prepare(&up, interactive);
+    // Nothing was ever stored: "not signed in yet", not "Microsoft refused
+    // the saved sign-in"; and the README's words for the config values.
     let status = p.cli_json(&["account", "status"]);
-    assert_eq!(status["account"]["state"], "sign-in-needed", "{status}");
+    assert_eq!(status["account"]["state"], "signed-out", "{status}");
+    assert_eq!(status["auth"], "oauth", "{status}");
+    assert_eq!(status["flow"], "interactive", "{status}");
     assert!(status["account"]["reason"]
         .as_str()
         .unwrap()
@@ -303,6 +307,8 @@ async fn not_signed_in_is_said_plainly_and_nothing_bounces() {
     p.spawn();
     send_many(&p, 1, "early");
     p.wait_all(1, "held");
+    let status = p.cli_json(&["account", "status"]);
+    assert_eq!(status["account"]["state"], "signed-out", "{status}");
     login_with_curl_browser(&p);
     up.wait_for(1).await;
     p.wait_all(1, "sent");

@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::auth::TokenSource;
-use crate::config::Config;
-use crate::delivery::worker::WorkerState;
-use crate::spool::{MessageId, Spool, State};
-use crate::throttle::Throttle;
+use crate::auth::{AccountState, TokenSource};
+use crate::config::{Config, UpstreamAuth, UpstreamMode};
+use crate::delivery::worker::{Attention, WorkerState};
+use crate::spool::{MessageId, MessageInfo, Spool, State};
+use crate::throttle::{Throttle, ThrottleStatus};
 
 pub const SOCKET_NAME: &str = "control.sock";
 
@@ -76,6 +76,104 @@ impl Response {
     }
 }
 
+/// The answer to `Request::Status` (`postern status --json`, the GUI's
+/// `get_status` and `status-changed`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct Status {
+    /// An engine runs (false: the CLI answered from the spool, or the tray
+    /// app's engine could not start; `attention` then says why).
+    pub running: bool,
+    pub paused: bool,
+    pub queue: QueueCounts,
+    pub attention: Option<Attention>,
+    /// Open connections to Microsoft.
+    pub connections: usize,
+    pub throttle: Option<ThrottleStatus>,
+    pub account: AccountState,
+    pub upstream: UpstreamBrief,
+    pub listening: Vec<SocketAddr>,
+    pub spool: PathBuf,
+}
+
+/// How many messages are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+pub struct QueueCounts {
+    pub queued: usize,
+    pub sending: usize,
+    pub deferred: usize,
+    pub held: usize,
+    pub sent: usize,
+    pub failed: usize,
+}
+
+/// Where mail goes, with the mode's defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+pub struct UpstreamBrief {
+    pub mode: UpstreamMode,
+    pub host: String,
+    pub port: u16,
+    pub mailbox: String,
+    pub auth: UpstreamAuth,
+}
+
+impl UpstreamBrief {
+    pub fn of(config: &Config) -> UpstreamBrief {
+        let u = &config.upstream;
+        UpstreamBrief {
+            mode: u.mode,
+            host: u.effective_host().to_string(),
+            port: u.effective_port(),
+            mailbox: u.mailbox.clone(),
+            auth: u.auth,
+        }
+    }
+}
+
+impl Status {
+    /// The status of an engine that is not running, with `reason` (plain
+    /// language) as what needs attention.
+    pub fn stopped(config: &Config, reason: &str) -> Status {
+        Status {
+            running: false,
+            paused: false,
+            queue: QueueCounts::default(),
+            attention: Some(Attention {
+                summary: reason.to_string(),
+                fix: "Check the settings, then save them to start again.".into(),
+                cause: String::new(),
+                recheck_at: 0,
+            }),
+            connections: 0,
+            throttle: None,
+            account: AccountState::NotConfigured {
+                reason: "Postern's relay is not running.".into(),
+            },
+            upstream: UpstreamBrief::of(config),
+            listening: Vec::new(),
+            spool: config.spool_dir(),
+        }
+    }
+}
+
+/// The answer to `Request::Show`: the message and its delivery transcript.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct MessageDetail {
+    #[serde(flatten)]
+    pub info: MessageInfo,
+    /// What was said with Microsoft, secrets redacted; empty before the
+    /// first attempt.
+    pub transcript: String,
+}
+
+/// One hour of the throttle history (`Request::ThrottleHistory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+pub struct HistoryPoint {
+    /// Unix ms of the hour's start.
+    pub at: u64,
+    pub messages: u32,
+    pub recipients: u64,
+}
+
 /// Everything a request may need. `worker` and `throttle` are absent when
 /// no engine runs (the CLI working on the spool directly).
 pub struct Controller {
@@ -90,14 +188,12 @@ pub struct Controller {
 impl Controller {
     pub async fn handle(&self, req: Request) -> Response {
         match req {
-            Request::Status => Response::ok(self.status().await),
+            Request::Status => Response::ok(json!(self.status().await)),
             Request::Queue => Response::ok(json!(self.spool.list())),
             Request::Show { id } => match self.spool.get(&id) {
                 Some(info) => {
                     let transcript = self.spool.transcript(&id).await;
-                    let mut v = json!(info);
-                    v["transcript"] = json!(transcript);
-                    Response::ok(v)
+                    Response::ok(json!(MessageDetail { info, transcript }))
                 }
                 None => Response::err(format!("no message {id} in the queue")),
             },
@@ -135,7 +231,11 @@ impl Controller {
                     .unwrap_or_default();
                 Response::ok(json!(buckets
                     .iter()
-                    .map(|(at, m, r)| json!({ "at": at, "messages": m, "recipients": r }))
+                    .map(|&(at, messages, recipients)| HistoryPoint {
+                        at,
+                        messages,
+                        recipients,
+                    })
                     .collect::<Vec<_>>()))
             }
             Request::Recheck => {
@@ -185,36 +285,33 @@ impl Controller {
         demand
     }
 
-    pub async fn status(&self) -> Value {
+    pub async fn status(&self) -> Status {
         let account = self.tokens.check_stored().await;
         let counts = self.spool.counts();
         let count = |s: State| counts.get(&s).copied().unwrap_or(0);
-        let u = &self.config.upstream;
-        json!({
-            "running": self.worker.is_some(),
-            "paused": self.worker.as_ref().map(|w| w.is_paused()).unwrap_or(false),
-            "queue": {
-                "queued": count(State::Queued),
-                "sending": count(State::Sending),
-                "deferred": count(State::Deferred),
-                "held": count(State::Held),
-                "sent": count(State::Sent),
-                "failed": count(State::Failed),
+        Status {
+            running: self.worker.is_some(),
+            paused: self.worker.as_ref().map(|w| w.is_paused()).unwrap_or(false),
+            queue: QueueCounts {
+                queued: count(State::Queued),
+                sending: count(State::Sending),
+                deferred: count(State::Deferred),
+                held: count(State::Held),
+                sent: count(State::Sent),
+                failed: count(State::Failed),
             },
-            "attention": self.worker.as_ref().and_then(|w| w.attention()),
-            "connections": self.worker.as_ref().map(|w| w.active_connections()).unwrap_or(0),
-            "throttle": self.throttle.as_ref().map(|t| t.status(&self.demand())),
-            "account": account,
-            "upstream": {
-                "mode": u.mode,
-                "host": u.effective_host(),
-                "port": u.effective_port(),
-                "mailbox": u.mailbox,
-                "auth": u.auth,
-            },
-            "listening": self.listening,
-            "spool": self.spool.dir(),
-        })
+            attention: self.worker.as_ref().and_then(|w| w.attention()),
+            connections: self
+                .worker
+                .as_ref()
+                .map(|w| w.active_connections())
+                .unwrap_or(0),
+            throttle: self.throttle.as_ref().map(|t| t.status(&self.demand())),
+            account,
+            upstream: UpstreamBrief::of(&self.config),
+            listening: self.listening.clone(),
+            spool: self.spool.dir().to_path_buf(),
+        }
     }
 }
 

@@ -11,8 +11,10 @@ use crate::spool::MessageId;
 /// How many events a slow subscriber may lag behind before it misses some.
 const EVENT_BUFFER: usize = 1024;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// `EngineEvent` in TypeScript: the payload of the window's `engine-event`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ts_rs::TS)]
 #[serde(tag = "event", rename_all = "kebab-case")]
+#[ts(rename = "EngineEvent")]
 pub enum Event {
     /// A device handed in a message and it is safe on disk.
     Received {

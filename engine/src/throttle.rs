@@ -134,7 +134,7 @@ pub struct Throttle {
 }
 
 /// What the status view shows (`postern status`, the GUI's throttling panel).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, ts_rs::TS)]
 pub struct ThrottleStatus {
     pub messages_per_minute: Option<u32>,
     pub messages_last_minute: usize,

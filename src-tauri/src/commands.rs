@@ -377,6 +377,11 @@ fn account_line(a: &Value) -> String {
             time_of(a["access_token_expires_at"].as_u64().unwrap_or(0))
         ),
         "ready" => "credentials stored; not used yet".into(),
+        // The reason says it: "Not signed in yet: sign in from …".
+        "signed-out" => a["reason"]
+            .as_str()
+            .unwrap_or("Not signed in yet.")
+            .to_string(),
         "sign-in-needed" => format!("SIGN-IN NEEDED: {}", a["reason"].as_str().unwrap_or("")),
         "not-configured" => format!("not configured: {}", a["reason"].as_str().unwrap_or("")),
         other => other.to_string(),
@@ -391,21 +396,18 @@ async fn account(cmd: AccountCommand, config: &Config) -> i32 {
             no_browser,
         } => crate::login::run(config, &store, device_code, no_browser).await,
         AccountCommand::Status { json } => {
-            let state = match control::request(&config.spool_dir(), &Request::Status).await {
-                Ok(Response { data: Some(v), .. }) => v["account"].clone(),
-                _ => serde_json::to_value(
-                    TokenSource::new(config, store.clone()).check_stored().await,
-                )
-                .unwrap(),
+            let running = match control::request(&config.spool_dir(), &Request::Status).await {
+                Ok(Response { data: Some(v), .. }) => {
+                    serde_json::from_value::<control::Status>(v).ok()
+                }
+                _ => None,
             };
-            let mut v = serde_json::json!({
-                "mailbox": config.upstream.mailbox,
-                "auth": config.upstream.auth,
-                "flow": config.oauth.flow,
-                "client_id": config.oauth.client_id,
-                "tenant": config.oauth.tenant,
-            });
-            v["account"] = state;
+            let state = match running {
+                Some(status) => status.account,
+                None => TokenSource::new(config, store.clone()).check_stored().await,
+            };
+            let reply = crate::contract::AccountReply::new(config, state);
+            let v = serde_json::to_value(&reply).expect("the account serialises");
             if json {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap());
             } else {

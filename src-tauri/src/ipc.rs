@@ -4,67 +4,79 @@
 //! with a plain-language string. Nothing here hands out a token or secret.
 
 use postern_engine::auth::TokenSource;
-use postern_engine::control::Request;
+use postern_engine::control::{HistoryPoint, MessageDetail, Request, Status};
+use postern_engine::diagnose::Check;
 use postern_engine::secrets::SecretStore;
-use postern_engine::spool::MessageId;
-use serde_json::{json, Value};
+use postern_engine::spool::{MessageId, MessageInfo};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use tauri::{AppHandle, Runtime, State};
 
+use crate::contract::{
+    AccountReply, Deleted, Done, Paused, Retried, SaveReply, SettingsReply, SignIn, TestQueued,
+    Validation,
+};
 use crate::logs::LogLine;
 use crate::notify::NotifySettings;
 use crate::settings;
 use crate::shell::Shell;
 
-type Reply = Result<Value, String>;
+type Reply<T> = Result<T, String>;
 
 fn id(id: &str) -> Result<MessageId, String> {
     id.parse::<MessageId>().map_err(|e| e.to_string())
 }
 
+/// Asks the engine; its answer as the command's reply type.
+async fn ask<T: DeserializeOwned>(shell: &Shell, req: Request) -> Reply<T> {
+    let v = shell.ask(req).await?;
+    serde_json::from_value(v).map_err(|e| format!("unexpected answer from the relay: {e}"))
+}
+
 /// Asks the engine, then lets the status pump push the change.
-async fn act(shell: &Shell, req: Request) -> Reply {
-    let r = shell.ask(req).await;
+async fn act<T: DeserializeOwned>(shell: &Shell, req: Request) -> Reply<T> {
+    let r = ask(shell, req).await;
     let _ = shell.nudge.send(());
     r
 }
 
 #[tauri::command]
-pub async fn get_status(shell: State<'_, Shell>) -> Reply {
-    Ok(shell.status().await)
+pub async fn get_status(shell: State<'_, Shell>) -> Reply<Status> {
+    Ok(shell.engine_status().await)
 }
 
 #[tauri::command]
-pub async fn get_queue(shell: State<'_, Shell>) -> Reply {
-    shell.ask(Request::Queue).await
+pub async fn get_queue(shell: State<'_, Shell>) -> Reply<Vec<MessageInfo>> {
+    ask(&shell, Request::Queue).await
 }
 
 #[tauri::command]
-pub async fn get_message(shell: State<'_, Shell>, id: String) -> Reply {
-    shell.ask(Request::Show { id: self::id(&id)? }).await
+pub async fn get_message(shell: State<'_, Shell>, id: String) -> Reply<MessageDetail> {
+    ask(&shell, Request::Show { id: self::id(&id)? }).await
 }
 
 #[tauri::command]
-pub async fn retry(shell: State<'_, Shell>, id: String) -> Reply {
+pub async fn retry(shell: State<'_, Shell>, id: String) -> Reply<Retried> {
     act(&shell, Request::Retry { id: self::id(&id)? }).await
 }
 
 #[tauri::command]
-pub async fn retry_all(shell: State<'_, Shell>) -> Reply {
+pub async fn retry_all(shell: State<'_, Shell>) -> Reply<Retried> {
     act(&shell, Request::RetryAll).await
 }
 
 #[tauri::command]
-pub async fn delete_message(shell: State<'_, Shell>, id: String) -> Reply {
+pub async fn delete_message(shell: State<'_, Shell>, id: String) -> Reply<Deleted> {
     act(&shell, Request::Delete { id: self::id(&id)? }).await
 }
 
 #[tauri::command]
-pub async fn resend_rewritten(shell: State<'_, Shell>, id: String) -> Reply {
+pub async fn resend_rewritten(shell: State<'_, Shell>, id: String) -> Reply<Retried> {
     act(&shell, Request::ResendRewritten { id: self::id(&id)? }).await
 }
 
 #[tauri::command]
-pub async fn set_paused(shell: State<'_, Shell>, paused: bool) -> Reply {
+pub async fn set_paused(shell: State<'_, Shell>, paused: bool) -> Reply<Paused> {
     act(
         &shell,
         if paused {
@@ -77,62 +89,51 @@ pub async fn set_paused(shell: State<'_, Shell>, paused: bool) -> Reply {
 }
 
 #[tauri::command]
-pub async fn get_throttle_history(shell: State<'_, Shell>) -> Reply {
-    shell.ask(Request::ThrottleHistory).await
+pub async fn get_throttle_history(shell: State<'_, Shell>) -> Reply<Vec<HistoryPoint>> {
+    ask(&shell, Request::ThrottleHistory).await
 }
 
 #[tauri::command]
-pub async fn get_account(shell: State<'_, Shell>) -> Reply {
+pub async fn get_account(shell: State<'_, Shell>) -> Reply<AccountReply> {
     let config = shell.config.read().await.clone();
-    let state = match shell.ask(Request::Status).await {
-        Ok(v) => v["account"].clone(),
-        Err(_) => json!(
+    let state = match shell.controller().await {
+        Ok(c) => c.status().await.account,
+        Err(_) => {
             TokenSource::new(&config, SecretStore::new())
                 .check_stored()
                 .await
-        ),
+        }
     };
-    Ok(json!({
-        "mailbox": config.upstream.mailbox,
-        "auth": config.upstream.auth,
-        "flow": config.oauth.flow,
-        "client_id": config.oauth.client_id,
-        "tenant": config.oauth.tenant,
-        "account": state,
-    }))
+    Ok(AccountReply::new(&config, state))
 }
 
 #[tauri::command]
-pub async fn sign_in<R: Runtime>(app: AppHandle<R>, device_code: bool) -> Reply {
+pub async fn sign_in<R: Runtime>(app: AppHandle<R>, device_code: bool) -> Reply<SignIn> {
     crate::signin::start(app, device_code).await
 }
 
 #[tauri::command]
-pub async fn sign_out(shell: State<'_, Shell>) -> Reply {
+pub async fn sign_out(shell: State<'_, Shell>) -> Reply<Done> {
     let config = shell.config.read().await.clone();
     let store = SecretStore::new();
     for key in crate::commands::account_keys(&config) {
         store.delete(&key).map_err(|e| e.to_string())?;
     }
-    let _ = act(&shell, Request::Recheck).await;
-    Ok(json!({}))
+    let _ = act::<Value>(&shell, Request::Recheck).await;
+    Ok(Done {})
 }
 
 #[tauri::command]
-pub async fn get_settings(shell: State<'_, Shell>) -> Reply {
-    let config = shell.config.read().await;
-    Ok(json!({
-        "path": shell.config_path,
-        "config": settings::to_json(&config),
-    }))
-}
-
-#[tauri::command]
-pub async fn validate_settings(shell: State<'_, Shell>, config: Value) -> Reply {
-    Ok(match settings::check(&config, &shell.config_path) {
-        Ok(_) => json!({ "ok": true, "errors": [] }),
-        Err(errors) => json!({ "ok": false, "errors": errors }),
+pub async fn get_settings(shell: State<'_, Shell>) -> Reply<SettingsReply> {
+    Ok(SettingsReply {
+        path: shell.config_path.clone(),
+        config: shell.config.read().await.clone(),
     })
+}
+
+#[tauri::command]
+pub async fn validate_settings(shell: State<'_, Shell>, config: Value) -> Reply<Validation> {
+    Ok(settings::validate(&config, &shell.config_path))
 }
 
 #[tauri::command]
@@ -140,10 +141,16 @@ pub async fn save_settings<R: Runtime>(
     app: AppHandle<R>,
     shell: State<'_, Shell>,
     config: Value,
-) -> Reply {
+) -> Reply<SaveReply> {
     let (parsed, text) = match settings::check(&config, &shell.config_path) {
         Ok(ok) => ok,
-        Err(errors) => return Ok(json!({ "ok": false, "errors": errors, "restarted": false })),
+        Err(errors) => {
+            return Ok(SaveReply {
+                ok: false,
+                errors,
+                restarted: false,
+            })
+        }
     };
     settings::write(&shell.config_path, &text)?;
     let changed = *shell.config.read().await != parsed;
@@ -154,14 +161,17 @@ pub async fn save_settings<R: Runtime>(
         tracing::info!("settings saved; restarting the relay with them");
         crate::app::start_engine(&app).await?;
     }
-    Ok(json!({ "ok": true, "errors": [], "restarted": restarted }))
+    Ok(SaveReply {
+        ok: true,
+        errors: vec![],
+        restarted,
+    })
 }
 
 #[tauri::command]
-pub async fn run_diagnostics(shell: State<'_, Shell>) -> Reply {
+pub async fn run_diagnostics(shell: State<'_, Shell>) -> Reply<Vec<Check>> {
     let config = shell.config.read().await.clone();
-    let checks = postern_engine::diagnose::run(&config, &shell.config_path).await;
-    Ok(json!(checks))
+    Ok(postern_engine::diagnose::run(&config, &shell.config_path).await)
 }
 
 #[tauri::command]
@@ -170,14 +180,14 @@ pub fn get_logs(shell: State<'_, Shell>, since: Option<u64>) -> Vec<LogLine> {
 }
 
 #[tauri::command]
-pub async fn send_test(shell: State<'_, Shell>, to: String) -> Reply {
+pub async fn send_test(shell: State<'_, Shell>, to: String) -> Reply<TestQueued> {
     let config = shell.config.read().await.clone();
     let listening = shell.listening().await;
     if listening.is_empty() {
         return Err(shell.controller().await.err().unwrap_or_default());
     }
     let id = crate::send_test::queue_test(&config, &listening, &to).await?;
-    Ok(json!({ "id": id }))
+    Ok(TestQueued { id })
 }
 
 /// What the window was opened for (`{event, payload}` of `navigate` or

@@ -18,7 +18,8 @@ use crate::setup::Setup;
 use crate::shell::Shell;
 
 /// One address of this PC and the network it is on.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord, ts_rs::TS)]
+#[ts(rename = "DeviceAddress")]
 pub struct LanAddress {
     pub interface: String,
     pub address: String,
@@ -27,7 +28,7 @@ pub struct LanAddress {
 }
 
 /// `get_device_card`.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, ts_rs::TS)]
 pub struct DeviceCard {
     pub addresses: Vec<LanAddress>,
     pub port: u16,
@@ -46,7 +47,8 @@ pub struct DeviceCard {
 }
 
 /// `listen_on_lan`, shaped like `save_settings`'s answer.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, ts_rs::TS)]
+#[ts(rename = "ListenOnLan")]
 pub struct LanReply {
     pub ok: bool,
     pub errors: Vec<FieldError>,

@@ -6,8 +6,11 @@
 mod app;
 mod cli;
 mod commands;
+mod contract;
 mod diagnose;
 mod events;
+#[cfg(test)]
+mod fixtures;
 mod ipc;
 mod lan;
 mod login;

@@ -19,7 +19,7 @@ pub const CAPACITY: usize = 2000;
 /// can re-read the buffer with `get_logs`).
 const LIVE_BUFFER: usize = 256;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ts_rs::TS)]
 pub struct LogLine {
     pub seq: u64,
     /// Unix milliseconds.

@@ -27,8 +27,9 @@ const STUCK_AFTER: Duration = Duration::from_secs(30 * 60);
 const SHOW_FOR_MS: i32 = 30_000;
 
 /// Which kinds of notification are on (`get/set_notification_settings`).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, ts_rs::TS)]
 #[serde(default)]
+#[ts(rename = "NotificationSettings")]
 pub struct NotifySettings {
     pub failed: bool,
     pub sign_in: bool,

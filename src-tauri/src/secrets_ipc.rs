@@ -17,26 +17,26 @@ use crate::setup::Setup;
 use crate::shell::Shell;
 
 /// `{stored: true}`.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, ts_rs::TS)]
 pub struct Stored {
     pub stored: bool,
 }
 
 /// `{removed: true}`.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, ts_rs::TS)]
 pub struct Removed {
     pub removed: bool,
 }
 
 /// One `listener.users` name and whether its password is in the keychain.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, ts_rs::TS)]
 pub struct DeviceUserSecret {
     pub name: String,
     pub stored: bool,
 }
 
 /// `get_secrets`: stored / not stored, for the current config.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, ts_rs::TS)]
 pub struct SecretsState {
     pub client_secret: bool,
     pub mailbox_password: bool,
@@ -45,7 +45,7 @@ pub struct SecretsState {
 }
 
 /// Which account secret (`kind` in the commands' arguments).
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, ts_rs::TS)]
 #[serde(rename_all = "kebab-case")]
 pub enum SecretKind {
     ClientSecret,

@@ -45,9 +45,14 @@ pub async fn run(config: &Config, to: &str, from: Option<String>, wait: bool) ->
             return EXIT_FAILED;
         }
     };
-    let listening: Vec<SocketAddr> =
-        serde_json::from_value(status["listening"].clone()).unwrap_or_default();
-    let Some(addr) = target(config, &listening) else {
+    let status: control::Status = match serde_json::from_value(status) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("postern: the running Postern answered an unexpected status: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let Some(addr) = target(config, &status.listening) else {
         eprintln!("postern: Postern does not listen on a plain SMTP address (listener.listen)");
         return EXIT_FAILED;
     };
@@ -124,7 +129,7 @@ fn message(from: &str, to: &str, subject: &str) -> String {
 
 /// One SMTP transaction with the local listener; returns the queue id
 /// from the `250 ... queued as ID` reply.
-async fn submit(
+pub(crate) async fn submit(
     addr: SocketAddr,
     from: &str,
     to: &str,

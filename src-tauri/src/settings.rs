@@ -17,14 +17,15 @@ use serde_json::Value;
 
 use crate::shell::Shell;
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ts_rs::TS)]
 pub struct FieldError {
+    /// The config key, e.g. `upstream.port`; empty when the problem is not one key's.
     pub key: String,
     pub message: String,
 }
 
-/// The config as the page shows it (durations as "5m" strings).
-pub fn to_json(config: &Config) -> Value {
+/// The config as JSON: the TOML's sections and keys (durations as "5m").
+fn to_json(config: &Config) -> Value {
     serde_json::to_value(config).expect("the config serialises")
 }
 
@@ -52,6 +53,17 @@ pub fn to_toml(config: &Value) -> Result<String, FieldError> {
         key: String::new(),
         message: e.to_string(),
     })
+}
+
+/// `validate_settings`: the verdict of [`check`].
+pub fn validate(config: &Value, path: &Path) -> crate::contract::Validation {
+    match check(config, path) {
+        Ok(_) => crate::contract::Validation {
+            ok: true,
+            errors: vec![],
+        },
+        Err(errors) => crate::contract::Validation { ok: false, errors },
+    }
 }
 
 /// Checks settings as the config file would be checked; the parsed config

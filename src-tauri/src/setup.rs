@@ -22,18 +22,17 @@ use crate::secrets_ipc::keychain;
 use crate::shell::Shell;
 
 /// `get_setup`.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, ts_rs::TS)]
 pub struct SetupInfo {
     pub first_run: bool,
     pub config_path: String,
 }
 
-/// `{}`.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct Done {}
+pub use crate::contract::Done;
 
 /// `setup_cancel`: whether there was a snapshot to go back to.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, ts_rs::TS)]
+#[ts(rename = "SetupCancelled")]
 pub struct Restored {
     pub restored: bool,
 }

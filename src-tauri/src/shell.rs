@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use postern_engine::config::Config;
-use postern_engine::control::{Controller, Request};
+use postern_engine::control::{Controller, Request, Status};
 use postern_engine::engine::Engine;
 use postern_engine::events::Events;
 use serde_json::Value;
@@ -138,21 +138,15 @@ impl Shell {
     }
 
     /// `get_status`; when the engine is not running, the reason as attention.
-    pub async fn status(&self) -> Value {
-        match self.ask(Request::Status).await {
-            Ok(v) => v,
-            Err(e) => serde_json::json!({
-                "running": false,
-                "paused": false,
-                "queue": {"queued": 0, "sending": 0, "deferred": 0, "held": 0, "sent": 0, "failed": 0},
-                "attention": {"summary": e, "fix": "Check the settings, then save them to start again.", "cause": "", "recheck_at": null},
-                "connections": 0,
-                "throttle": null,
-                "account": {"state": "not-configured"},
-                "upstream": {},
-                "listening": [],
-                "spool": null,
-            }),
+    pub async fn engine_status(&self) -> Status {
+        match self.controller().await {
+            Ok(c) => c.status().await,
+            Err(reason) => Status::stopped(&*self.config.read().await, &reason),
         }
+    }
+
+    /// [`Self::engine_status`] as JSON, for the tray and the notifier.
+    pub async fn status(&self) -> Value {
+        serde_json::to_value(self.engine_status().await).expect("the status serialises")
     }
 }

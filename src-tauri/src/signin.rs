@@ -7,14 +7,14 @@
 use postern_engine::auth::login::{self, LoginUi, INTERACTIVE_TIMEOUT};
 use postern_engine::config::{OAuthFlow, UpstreamAuth};
 use postern_engine::control::Request;
-use serde_json::{json, Value};
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 use tokio::sync::mpsc;
 
+use crate::contract::{SignIn, SignInFinished};
 use crate::shell::Shell;
 
 /// Hands what the person needs to the waiting `sign_in` command.
-struct Window(mpsc::UnboundedSender<Value>);
+struct Window(mpsc::UnboundedSender<SignIn>);
 
 impl LoginUi for Window {
     fn open_url(&self, url: &str, open_browser: bool) {
@@ -23,20 +23,19 @@ impl LoginUi for Window {
                 tracing::warn!("could not open a browser for the sign-in: {e}");
             }
         }
-        let _ = self.0.send(json!({ "kind": "browser", "url": url }));
+        let _ = self.0.send(SignIn::Browser { url: url.into() });
     }
 
     fn device_code(&self, verification_uri: &str, user_code: &str, message: &str) {
-        let _ = self.0.send(json!({
-            "kind": "device",
-            "verification_uri": verification_uri,
-            "user_code": user_code,
-            "message": message,
-        }));
+        let _ = self.0.send(SignIn::Device {
+            verification_uri: verification_uri.into(),
+            user_code: user_code.into(),
+            message: message.into(),
+        });
     }
 }
 
-pub async fn start<R: Runtime>(app: AppHandle<R>, device_code: bool) -> Result<Value, String> {
+pub async fn start<R: Runtime>(app: AppHandle<R>, device_code: bool) -> Result<SignIn, String> {
     let config = app.state::<Shell>().config.read().await.clone();
     if config.upstream.auth != UpstreamAuth::OAuth {
         return Err("upstream.auth is not \"oauth\": there is nothing to sign in to.".into());
@@ -59,9 +58,15 @@ pub async fn start<R: Runtime>(app: AppHandle<R>, device_code: bool) -> Result<V
             Ok(_) => {
                 let _ = shell.ask(Request::Recheck).await;
                 let _ = shell.nudge.send(());
-                json!({ "ok": true, "message": "Signed in. Postern renews the sign-in by itself." })
+                SignInFinished {
+                    ok: true,
+                    message: "Signed in. Postern renews the sign-in by itself.".into(),
+                }
             }
-            Err(e) => json!({ "ok": false, "message": e.to_string() }),
+            Err(e) => SignInFinished {
+                ok: false,
+                message: e.to_string(),
+            },
         };
         let _ = app.emit("signin-finished", &finished);
         finished
@@ -70,7 +75,7 @@ pub async fn start<R: Runtime>(app: AppHandle<R>, device_code: bool) -> Result<V
         shown = rx.recv() => shown.ok_or_else(|| "the sign-in ended early".to_string()),
         // Ended before showing anything: a configuration or network error.
         done = &mut flow => match done {
-            Ok(v) => Err(v["message"].as_str().unwrap_or("sign-in failed").to_string()),
+            Ok(finished) => Err(finished.message),
             Err(e) => Err(e.to_string()),
         },
     }

@@ -206,7 +206,7 @@ dir = "{work}/spool"
     cfg["oauth"]["client_id"] = "postern-public"  # a public client: no secret, PKCE
     saved = wd.invoke("save_settings", {"config": cfg})
     assert saved["ok"] is True, saved
-    assert wd.invoke("get_account")["account"]["state"] == "sign-in-needed"
+    assert wd.invoke("get_account")["account"]["state"] == "signed-out"
     wd.run("window.__signin = null; window.__TAURI__.event.listen('signin-finished',"
            " e => { window.__signin = e.payload; }).then(() => done(true));")
     shown = wd.invoke("sign_in", {"deviceCode": False})
@@ -223,7 +223,7 @@ dir = "{work}/spool"
     account = wd.invoke("get_account")["account"]
     assert account["state"] == "signed-in" and account["access_token_expires_at"] > time.time() * 1000, account
     wd.invoke("sign_out")
-    assert wd.invoke("get_account")["account"]["state"] == "sign-in-needed"
+    assert wd.invoke("get_account")["account"]["state"] == "signed-out"
     log("signed in from the window, relayed with the user's token, signed out")
 
     try:

@@ -8,15 +8,17 @@ import { emit } from "@tauri-apps/api/event";
 import { fixtures } from "./fixtures";
 import { setupCommand } from "./setup-mocks";
 import { validateConfig } from "../src/validate";
-import type { Config } from "../src/types";
+import type { ConfigForm } from "../src/types";
 
 const params = new URLSearchParams(location.search);
 const data = fixtures(Date.now());
 if (params.get("scenario") === "attention") {
-  data.status.attention = { summary: "Microsoft says SMTP AUTH is turned off for the tenant; 3 messages are held.", fix: "Run Set-CASMailbox -Identity scanner@contoso.com -SmtpClientAuthenticationDisabled $false, then Retry.", cause: "5.7.139" };
+  data.status.attention = { summary: "Microsoft says SMTP AUTH is turned off for the tenant; 3 messages are held.", fix: "Run Set-CASMailbox -Identity scanner@contoso.com -SmtpClientAuthenticationDisabled $false, then Retry.", cause: "5.7.139", recheck_at: Date.now() + 600_000 };
   data.status.queue.held = 3;
 }
 if (params.get("scenario") === "empty") { data.queue = []; }
+// `?scenario=first-start`: no config file yet (the engine's defaults).
+if (params.get("scenario") === "first-start") { data.config = structuredClone(data.firstStart.config) as ConfigForm; }
 // `?open=ID`: the window was opened by a notification click on message ID.
 if (params.get("open")) data.pending = { event: "open-message", payload: { id: params.get("open")! } };
 const calls: { cmd: string; args: unknown }[] = [];
@@ -43,9 +45,9 @@ mockIPC((cmd, args) => {
       ? { kind: "device", verification_uri: "https://microsoft.com/devicelogin", user_code: "FQK7-XW2P", message: "To sign in, use a web browser to open https://microsoft.com/devicelogin and enter the code FQK7-XW2P." }
       : { kind: "browser", url: "https://login.microsoftonline.com/contoso.com/oauth2/v2.0/authorize?client_id=7f3c…&code_challenge=…" };
     case "sign_out": return {};
-    case "get_settings": return { path: "/home/office/.config/postern/postern.toml", config: structuredClone(data.config) };
+    case "get_settings": return { path: data.configPath, config: structuredClone(data.config) };
     case "validate_settings": case "save_settings": {
-      const errors = validateConfig(a.config as Config);
+      const errors = validateConfig(a.config as ConfigForm);
       if (cmd === "save_settings" && !errors.length) data.config = structuredClone(a.config);
       return { ok: errors.length === 0, errors, restarted: cmd === "save_settings" && errors.length === 0 };
     }

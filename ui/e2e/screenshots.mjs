@@ -15,7 +15,7 @@ const PAGES = ["queue", "throttling", "account", "settings", "diagnostics", "log
 
 /** What to do on a page before taking its picture. */
 const PREPARE = {
-  queue: async (p) => { await p.locator('tr[data-id="01JH8YZW0C"]').click(); await p.locator("#explanation").waitFor(); },
+  queue: async (p) => { await p.locator('tr[data-id="019b8d2e6a000001"]').click(); await p.locator("#explanation").waitFor(); },
   throttling: async (p) => { await p.locator("#throttle-chart svg").waitFor(); },
   account: async (p) => { await p.locator("#account-state").waitFor(); await p.click("#signin-device"); await p.locator("#device-code").waitFor(); },
   settings: async (p) => { await p.locator("#f-listener-allow").fill("192.168.1.0/24\n10.0.0.0/33"); await p.locator("#f-listener-allow-err:not(:empty)").waitFor(); },

@@ -6,10 +6,10 @@
 //! (a token without SMTP.SendAsApp) and `?scenario=lan` (already on the LAN)
 //! change the starting point.
 
-import type { Config } from "../src/types";
+import type { ConfigForm } from "../src/types";
 
 type Args = Record<string, any>;
-interface Data { config: Config }
+interface Data { config: ConfigForm }
 
 const params = new URLSearchParams(location.search);
 const scenarios = params.getAll("scenario");
@@ -17,7 +17,7 @@ const scenarios = params.getAll("scenario");
 export const setupMock = {
   first_run: scenarios.includes("first-run"),
   begun: 0,
-  snapshot: null as null | { config: Config; secrets: { client_secret: boolean; mailbox_password: boolean } },
+  snapshot: null as null | { config: ConfigForm; secrets: { client_secret: boolean; mailbox_password: boolean } },
   secrets: { client_secret: false, mailbox_password: false, refresh_token: false },
   roles: scenarios.includes("no-consent") ? [] as string[] : ["SMTP.SendAsApp"],
 };
@@ -27,7 +27,7 @@ const ADDRESSES = [
   { interface: "wlan0", address: "10.20.0.7", network: "10.20.0.0/16" },
 ];
 
-function card(config: Config) {
+function card(config: ConfigForm) {
   const l = config.listener ?? {};
   const listen = (l.listen as string[] | undefined) ?? ["127.0.0.1:2525"];
   const tls = (l.tls_listen as string[] | undefined) ?? [];
@@ -46,7 +46,7 @@ function card(config: Config) {
 }
 
 /** The answer to a new command, or undefined when `cmd` is not one of them. */
-export function setupCommand(cmd: string, a: Args, data: Data, validate: (c: Config) => { key: string; message: string }[]): unknown {
+export function setupCommand(cmd: string, a: Args, data: Data, validate: (c: ConfigForm) => { key: string; message: string }[]): unknown {
   const m = setupMock;
   switch (cmd) {
     case "get_setup": return { first_run: m.first_run, config_path: "/home/office/.config/postern/postern.toml" };

@@ -223,7 +223,7 @@ describe("the whole assistant", () => {
     await page.locator("#setup-f-oauth-client_id").fill("");
     assert.match(await page.locator("#setup-f-upstream-mailbox-err").textContent(), /not an email address/);
     assert.match(await page.locator("#setup-f-oauth-tenant-err").textContent(), /needs your own tenant/);
-    assert.match(await page.locator("#setup-f-oauth-client_id-err").textContent(), /client id is required/);
+    assert.match(await page.locator("#setup-f-oauth-client_id-err").textContent(), /Application \(client\) ID is needed for this route/i);
     assert.equal(await page.locator("#setup-f-upstream-mailbox").getAttribute("aria-invalid"), "true");
     await page.waitForFunction(() => window.__mock.calls.some((c) => c.cmd === "validate_settings" && c.args.config.upstream.mailbox === "scanner"));
     const saves = (await calls("save_settings")).length;

@@ -40,7 +40,7 @@ describe("queue", () => {
     await row.waitFor();
     assert.equal(await row.getAttribute("data-state"), "queued");
     assert.match(await row.textContent(), /Fresh scan from the lobby/);
-    assert.match(await page.locator(".strip").textContent(), /3 queued/);
+    assert.match(await page.locator(".strip").textContent(), /4 queued/);
     await page.evaluate(() => {
       const m = window.__mock.data.queue.find((x) => x.id === "01NEWMSG0001");
       Object.assign(m, { state: "sent", attempts: 1, last_reply: "250 2.0.0 OK", updated_at: Date.now() });
@@ -59,24 +59,25 @@ describe("queue", () => {
   it("the failed message shows summary + fix, and resend calls resend_rewritten", async () => {
     await open();
     await page.selectOption("#queue-state", "failed");
-    await page.locator('tr[data-id="01JH8YZW0C"]').click();
+    await page.locator('tr[data-id="019b8d2e6a000001"]').click();
     const ex = page.locator("#explanation");
     await ex.waitFor();
-    assert.match(await ex.locator(".explain-summary").textContent(), /may not send as reception@fabrikam\.com/);
-    assert.match(await ex.locator(".explain-fix").textContent(), /Fix: Give scanner@contoso\.com Send As/);
-    assert.match(await page.locator(".transcript pre").textContent(), /AUTH XOAUTH2 \[redacted\]/);
+    // The engine's own explanation of Microsoft's 5.7.60 (fixtures from the real engine).
+    assert.match(await ex.locator(".explain-summary").textContent(), /not allowed to send as this sender/);
+    assert.match(await ex.locator(".explain-fix").textContent(), /Fix: In the Exchange admin center grant the mailbox Send As/);
+    assert.match(await page.locator(".transcript pre").textContent(), /S: 550 5\.7\.60 SMTP; Client does not have permissions/);
     await page.click("#act-resend");
     await page.locator(".notice").waitFor();
-    assert.deepEqual((await calls("resend_rewritten")).map((c) => c.args), [{ id: "01JH8YZW0C" }]);
+    assert.deepEqual((await calls("resend_rewritten")).map((c) => c.args), [{ id: "019b8d2e6a000001" }]);
     await page.close();
   });
 
   it("a window opened by a notification click shows that message (take_pending)", async () => {
-    await open("logs", "?open=01JH8YZW0C");
-    await page.waitForFunction(() => document.querySelector('tr[data-id="01JH8YZW0C"]')?.getAttribute("aria-selected") === "true");
+    await open("logs", "?open=019b8d2e6a000001");
+    await page.waitForFunction(() => document.querySelector('tr[data-id="019b8d2e6a000001"]')?.getAttribute("aria-selected") === "true");
     assert.equal(await page.locator("#page-queue").isHidden(), false, "the queue page is shown");
     await page.locator("#explanation").waitFor();
-    assert.match(await page.locator("#explanation .explain-summary").textContent(), /may not send as reception@fabrikam\.com/);
+    assert.match(await page.locator("#explanation .explain-summary").textContent(), /not allowed to send as this sender/);
     const order = await page.evaluate(() => window.__mock.calls.map((c) => c.cmd));
     assert.equal(order.filter((c) => c === "take_pending").length, 1);
     await page.close();
@@ -84,7 +85,7 @@ describe("queue", () => {
 
   it("a long upload shows its progress in the row, and the bar goes when it is sent", async () => {
     await open();
-    const id = "01JH8YK9B2";
+    const id = "019b8d2e6a000004";
     await page.evaluate((id) => window.__mock.emit("engine-event", { event: "progress", id, bytes: 10_500_000, total: 25_000_000 }), id);
     const bar = page.locator(`tr[data-id="${id}"] .upload`);
     await bar.waitFor();
@@ -105,12 +106,12 @@ describe("queue", () => {
 
   it("delete asks first, then calls delete_message", async () => {
     await open();
-    await page.locator('tr[data-id="01JH8YK9B2"]').click();
+    await page.locator('tr[data-id="019b8d2e6a000003"]').click();
     await page.click("#act-delete");
     await page.locator("dialog.confirm").waitFor();
     await page.click('dialog.confirm button[value="ok"]');
     await page.waitForFunction(() => window.__mock.calls.some((c) => c.cmd === "delete_message"));
-    assert.deepEqual((await calls("delete_message"))[0].args, { id: "01JH8YK9B2" });
+    assert.deepEqual((await calls("delete_message"))[0].args, { id: "019b8d2e6a000003" });
     await page.close();
   });
 });
@@ -120,13 +121,14 @@ describe("throttling", () => {
     await open("throttling");
     const minute = page.locator("#card-minute");
     await minute.waitFor();
-    assert.match(await minute.locator(".big").textContent(), /22 \/ 30/);
-    assert.match(await page.locator("#card-budget .big").textContent(), /3,412 \/ 10,000/);
+    // The engine's fixture: a mailbox limited to 2 a minute, both used.
+    assert.match(await minute.locator(".big").textContent(), /2 \/ 2/);
+    assert.match(await page.locator("#card-budget .big").textContent(), /2 \/ 10,000/);
     const first = await page.locator("#next-slot").textContent();
-    assert.match(first, /^in 1[34] s$/);
+    assert.match(first, /^in (1 min|59 s)$/);
     await page.waitForTimeout(2200);
     const later = await page.locator("#next-slot").textContent();
-    assert.match(later, /^in 1[12] s$/, `countdown moved on (${first} → ${later})`);
+    assert.match(later, /^in 5[6-8] s$/, `countdown moved on (${first} → ${later})`);
     assert.equal((await calls("get_status")).length, 1, "the countdown does not ask the engine");
     await page.locator("#throttle-chart svg.chart").waitFor();
     assert.equal(await page.locator("#throttle-chart rect.bar").count(), 24);
@@ -166,6 +168,37 @@ describe("settings", () => {
     await page.waitForFunction(() => document.querySelector("#f-upstream-mailbox-err").textContent !== "");
     assert.match(await page.locator("#f-listener-listen-err").textContent(), /out of range/);
     assert.match(await page.locator("#f-upstream-mailbox-err").textContent(), /not an email address/);
+    await page.close();
+  });
+});
+
+describe("first start and a first-time user", () => {
+  it("the engine's untouched config is saveable once the mailbox is set; Port shows the mode's default", async () => {
+    await open("settings", "?scenario=first-start");
+    const port = page.locator("#f-upstream-port");
+    await port.waitFor();
+    assert.equal(await port.inputValue(), "", "no port 0");
+    assert.match(await port.getAttribute("placeholder"), /587 for submission, 25 for relay/);
+    assert.equal(await page.locator("#f-upstream-port-err").textContent(), "");
+    assert.equal(await page.locator("#f-upstream-auth").inputValue(), "oauth");
+    await page.locator("#f-upstream-mailbox").fill("scanner@contoso.com");
+    await page.waitForFunction(() => !document.querySelector("#save-settings").disabled);
+    await page.click("#save-settings");
+    await page.waitForFunction(() => /Saved/.test(document.querySelector("#save-status").textContent));
+    const saved = (await calls("save_settings"))[0].args.config;
+    assert.equal(saved.upstream.port, null);
+    assert.equal(saved.upstream.auth, "oauth");
+    await page.close();
+  });
+
+  it("the Account page of an interactive OAuth setup offers both sign-ins, and says 'not signed in yet'", async () => {
+    await open("account");
+    await page.locator("#signin-browser").waitFor();
+    assert.match(await page.locator("#signin-browser").textContent(), /Sign in with the browser/);
+    assert.match(await page.locator("#signin-device").textContent(), /Sign in with a code on another device/);
+    assert.equal(await page.locator("#account-state").textContent(), "Not signed in yet");
+    assert.doesNotMatch(await page.locator(".page-account").textContent(), /no longer accepts/);
+    assert.match(await page.locator(".page-account").textContent(), /OAuth, interactive/);
     await page.close();
   });
 });

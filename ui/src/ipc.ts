@@ -4,42 +4,44 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
-  Account, AppToken, Check, Config, DeviceCard, EngineEvent, HistoryPoint, ListenOnLan, LogLine, MessageInfo,
-  NotificationSettings, Page, SecretKind, SecretsState, SetupCancelled, SetupInfo, SignIn, Status, Validation,
+  Account, Check, ConfigForm, Deleted, Done, EngineEvent, HistoryPoint, LogLine, MessageDetail, MessageInfo,
+  NotificationSettings, Page, Paused, Retried, SaveReply, SettingsReply, SignIn, SignInFinished, Status,
+  TestQueued, Validation,
+  AppToken, DeviceCard, ListenOnLan, Removed, SecretKind, SecretsState, SetupCancelled, SetupInfo, Stored,
 } from "./types";
 
 export const api = {
   getStatus: () => invoke<Status>("get_status"),
   getQueue: () => invoke<MessageInfo[]>("get_queue"),
-  getMessage: (id: string) => invoke<MessageInfo>("get_message", { id }),
-  retry: (id: string) => invoke<{ retried: number }>("retry", { id }),
-  retryAll: () => invoke<{ retried: number }>("retry_all"),
-  deleteMessage: (id: string) => invoke<{ deleted: string }>("delete_message", { id }),
-  resendRewritten: (id: string) => invoke<{ retried: number }>("resend_rewritten", { id }),
-  setPaused: (paused: boolean) => invoke<{ paused: boolean }>("set_paused", { paused }),
+  getMessage: (id: string) => invoke<MessageDetail>("get_message", { id }),
+  retry: (id: string) => invoke<Retried>("retry", { id }),
+  retryAll: () => invoke<Retried>("retry_all"),
+  deleteMessage: (id: string) => invoke<Deleted>("delete_message", { id }),
+  resendRewritten: (id: string) => invoke<Retried>("resend_rewritten", { id }),
+  setPaused: (paused: boolean) => invoke<Paused>("set_paused", { paused }),
   getThrottleHistory: () => invoke<HistoryPoint[]>("get_throttle_history"),
   getAccount: () => invoke<Account>("get_account"),
   signIn: (deviceCode: boolean) => invoke<SignIn>("sign_in", { deviceCode }),
-  signOut: () => invoke<Record<string, never>>("sign_out"),
-  getSettings: () => invoke<{ path: string; config: Config }>("get_settings"),
-  validateSettings: (config: Config) => invoke<Validation>("validate_settings", { config }),
-  saveSettings: (config: Config) => invoke<Validation & { restarted: boolean }>("save_settings", { config }),
+  signOut: () => invoke<Done>("sign_out"),
+  getSettings: () => invoke<SettingsReply>("get_settings"),
+  validateSettings: (config: ConfigForm) => invoke<Validation>("validate_settings", { config }),
+  saveSettings: (config: ConfigForm) => invoke<SaveReply>("save_settings", { config }),
   runDiagnostics: () => invoke<Check[]>("run_diagnostics"),
   getLogs: (since?: number) => invoke<LogLine[]>("get_logs", since == null ? {} : { since }),
-  sendTest: (to: string) => invoke<{ id: string }>("send_test", { to }),
+  sendTest: (to: string) => invoke<TestQueued>("send_test", { to }),
   getNotificationSettings: () => invoke<NotificationSettings>("get_notification_settings"),
   takePending: () => invoke<PendingView | null>("take_pending"),
   setNotificationSettings: (s: NotificationSettings) => invoke<NotificationSettings>("set_notification_settings", s as unknown as Record<string, unknown>),
   // Setup assistant (SPEC-issue11.md)
   getSetup: () => invoke<SetupInfo>("get_setup"),
-  setupBegin: () => invoke<Record<string, never>>("setup_begin"),
+  setupBegin: () => invoke<Done>("setup_begin"),
   setupCancel: () => invoke<SetupCancelled>("setup_cancel"),
-  setupFinish: () => invoke<Record<string, never>>("setup_finish"),
+  setupFinish: () => invoke<Done>("setup_finish"),
   getSecrets: () => invoke<SecretsState>("get_secrets"),
-  storeSecret: (kind: SecretKind, value: string) => invoke<{ stored: true }>("store_secret", { kind, value }),
-  removeSecret: (kind: SecretKind | "refresh-token") => invoke<{ removed: true }>("remove_secret", { kind }),
-  addDeviceUser: (name: string, password: string) => invoke<{ stored: true }>("add_device_user", { name, password }),
-  removeDeviceUser: (name: string) => invoke<{ removed: true }>("remove_device_user", { name }),
+  storeSecret: (kind: SecretKind, value: string) => invoke<Stored>("store_secret", { kind, value }),
+  removeSecret: (kind: SecretKind | "refresh-token") => invoke<Removed>("remove_secret", { kind }),
+  addDeviceUser: (name: string, password: string) => invoke<Stored>("add_device_user", { name, password }),
+  removeDeviceUser: (name: string) => invoke<Removed>("remove_device_user", { name }),
   checkAppToken: () => invoke<AppToken>("check_app_token"),
   getDeviceCard: () => invoke<DeviceCard>("get_device_card"),
   listenOnLan: (network: string) => invoke<ListenOnLan>("listen_on_lan", { network }),
@@ -54,7 +56,7 @@ export interface EventMap {
   "engine-event": EngineEvent;
   "status-changed": Status;
   "log-line": LogLine;
-  "signin-finished": { ok: boolean; message: string };
+  "signin-finished": SignInFinished;
   "open-message": { id: string };
   navigate: { page: Page };
 }

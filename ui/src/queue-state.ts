@@ -44,7 +44,7 @@ export function applyEvent(s: QueueState, e: EngineEvent, now: number): QueueSta
       if (s.messages.some((m) => m.id === e.id)) return s;
       const m: MessageInfo = {
         id: e.id, from: e.from, to: [], subject: "", size: e.bytes, received_at: now,
-        client: { peer: "" }, state: "queued", attempts: 0, recipients: [], updated_at: now,
+        client: { peer: "", helo: "", auth_user: null, tls: null }, state: "queued", attempts: 0, recipients: [], updated_at: now,
       };
       return { ...s, messages: [m, ...s.messages], version: s.version + 1 };
     }

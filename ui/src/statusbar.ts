@@ -15,6 +15,7 @@ export function stripText(st: Status | null, statusAt: number, now: number): Str
   const q = st.queue;
   const waiting = q.queued + q.sending + q.deferred + q.held;
   if (st.paused) return { tone: "warn", text: `Delivery is paused — ${plural(waiting, "message")} waiting.`, fix: "Resume delivery from the Queue page." };
+  if (st.account.state === "signed-out") return { tone: "warn", text: "Not signed in yet: mail is kept until Postern is signed in to Microsoft 365.", fix: "Open Account and sign in." };
   if (st.account.state === "sign-in-needed") return { tone: "bad", text: "Sign-in needed: Microsoft no longer accepts the saved sign-in.", fix: "Open Account and sign in again." };
   if (st.account.state === "not-configured") return { tone: "warn", text: "No mailbox or app registration is configured; mail is kept until one is.", fix: "Open Settings and fill in the mailbox and client id." };
   const t = st.throttle;

@@ -1,114 +1,80 @@
-//! The JSON shapes of docs/ipc.md, as TypeScript types. The engine owns
-//! these shapes; this file only describes them (keep in step with ipc.md).
+//! The JSON shapes of docs/ipc.md. They are generated from the Rust types
+//! (ts-rs, into ./bindings/, checked by `cargo test`: see
+//! src-tauri/src/contract.rs); this file re-exports them under the names
+//! the UI imports, and adds the few types that exist only in the UI.
+//! Never describe an IPC shape by hand here: change the Rust type and run
+//! `UPDATE_BINDINGS=1 cargo test -p postern --lib bindings`.
 
-export type MsgState = "queued" | "sending" | "deferred" | "held" | "sent" | "failed";
+import type { AccountBrief } from "./bindings/AccountBrief";
+import type { MsgState } from "./bindings/MsgState";
+
+export type { Account } from "./bindings/Account";
+export type { AccountBrief } from "./bindings/AccountBrief";
+export type { Attention } from "./bindings/Attention";
+export type { Check } from "./bindings/Check";
+export type { ClientInfo } from "./bindings/ClientInfo";
+export type { Config } from "./bindings/Config";
+export type { Deleted } from "./bindings/Deleted";
+export type { DeliveryConfig } from "./bindings/DeliveryConfig";
+export type { DnsConfig } from "./bindings/DnsConfig";
+export type { Done } from "./bindings/Done";
+export type { EngineEvent } from "./bindings/EngineEvent";
+export type { FieldError } from "./bindings/FieldError";
+export type { HistoryPoint } from "./bindings/HistoryPoint";
+export type { LimitsConfig } from "./bindings/LimitsConfig";
+export type { ListenerConfig } from "./bindings/ListenerConfig";
+export type { LogLine } from "./bindings/LogLine";
+export type { MessageDetail } from "./bindings/MessageDetail";
+export type { MessageId } from "./bindings/MessageId";
+export type { MessageInfo } from "./bindings/MessageInfo";
+export type { MsgState } from "./bindings/MsgState";
+export type { NotificationSettings } from "./bindings/NotificationSettings";
+export type { OAuthConfig } from "./bindings/OAuthConfig";
+export type { OAuthFlow } from "./bindings/OAuthFlow";
+export type { Paused } from "./bindings/Paused";
+export type { QueueCounts } from "./bindings/QueueCounts";
+export type { Recipient } from "./bindings/Recipient";
+export type { RecipientState } from "./bindings/RecipientState";
+export type { Retried } from "./bindings/Retried";
+export type { SaveReply } from "./bindings/SaveReply";
+export type { SettingsReply } from "./bindings/SettingsReply";
+export type { SignIn } from "./bindings/SignIn";
+export type { SignInFinished } from "./bindings/SignInFinished";
+export type { SpoolConfig } from "./bindings/SpoolConfig";
+export type { Status } from "./bindings/Status";
+export type { TestQueued } from "./bindings/TestQueued";
+export type { ThrottleStatus } from "./bindings/ThrottleStatus";
+export type { UpstreamAuth } from "./bindings/UpstreamAuth";
+export type { UpstreamBrief } from "./bindings/UpstreamBrief";
+export type { UpstreamConfig } from "./bindings/UpstreamConfig";
+export type { UpstreamMode } from "./bindings/UpstreamMode";
+export type { Validation } from "./bindings/Validation";
+export type { Verdict } from "./bindings/Verdict";
+
+/** The `state` tag of the account: "signed-out", "sign-in-needed", … */
+export type AccountState = AccountBrief["state"];
+
 export const MSG_STATES: MsgState[] = ["queued", "sending", "deferred", "held", "sent", "failed"];
-
-export interface Recipient { address: string; state: string; reply?: string | null }
-
-export interface MessageInfo {
-  id: string;
-  from: string;
-  to: string[];
-  subject: string;
-  size: number;
-  received_at: number;
-  client: { peer: string; helo?: string | null; auth_user?: string | null; tls?: boolean };
-  state: MsgState;
-  attempts: number;
-  next_attempt?: number | null;
-  last_reply?: string | null;
-  summary?: string | null;
-  fix?: string | null;
-  recipients: Recipient[];
-  updated_at: number;
-  rewrite_sender?: boolean | null;
-  transcript?: string;
-}
-
-export interface Attention { summary: string; fix: string; cause?: string; recheck_at?: number | null }
-
-export interface ThrottleStatus {
-  messages_per_minute: number | null;
-  messages_last_minute: number;
-  next_slot_in_secs: number;
-  recipients_per_day: number | null;
-  recipient_window_secs: number;
-  recipients_in_window: number;
-  recipients_left: number | null;
-  recipients_free_in_secs: number | null;
-  quota_blocked_for_secs: number | null;
-  busy_for_secs: number | null;
-  eta_secs: number | null;
-  eta_unix_ms: number | null;
-}
-
-export type AccountState = "not-configured" | "ready" | "signed-in" | "sign-in-needed";
-export interface AccountBrief { state: AccountState; reason?: string | null; access_token_expires_at?: number | null }
-
-export interface Status {
-  running: boolean;
-  paused: boolean;
-  queue: Record<MsgState, number>;
-  attention: Attention | null;
-  connections: number;
-  throttle: ThrottleStatus | null;
-  account: AccountBrief;
-  upstream: { mode: string; host: string; port: number; mailbox: string; auth: string };
-  listening: string[];
-  spool: string;
-}
-
-export interface HistoryPoint { at: number; messages: number; recipients: number }
-
-export interface Account {
-  mailbox: string; auth: string; flow: string; client_id: string; tenant: string;
-  account: AccountBrief;
-}
-
-export type SignIn =
-  | { kind: "browser"; url: string }
-  | { kind: "device"; verification_uri: string; user_code: string; message: string };
-
-export interface FieldError { key: string; message: string }
-export interface Validation { ok: boolean; errors: FieldError[] }
-
-export interface Check { id: string; title: string; verdict: "ok" | "warn" | "fail" | "skip"; found: string; fix?: string | null }
-
-export interface LogLine { seq: number; time: number | string; level: string; message: string }
-
-export interface NotificationSettings { failed: boolean; sign_in: boolean; unreachable: boolean; budget: boolean; stuck: boolean }
-
-export type EngineEvent =
-  | { event: "received"; id: string; from: string; recipients: number; bytes: number }
-  | { event: "sent"; id: string; reply: string }
-  | { event: "deferred"; id: string; reason: string; next_attempt_unix: number }
-  | { event: "failed"; id: string; recipients: string[]; reply: string; summary: string; fix: string }
-  | { event: "needs-attention"; summary: string; fix: string }
-  | { event: "attention-cleared" }
-  | { event: "deleted"; id: string }
-  | { event: "progress"; id: string; bytes: number; total: number };
 
 export type Page = "queue" | "throttling" | "account" | "settings" | "diagnostics" | "logs" | "setup" | "devices";
 export const PAGES: Page[] = ["queue", "throttling", "account", "settings", "diagnostics", "logs"];
 
-/** The config as JSON: sections of keys (see README's configuration reference). */
-export type Config = Record<string, Record<string, unknown>>;
+/** The settings form's working copy: the `Config` of `get_settings` while
+ *  the person edits it (any section, any key, any value typed so far).
+ *  A `Config` is one; `validate_settings` and `save_settings` take one. */
+export type ConfigForm = Record<string, Record<string, unknown>>;
 
-// Setup assistant (SPEC-issue11.md)
-// Replies of the commands added for the setup assistant, the secrets and the
-// device card. Hand-written from SPEC-issue11.md until the generated
-// bindings replace them.
-
-export interface SetupInfo { first_run: boolean; config_path: string }
-export interface SetupCancelled { restored: boolean }
-export interface DeviceUserSecret { name: string; stored: boolean }
-export interface SecretsState { client_secret: boolean; mailbox_password: boolean; refresh_token: boolean; device_users: DeviceUserSecret[] }
-export type SecretKind = "client-secret" | "mailbox-password";
-export interface AppToken { roles: string[]; expires_at: number; audience: string }
-export interface DeviceAddress { interface: string; address: string; network: string }
-export interface DeviceCard {
-  addresses: DeviceAddress[]; port: number; lan: boolean; starttls: boolean; tls_ports: number[];
-  login_needed: boolean; users: string[]; allow: string[]; hostname: string;
-}
-export interface ListenOnLan { ok: boolean; errors: FieldError[]; restarted: boolean }
+// The setup assistant, the secrets and the device card (docs/ipc.md).
+export type { DeviceAddress } from "./bindings/DeviceAddress";
+export type { DeviceCard } from "./bindings/DeviceCard";
+export type { DeviceUserSecret } from "./bindings/DeviceUserSecret";
+export type { ListenOnLan } from "./bindings/ListenOnLan";
+export type { Removed } from "./bindings/Removed";
+export type { SecretsState } from "./bindings/SecretsState";
+export type { SetupCancelled } from "./bindings/SetupCancelled";
+export type { SetupInfo } from "./bindings/SetupInfo";
+export type { Stored } from "./bindings/Stored";
+export type { AppToken } from "./bindings/AppToken";
+import type { SecretKind as AnySecretKind } from "./bindings/SecretKind";
+/** What `store_secret` takes (a refresh token only ever comes from a sign-in). */
+export type SecretKind = Exclude<AnySecretKind, "refresh-token">;

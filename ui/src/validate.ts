@@ -3,7 +3,7 @@
 //! next to its field while typing. The engine stays the judge: the settings
 //! page also calls `validate_settings` and shows its errors the same way.
 
-import type { Config, FieldError } from "./types";
+import type { ConfigForm, FieldError } from "./types";
 
 /** An IPv4 address in dotted-quad form, each part 0–255, no leading zeros. */
 export function isIPv4(s: string): boolean {
@@ -115,7 +115,7 @@ const str = (v: unknown): string => (v == null ? "" : String(v));
 const filled = (v: unknown) => v != null && String(v).trim() !== "";
 
 /** Every rule the form mirrors; one error per key (the first found). */
-export function validateConfig(c: Config): FieldError[] {
+export function validateConfig(c: ConfigForm): FieldError[] {
   const errs: FieldError[] = [];
   const bad = (key: string, message: string | null) => {
     if (message && !errs.some((e) => e.key === key)) errs.push({ key, message });
@@ -152,8 +152,8 @@ export function validateConfig(c: Config): FieldError[] {
   }
   if (filled(o.authority)) bad("oauth.authority", authorityError(str(o.authority)));
   if ("tenant" in o && !filled(o.tenant)) bad("oauth.tenant", 'must not be empty; use "organizations", your domain, or the tenant id');
-  if (str(u.auth || "oauth") === "oauth" && mode === "submission" && !filled(o.client_id))
-    bad("oauth.client_id", "the app registration's client id is required for OAuth");
+  // No client id yet is not an error (the engine starts, keeps the mail and
+  // says what is missing), so the form stays saveable while it is filled in.
   for (const k of ["messages_per_minute", "recipients_per_day", "max_connections"]) {
     if (k in lim) bad(`limits.${k}`, positiveIntError(lim[k]));
   }

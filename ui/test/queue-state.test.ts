@@ -4,7 +4,7 @@ import type { MessageInfo } from "../src/types";
 
 const msg = (id: string, over: Partial<MessageInfo> = {}): MessageInfo => ({
   id, from: "scanner@contoso.com", to: ["a@contoso.com"], subject: `Scan ${id}`, size: 1000, received_at: 1000,
-  client: { peer: "192.168.1.20" }, state: "queued", attempts: 0, recipients: [], updated_at: 1000, ...over,
+  client: { peer: "192.168.1.20", helo: "", auth_user: null, tls: null }, state: "queued", attempts: 0, recipients: [], updated_at: 1000, ...over,
 });
 
 describe("queue reducer", () => {

@@ -4,11 +4,11 @@ import { microsoftSteps } from "../src/setup/microsoft";
 import { recommend, type Answers } from "../src/setup/recommend";
 import { cardText, loginAdvice, networksToAllow, securityAdvice } from "../src/setup/device-card";
 import { testOutcome } from "../src/setup/step-verify";
-import type { Config, DeviceCard } from "../src/types";
+import type { ConfigForm, DeviceCard } from "../src/types";
 import { validateConfig } from "../src/validate";
 
 /** What a hand-written config for the README's "typical office" holds, as JSON. */
-const readme = (): Config => ({
+const readme = (): ConfigForm => ({
   listener: { listen: ["0.0.0.0:2525"], allow: ["192.168.1.0/24"] },
   upstream: { mailbox: "scanner@contoso.com" },
   oauth: { tenant: "contoso.com", client_id: "00000000-1111-2222-3333-444444444444", flow: "client-credentials" },
@@ -48,7 +48,7 @@ describe("applyChoice: only the keys the route needs", () => {
   });
 
   it("back from a certificate relay to submission removes the relay's keys", () => {
-    const relay: Config = { upstream: { mode: "relay", auth: "none", domain: "contoso.com", client_cert: "/c.pem", client_key: "/k.pem", port: 25 } };
+    const relay: ConfigForm = { upstream: { mode: "relay", auth: "none", domain: "contoso.com", client_cert: "/c.pem", client_key: "/k.pem", port: 25 } };
     const choice: Choice = { mode: "submission", signIn: "interactive", connectorAuth: null };
     const out = applyChoice(relay, choice);
     expect(out.upstream).toEqual({ mode: "submission", auth: "oauth" });

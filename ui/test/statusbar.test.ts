@@ -5,7 +5,7 @@ import type { Status } from "../src/types";
 const base = (): Status => ({
   running: true, paused: false, queue: { queued: 12, sending: 0, deferred: 0, held: 0, sent: 40, failed: 0 }, attention: null, connections: 1,
   throttle: { messages_per_minute: 30, messages_last_minute: 30, next_slot_in_secs: 14, recipients_per_day: 10000, recipient_window_secs: 86400, recipients_in_window: 50, recipients_left: 9950, recipients_free_in_secs: 100, quota_blocked_for_secs: null, busy_for_secs: null, eta_secs: 30, eta_unix_ms: null },
-  account: { state: "signed-in" }, upstream: { mode: "submission", host: "smtp.office365.com", port: 587, mailbox: "s@c.com", auth: "oauth" }, listening: [], spool: "",
+  account: { state: "signed-in", access_token_expires_at: 0 }, upstream: { mode: "submission", host: "smtp.office365.com", port: 587, mailbox: "s@c.com", auth: "oauth" }, listening: [], spool: "",
 });
 
 describe("status strip", () => {
@@ -14,7 +14,7 @@ describe("status strip", () => {
     expect(stripText(base(), 0, 4000).text).toBe("12 queued — next slot in 10 s");
   });
   it("attention wins, with its fix", () => {
-    const s = base(); s.attention = { summary: "Sign-in needed.", fix: "Open Account." };
+    const s = base(); s.attention = { summary: "Sign-in needed.", fix: "Open Account.", cause: "", recheck_at: 0 };
     expect(stripText(s, 0, 0)).toEqual({ tone: "bad", text: "Sign-in needed.", fix: "Open Account." });
   });
   it("all delivered, quota pause, paused, not connected", () => {
@@ -25,5 +25,14 @@ describe("status strip", () => {
     const p = base(); p.paused = true;
     expect(stripText(p, 0, 0).tone).toBe("warn");
     expect(stripText(null, 0, 0).text).toMatch(/Connecting/);
+  });
+  it("never signed in is not a refused sign-in", () => {
+    const s = base(); s.account = { state: "signed-out", reason: "Not signed in yet." };
+    const t = stripText(s, 0, 0);
+    expect(t.text).toMatch(/Not signed in yet/);
+    expect(t.text).not.toMatch(/no longer accepts/);
+    expect(t.fix).toBe("Open Account and sign in.");
+    const r = base(); r.account = { state: "sign-in-needed", reason: "AADSTS50173" };
+    expect(stripText(r, 0, 0)).toMatchObject({ tone: "bad", text: expect.stringMatching(/no longer accepts the saved sign-in/) });
   });
 });

@@ -71,3 +71,23 @@ describe("validateConfig", () => {
     expect(keys(c)).toEqual(["listener.legacy_tls_allow"]);
   });
 });
+
+import firstStart from "../e2e/fixtures/settings-first-start.json";
+import engineFirstStart from "../e2e/fixtures/validate-first-start.json";
+import readme from "../e2e/fixtures/settings.json";
+import type { ConfigForm } from "../src/types";
+
+describe("validateConfig agrees with the engine (fixtures from the real engine)", () => {
+  it("the first start's config (no file) is saveable once the mailbox is set, as the engine says", () => {
+    const c = structuredClone(firstStart.config) as ConfigForm;
+    expect(c.upstream.port).toBeNull();
+    expect(c.upstream.auth).toBe("oauth");
+    expect(validateConfig(c).map((e) => e.key)).toEqual(["upstream.mailbox"]);
+    c.upstream.mailbox = "scanner@contoso.com";
+    expect(validateConfig(c)).toEqual([]);
+    expect(engineFirstStart).toEqual({ ok: true, errors: [] });
+  });
+  it("the README's example config, as the engine reads it, is saveable as is", () => {
+    expect(validateConfig(readme.config as ConfigForm)).toEqual([]);
+  });
+});

@@ -27,7 +27,8 @@ pub struct Claims {
 }
 
 /// The answer to "check the app token": never the token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[ts(rename = "AppToken")]
 pub struct AppTokenCheck {
     pub roles: Vec<String>,
     /// Unix milliseconds.

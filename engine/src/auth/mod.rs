@@ -23,7 +23,8 @@ use oauth2::{
     AuthType, ClientId, ClientSecret, RefreshToken, RequestTokenError, Scope, TokenResponse,
     TokenUrl,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 use crate::config::{Config, OAuthFlow, UpstreamAuth};
 use crate::secrets::{Secret, SecretError, SecretKey, SecretStore};
@@ -60,9 +61,11 @@ impl AccessToken {
     }
 }
 
-/// The account as the CLI and GUI show it (never a token).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The account as the CLI and GUI show it (never a token). Its TypeScript
+/// name is `AccountBrief` (the `state` tag is `AccountState` there).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "state", rename_all = "kebab-case")]
+#[ts(rename = "AccountBrief")]
 pub enum AccountState {
     /// Nothing to sign in with yet.
     NotConfigured {
@@ -73,17 +76,30 @@ pub enum AccountState {
     SignedIn {
         access_token_expires_at: u64,
     },
-    /// Microsoft wants a person to sign in again; delivery waits.
+    /// Nobody has signed in yet (interactive or device-code flow, no
+    /// refresh token ever stored): a first start, or after a sign-out.
+    SignedOut {
+        reason: String,
+    },
+    /// Microsoft refused the stored sign-in (or the app's secret); a person
+    /// must sign in again. Delivery waits.
     SignInNeeded {
         reason: String,
     },
 }
+
+/// What `SignedOut` says, everywhere it is shown.
+pub const NOT_SIGNED_IN_YET: &str =
+    "Not signed in yet: sign in from the Account page, or run `postern account login`.";
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthError {
     /// Microsoft wants a new interactive sign-in (or a new client secret).
     #[error("sign-in needed: {0}")]
     SignInNeeded(String),
+    /// Nobody has signed in yet: no refresh token was ever stored.
+    #[error("{0}")]
+    SignedOut(String),
     /// Something to set up first (no client id, no secret in the keychain).
     #[error("{0}")]
     NotConfigured(String),
@@ -211,8 +227,8 @@ impl TokenSource {
                 SecretKey::RefreshToken {
                     client_id: i.client_id.clone(),
                 },
-                AccountState::SignInNeeded {
-                    reason: "Not signed in yet: run `postern account login`.".into(),
+                AccountState::SignedOut {
+                    reason: NOT_SIGNED_IN_YET.into(),
                 },
             ),
         };
@@ -266,6 +282,9 @@ impl TokenSource {
                 *cache = None;
                 match &e {
                     AuthError::SignInNeeded(reason) => self.set_state(AccountState::SignInNeeded {
+                        reason: reason.clone(),
+                    }),
+                    AuthError::SignedOut(reason) => self.set_state(AccountState::SignedOut {
                         reason: reason.clone(),
                     }),
                     AuthError::NotConfigured(reason) => {
@@ -338,12 +357,11 @@ impl TokenSource {
         let key = SecretKey::RefreshToken {
             client_id: i.client_id.clone(),
         };
-        let refresh = i.secrets.get_async(key.clone()).await?.ok_or_else(|| {
-            AuthError::SignInNeeded(
-                "Postern is not signed in to Microsoft 365 yet: run `postern account login`."
-                    .into(),
-            )
-        })?;
+        let refresh = i
+            .secrets
+            .get_async(key.clone())
+            .await?
+            .ok_or_else(|| AuthError::SignedOut(NOT_SIGNED_IN_YET.into()))?;
         let resp = client
             .exchange_refresh_token(&RefreshToken::new(refresh.expose().to_string()))
             .add_scope(Scope::new(DELEGATED_SCOPE.into()))

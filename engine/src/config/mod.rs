@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 pub mod lan;
 pub mod legacy_tls;
@@ -33,7 +34,7 @@ pub const OFFICE365_SUBMISSION_HOST: &str = "smtp.office365.com";
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, TS)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub listener: ListenerConfig,
@@ -46,7 +47,7 @@ pub struct Config {
 }
 
 /// Name resolution for finding the tenant's MX endpoint and for `diagnose`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, TS)]
 #[serde(default, deny_unknown_fields)]
 pub struct DnsConfig {
     /// DNS servers to ask (e.g. ["192.168.1.1:53"] for split-horizon
@@ -55,7 +56,7 @@ pub struct DnsConfig {
 }
 
 /// What devices talk to.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, TS)]
 #[serde(default, deny_unknown_fields)]
 pub struct ListenerConfig {
     /// Plain SMTP addresses (STARTTLS offered on them).
@@ -63,6 +64,7 @@ pub struct ListenerConfig {
     /// Implicit-TLS addresses ("SMTPS", port 465 style) for devices that only do that.
     pub tls_listen: Vec<SocketAddr>,
     /// Networks allowed to relay without authenticating.
+    #[ts(type = "Array<string>")]
     pub allow: Vec<IpNet>,
     /// Devices must AUTH (PLAIN/LOGIN) before sending, even from allowed networks.
     pub require_auth: bool,
@@ -88,14 +90,17 @@ pub struct ListenerConfig {
     pub legacy_tls: bool,
     /// Who gets legacy TLS when it is on: networks inside `allow`. Empty
     /// means all of `allow`. Ignored while `legacy_tls` is off.
+    #[ts(type = "Array<string>")]
     pub legacy_tls_allow: Vec<IpNet>,
     /// How long the next command line may take to arrive whole (RFC 5321:
     /// 5 min); bytes trickling in do not restart it.
     #[serde(with = "humantime_serde")]
+    #[ts(type = "string")]
     pub idle_timeout: Duration,
     /// How long a device may stay silent in the middle of DATA; the whole
     /// DATA phase may take three times this.
     #[serde(with = "humantime_serde")]
+    #[ts(type = "string")]
     pub data_timeout: Duration,
 }
 
@@ -126,7 +131,7 @@ impl Default for ListenerConfig {
 }
 
 /// How Postern hands mail to Microsoft.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, TS)]
 #[serde(rename_all = "kebab-case")]
 pub enum UpstreamMode {
     /// smtp.office365.com:587, STARTTLS, authenticated as a mailbox.
@@ -137,22 +142,26 @@ pub enum UpstreamMode {
     DirectSend,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, TS)]
 #[serde(rename_all = "kebab-case")]
 pub enum UpstreamAuth {
+    /// `oauth`, the README's word. Under kebab-case serde would call it
+    /// `o-auth`, which the old GUI saved: still read, never written.
+    #[serde(rename = "oauth", alias = "o-auth")]
     OAuth,
     Password,
     None,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, TS)]
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamConfig {
     pub mode: UpstreamMode,
     /// Empty means the default for the mode (smtp.office365.com for submission).
     pub host: String,
-    /// 0 means the default for the mode (587 for submission, 25 otherwise).
-    pub port: u16,
+    /// None (or 0 in an old file) means the mode's default: 587 for
+    /// submission, 25 for relay and direct-send ([`Self::effective_port`]).
+    pub port: Option<u16>,
     /// The mailbox Postern signs in as and sends from.
     pub mailbox: String,
     pub auth: UpstreamAuth,
@@ -166,6 +175,7 @@ pub struct UpstreamConfig {
     pub max_recipients: usize,
     /// Per-command timeout talking to Microsoft.
     #[serde(with = "humantime_serde")]
+    #[ts(type = "string")]
     pub timeout: Duration,
     /// Relay and Direct Send: the tenant's domain, whose MX record names the
     /// endpoint when `host` is empty. Default: the mailbox's domain.
@@ -190,7 +200,7 @@ impl Default for UpstreamConfig {
         UpstreamConfig {
             mode: UpstreamMode::Submission,
             host: String::new(),
-            port: 0,
+            port: None,
             mailbox: String::new(),
             auth: UpstreamAuth::OAuth,
             ca_file: None,
@@ -244,15 +254,15 @@ impl UpstreamConfig {
     }
 
     pub fn effective_port(&self) -> u16 {
-        match (self.port, self.mode) {
-            (0, UpstreamMode::Submission) => 587,
-            (0, _) => 25,
-            (p, _) => p,
+        match (self.port.filter(|p| *p != 0), self.mode) {
+            (None, UpstreamMode::Submission) => 587,
+            (None, _) => 25,
+            (Some(p), _) => p,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, TS)]
 #[serde(rename_all = "kebab-case")]
 pub enum OAuthFlow {
     Interactive,
@@ -260,7 +270,7 @@ pub enum OAuthFlow {
     ClientCredentials,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, TS)]
 #[serde(default, deny_unknown_fields)]
 pub struct OAuthConfig {
     pub authority: String,
@@ -280,7 +290,7 @@ impl Default for OAuthConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, TS)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     pub messages_per_minute: u32,
@@ -288,6 +298,7 @@ pub struct LimitsConfig {
     pub max_connections: usize,
     /// The rolling window `recipients_per_day` counts in (Microsoft: 24 h).
     #[serde(with = "humantime_serde")]
+    #[ts(type = "string")]
     pub recipient_window: Duration,
 }
 
@@ -303,22 +314,27 @@ impl Default for LimitsConfig {
 }
 
 /// Retry policy for messages Microsoft did not take yet.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, TS)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliveryConfig {
     /// First retry delay; doubles each attempt (with jitter) up to `retry_max`.
     #[serde(with = "humantime_serde")]
+    #[ts(type = "string")]
     pub retry_first: Duration,
     #[serde(with = "humantime_serde")]
+    #[ts(type = "string")]
     pub retry_max: Duration,
     /// A message still not delivered after this long fails.
     #[serde(with = "humantime_serde")]
+    #[ts(type = "string")]
     pub give_up_after: Duration,
     /// While the queue is held for the admin, how often to try again anyway.
     #[serde(with = "humantime_serde")]
+    #[ts(type = "string")]
     pub hold_recheck: Duration,
     /// An idle upstream connection is closed after this long.
     #[serde(with = "humantime_serde")]
+    #[ts(type = "string")]
     pub idle_close: Duration,
 }
 
@@ -334,13 +350,14 @@ impl Default for DeliveryConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, TS)]
 #[serde(default, deny_unknown_fields)]
 pub struct SpoolConfig {
     /// Where messages are kept. Default: the platform data dir + `postern/spool`.
     pub dir: Option<PathBuf>,
     /// How long sent and failed messages stay visible in the queue history.
     #[serde(with = "humantime_serde")]
+    #[ts(type = "string")]
     pub keep_history: Duration,
 }
 
@@ -434,6 +451,10 @@ impl Config {
             .ok()
             .and_then(|t| t.get("upstream")?.get("auth").cloned())
             .is_some();
+        // `port = 0` (what older files and the old GUI wrote) means the default.
+        if config.upstream.port == Some(0) {
+            config.upstream.port = None;
+        }
         if config.upstream.mode != UpstreamMode::Submission && !auth_given {
             config.upstream.auth = UpstreamAuth::None;
         }

@@ -122,3 +122,102 @@ fn a_client_key_others_can_read_is_refused() {
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     parse(&text).unwrap();
 }
+
+/// The README's words for the config values, in TOML and in JSON; the old
+/// GUI's `o-auth` is still read (never written).
+#[test]
+fn config_values_are_the_readmes_words() {
+    let c = parse("[upstream]\nauth = \"oauth\"").unwrap();
+    assert_eq!(c.upstream.auth, UpstreamAuth::OAuth);
+    let c = parse("[upstream]\nauth = \"o-auth\"").unwrap();
+    assert_eq!(c.upstream.auth, UpstreamAuth::OAuth);
+    let json = serde_json::to_value(&c).unwrap();
+    assert_eq!(json["upstream"]["auth"], "oauth");
+    assert_eq!(json["upstream"]["mode"], "submission");
+    assert_eq!(json["oauth"]["flow"], "interactive");
+    let words = |v: serde_json::Value| v.as_str().unwrap().to_string();
+    for (mode, word) in [
+        (UpstreamMode::Submission, "submission"),
+        (UpstreamMode::Relay, "relay"),
+        (UpstreamMode::DirectSend, "direct-send"),
+    ] {
+        assert_eq!(words(serde_json::to_value(mode).unwrap()), word);
+    }
+    for (auth, word) in [
+        (UpstreamAuth::OAuth, "oauth"),
+        (UpstreamAuth::Password, "password"),
+        (UpstreamAuth::None, "none"),
+    ] {
+        assert_eq!(words(serde_json::to_value(auth).unwrap()), word);
+        let toml = format!("[upstream]\nauth = \"{word}\"");
+        assert_eq!(parse(&toml).unwrap().upstream.auth, auth, "{toml}");
+    }
+    for (flow, word) in [
+        (OAuthFlow::Interactive, "interactive"),
+        (OAuthFlow::DeviceCode, "device-code"),
+        (OAuthFlow::ClientCredentials, "client-credentials"),
+    ] {
+        assert_eq!(words(serde_json::to_value(flow).unwrap()), word);
+        let toml = format!("[oauth]\nflow = \"{word}\"");
+        assert_eq!(parse(&toml).unwrap().oauth.flow, flow, "{toml}");
+    }
+}
+
+/// Every ```toml block of the README is a config Postern accepts, and each
+/// `key = "value"` the README's prose names is too.
+#[test]
+fn the_readmes_examples_parse() {
+    let readme = include_str!("../../../README.md");
+    let mut blocks = 0;
+    let mut rest = readme;
+    while let Some(start) = rest.find("```toml\n") {
+        let body = &rest[start + "```toml\n".len()..];
+        let end = body.find("```").expect("a closed ```toml block");
+        parse(&body[..end]).unwrap_or_else(|e| panic!("README example:\n{}\n{e}", &body[..end]));
+        blocks += 1;
+        rest = &body[end..];
+    }
+    assert!(blocks >= 1, "the README has no ```toml example any more");
+    // Inline mentions such as `upstream.auth = "oauth"`, in the prose
+    // (fenced blocks left out).
+    let prose: String = readme
+        .split("```")
+        .step_by(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut inline = 0;
+    for piece in prose.split('`').skip(1).step_by(2) {
+        let Some((key, value)) = piece.split_once(" = ") else {
+            continue;
+        };
+        let Some((section, name)) = key.split_once('.') else {
+            continue;
+        };
+        if !section.chars().all(|c| c.is_ascii_lowercase()) || name.contains(' ') {
+            continue;
+        }
+        let toml = format!("[{section}]\n{name} = {value}");
+        parse(&toml).unwrap_or_else(|e| panic!("README mentions `{piece}`: {e}"));
+        inline += 1;
+    }
+    assert!(inline >= 2, "found {inline} inline config mentions");
+}
+
+/// No `upstream.port` means the mode's default, shown as null in JSON;
+/// the `port = 0` older files hold means the same.
+#[test]
+fn an_unset_port_is_the_modes_default() {
+    let c = parse("").unwrap();
+    assert_eq!(c.upstream.port, None);
+    assert_eq!(
+        serde_json::to_value(&c).unwrap()["upstream"]["port"],
+        serde_json::Value::Null
+    );
+    assert_eq!(c.upstream.effective_port(), 587);
+    let c = parse("[upstream]\nport = 0").unwrap();
+    assert_eq!(c.upstream.port, None);
+    let c = parse("[upstream]\nmode = \"relay\"\ndomain = \"contoso.com\"").unwrap();
+    assert_eq!(c.upstream.effective_port(), 25);
+    let c = parse("[upstream]\nport = 2587").unwrap();
+    assert_eq!(c.upstream.effective_port(), 2587);
+}

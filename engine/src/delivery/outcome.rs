@@ -151,7 +151,9 @@ impl Failure {
     /// Auth errors carry their own instructions (run `postern account login`, …).
     pub(super) fn fix_override(&self) -> &str {
         match self {
-            Failure::Auth(AuthError::SignInNeeded(m) | AuthError::NotConfigured(m)) => m,
+            Failure::Auth(
+                AuthError::SignInNeeded(m) | AuthError::SignedOut(m) | AuthError::NotConfigured(m),
+            ) => m,
             _ => "",
         }
     }

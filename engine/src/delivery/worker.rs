@@ -32,13 +32,13 @@ pub(super) const MAX_IDLE_WAIT: Duration = Duration::from_secs(30);
 pub(super) const THREAD_LIMIT_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Why delivery is held, for the status view and notifications.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct Attention {
     pub summary: String,
     pub fix: String,
     /// The reply or error that caused it.
     pub cause: String,
-    /// Unix ms of the next automatic re-check.
+    /// Unix ms of the next automatic re-check (0: none is scheduled).
     pub recheck_at: u64,
 }
 

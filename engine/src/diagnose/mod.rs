@@ -24,7 +24,7 @@ use crate::dns::Resolver;
 use crate::secrets::SecretStore;
 
 /// What a check concluded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Ok,
@@ -49,9 +49,10 @@ impl Verdict {
 }
 
 /// One check's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Check {
     /// Stable name for scripts and the GUI, e.g. `dns.mx`.
+    #[ts(type = "string")]
     pub id: &'static str,
     /// What was checked, e.g. "MX record of contoso.com".
     pub title: String,

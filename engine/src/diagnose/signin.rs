@@ -115,6 +115,10 @@ fn auth_error(e: &AuthError) -> (String, String) {
             "Run `postern account login` (or, for client-credentials, check the client secret and store a new one with `postern account set-secret`).".into(),
         ),
         AuthError::NotConfigured(reason) => (reason.clone(), reason.clone()),
+        AuthError::SignedOut(reason) => (
+            reason.clone(),
+            "Sign in from the Account page, or run `postern account login`.".into(),
+        ),
         AuthError::Transient(reason) => (
             format!("could not reach the Microsoft sign-in service: {reason}"),
             "Check that this machine can reach login.microsoftonline.com over HTTPS (port 443), through any proxy.".into(),

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 /// Milliseconds since the Unix epoch: the one clock every record uses.
 pub fn now_ms() -> u64 {
@@ -18,8 +19,9 @@ pub fn now_ms() -> u64 {
 
 /// A message id: 16 lowercase hex digits, the receive time in milliseconds
 /// followed by a counter, so ids sort by arrival and are safe as file names.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS)]
 #[serde(try_from = "String", into = "String")]
+#[ts(type = "string")]
 pub struct MessageId(String);
 
 static COUNTER: AtomicU16 = AtomicU16::new(0);
@@ -71,7 +73,7 @@ impl fmt::Display for MessageId {
 }
 
 /// Who handed the message in.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ClientInfo {
     /// The device's address, e.g. "192.168.1.40:51234".
     pub peer: String,
@@ -100,8 +102,9 @@ pub struct Envelope {
 }
 
 /// Where a message is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, TS)]
 #[serde(rename_all = "kebab-case")]
+#[ts(rename = "MsgState")]
 pub enum State {
     /// Waiting for its first attempt.
     Queued,
@@ -137,7 +140,7 @@ impl fmt::Display for State {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "kebab-case")]
 pub enum RecipientState {
     Pending,
@@ -145,7 +148,7 @@ pub enum RecipientState {
     Failed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Recipient {
     pub address: String,
     pub state: RecipientState,
@@ -154,8 +157,10 @@ pub struct Recipient {
     pub reply: Option<String>,
 }
 
-/// The mutable part of a message, kept in `<id>.state`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The mutable part of a message, kept in `<id>.state` (`MessageStatus`
+/// in TypeScript, where `Status` is the engine's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(rename = "MessageStatus")]
 pub struct Status {
     pub state: State,
     pub attempts: u32,
@@ -212,7 +217,7 @@ impl Status {
 }
 
 /// One message as the queue shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct MessageInfo {
     pub id: MessageId,
     pub from: String,

@@ -5,12 +5,13 @@
 import { clear, h } from "../dom";
 import { formatRelative } from "../format";
 import { api, errorText, on } from "../ipc";
-import type { Account, SignIn } from "../types";
+import type { Account, AccountState, SignIn, SignInFinished } from "../types";
 import type { PageView } from "./page";
 
-const STATE_TEXT: Record<string, [string, string]> = {
+const STATE_TEXT: Record<AccountState, [string, string]> = {
   "signed-in": ["ok", "Signed in"],
   ready: ["ok", "Ready (app sign-in with the stored secret)"],
+  "signed-out": ["warn", "Not signed in yet"],
   "sign-in-needed": ["bad", "Sign-in needed"],
   "not-configured": ["warn", "Not configured"],
 };
@@ -19,7 +20,7 @@ export function accountPage(): PageView {
   let acct: Account | null = null;
   let error = "";
   let pending: SignIn | null = null;
-  let result: { ok: boolean; message: string } | null = null;
+  let result: SignInFinished | null = null;
   const body = h("div", { class: "panel" });
   const flowBox = h("div", { id: "signin-flow", "aria-live": "polite" });
   const el = h("div", { class: "page page-account" }, body, flowBox);
@@ -40,7 +41,8 @@ export function accountPage(): PageView {
     if (!acct) { clear(body, h("p", { class: "empty" }, "Loading…")); return; }
     const a = acct.account;
     const [tone, label] = STATE_TEXT[a.state] ?? ["warn", a.state];
-    const exp = a.access_token_expires_at;
+    const exp = a.state === "signed-in" ? a.access_token_expires_at : null;
+    const reason = "reason" in a ? a.reason : null;
     const interactive = acct.flow !== "client-credentials" && acct.auth === "oauth";
     clear(body,
       h("dl", { class: "facts wide" },
@@ -48,7 +50,7 @@ export function accountPage(): PageView {
         h("dt", {}, "Sign-in"), h("dd", {}, acct.auth === "oauth" ? `OAuth, ${acct.flow}` : acct.auth),
         h("dt", {}, "Tenant"), h("dd", {}, acct.tenant || "—"),
         h("dt", {}, "App (client) id"), h("dd", { class: "mono" }, acct.client_id || "—"),
-        h("dt", {}, "State"), h("dd", {}, h("span", { class: `pill pill-${tone}`, id: "account-state" }, label), a.reason ? h("p", { class: "muted" }, a.reason) : null),
+        h("dt", {}, "State"), h("dd", {}, h("span", { class: `pill pill-${tone}`, id: "account-state" }, label), reason ? h("p", { class: "muted", id: "account-reason" }, reason) : null),
         h("dt", {}, "Access token"), h("dd", {}, exp ? `${exp > Date.now() ? "expires" : "expired"} ${formatRelative(exp, Date.now())} (renewed automatically 5 minutes before)` : "none held")),
       h("div", { class: "actions" },
         interactive ? h("button", { class: "btn primary", id: "signin-browser", onclick: () => signIn(false) }, "Sign in with the browser") : null,

@@ -8,7 +8,7 @@ import { explainReply, formatRelative, formatSize, formatTime } from "../format"
 import { api, errorText } from "../ipc";
 import { filterMessages, type QueueFilter, type Upload } from "../queue-state";
 import type { Store } from "../store";
-import { MSG_STATES, type MessageInfo } from "../types";
+import { MSG_STATES, type MessageDetail, type MessageInfo } from "../types";
 import type { PageView } from "./page";
 
 const STATE_LABEL: Record<string, string> = { queued: "Queued", sending: "Sending", deferred: "Deferred", held: "Held", sent: "Sent", failed: "Failed" };
@@ -20,7 +20,7 @@ export function stateBadge(state: string): HTMLElement {
 export function queuePage(store: Store): PageView & { select(id: string): void } {
   const filter: QueueFilter = { state: "all", text: "" };
   let selected: string | null = null;
-  let detail: MessageInfo | null = null;
+  let detail: MessageDetail | null = null;
   let detailError: string | null = null;
   let detailFor = "";
   let notice = "";

@@ -5,13 +5,18 @@
 
 import { clear, h } from "../dom";
 import { api, errorText } from "../ipc";
-import type { Config, FieldError, NotificationSettings } from "../types";
+import type { ConfigForm, FieldError, NotificationSettings, OAuthFlow, UpstreamAuth, UpstreamMode } from "../types";
 import { validateConfig } from "../validate";
 import type { PageView } from "./page";
 
 type Kind = "text" | "list" | "number" | "bool" | "select";
 interface Field { key: string; label: string; kind: Kind; help?: string; options?: string[]; placeholder?: string }
 interface Group { title: string; fields: Field[] }
+
+// The engine's words (generated types): a renamed variant breaks the build.
+const MODES: UpstreamMode[] = ["submission", "relay", "direct-send"];
+const AUTHS: UpstreamAuth[] = ["oauth", "password", "none"];
+const FLOWS: OAuthFlow[] = ["interactive", "device-code", "client-credentials"];
 
 const GROUPS: Group[] = [
   { title: "Devices (listener)", fields: [
@@ -26,19 +31,19 @@ const GROUPS: Group[] = [
     { key: "listener.legacy_tls_allow", label: "Legacy TLS for", kind: "list", help: "One network or address per line, inside the allowed networks; empty means all of them. Narrow it to the devices that need it.", placeholder: "192.168.1.40/32" },
   ] },
   { title: "Microsoft 365 (upstream)", fields: [
-    { key: "upstream.mode", label: "Mode", kind: "select", options: ["submission", "relay", "direct-send"], help: "submission: sign in to smtp.office365.com:587. relay / direct-send: the tenant's MX on port 25." },
+    { key: "upstream.mode", label: "Mode", kind: "select", options: MODES, help: "submission: sign in to smtp.office365.com:587. relay / direct-send: the tenant's MX on port 25." },
     { key: "upstream.mailbox", label: "Mailbox", kind: "text", placeholder: "scanner@contoso.com", help: "The mailbox Postern signs in as and sends from." },
     { key: "upstream.host", label: "Host", kind: "text", placeholder: "mode default" },
-    { key: "upstream.port", label: "Port", kind: "number", placeholder: "mode default" },
+    { key: "upstream.port", label: "Port", kind: "number", placeholder: "mode default (587 for submission, 25 for relay and direct-send)", help: "Leave empty for the mode's default." },
     { key: "upstream.ca_file", label: "Extra CA certificate (PEM file)", kind: "text", placeholder: "none", help: "Only when a TLS-inspecting firewall or proxy stands between Postern and Microsoft: its CA, trusted besides the public ones." },
     { key: "upstream.domain", label: "Domain (relay / Direct Send)", kind: "text", placeholder: "the mailbox's domain" },
-    { key: "upstream.auth", label: "Authentication", kind: "select", options: ["oauth", "password", "none"] },
+    { key: "upstream.auth", label: "Authentication", kind: "select", options: AUTHS },
     { key: "upstream.rewrite_sender", label: "Send as the mailbox (rewrite the sender; the original From moves to Reply-To)", kind: "bool" },
   ] },
   { title: "Sign-in (OAuth)", fields: [
     { key: "oauth.tenant", label: "Tenant", kind: "text", placeholder: "contoso.com", help: "Your domain or tenant id, or \"organizations\"." },
     { key: "oauth.client_id", label: "App (client) id", kind: "text", placeholder: "00000000-1111-2222-3333-444444444444" },
-    { key: "oauth.flow", label: "Flow", kind: "select", options: ["interactive", "device-code", "client-credentials"] },
+    { key: "oauth.flow", label: "Flow", kind: "select", options: FLOWS },
     { key: "oauth.authority", label: "Authority", kind: "text", placeholder: "https://login.microsoftonline.com" },
   ] },
   { title: "Limits", fields: [
@@ -55,11 +60,11 @@ const NOTIFY: [keyof NotificationSettings, string][] = [
 
 export const fieldId = (key: string) => `f-${key.replace(/\./g, "-")}`;
 
-function get(c: Config, key: string): unknown { const [s, k] = key.split("."); return c[s]?.[k]; }
-function set(c: Config, key: string, v: unknown) { const [s, k] = key.split("."); (c[s] ??= {})[k] = v; }
+function get(c: ConfigForm, key: string): unknown { const [s, k] = key.split("."); return c[s]?.[k]; }
+function set(c: ConfigForm, key: string, v: unknown) { const [s, k] = key.split("."); (c[s] ??= {})[k] = v; }
 
 export function settingsPage(): PageView {
-  let config: Config = {};
+  let config: ConfigForm = {};
   let path = "";
   let notify: NotificationSettings | null = null;
   let local: FieldError[] = [];
@@ -156,7 +161,7 @@ export function settingsPage(): PageView {
   async function load() {
     try {
       const s = await api.getSettings();
-      config = structuredClone(s.config); path = s.path;
+      config = structuredClone(s.config) as ConfigForm; path = s.path;
       notify = await api.getNotificationSettings().catch(() => null);
       local = validateConfig(config); remote = [];
       loaded = true;

@@ -4,7 +4,7 @@
 //! Microsoft-side step asks for, and the assistant's own "required for this
 //! route" rules on top of the config file's (validate.ts). Pure: no DOM, no IPC.
 
-import type { Config, FieldError } from "../types";
+import type { ConfigForm, FieldError } from "../types";
 import { emailError } from "../validate";
 import type { Answers, Mode, Recommendation } from "./recommend";
 
@@ -30,7 +30,7 @@ export const SIGN_IN_TITLE: Record<SignInWay, string> = {
 const str = (v: unknown): string => (v == null ? "" : String(v));
 
 /** What the current config already says about a route, or null. */
-function currentSignIn(config: Config): SignInWay | null {
+function currentSignIn(config: ConfigForm): SignInWay | null {
   const u = config.upstream ?? {}, o = config.oauth ?? {};
   if (str(u.mode || "submission") !== "submission") return null;
   if (u.auth === "password") return "password";
@@ -48,7 +48,7 @@ function currentSignIn(config: Config): SignInWay | null {
  * suggested app-only flow; a relay trusts the certificate only when the
  * admin said there is one.
  */
-export function choiceFor(route: Mode, rec: Recommendation, answers: Answers, config: Config): Choice {
+export function choiceFor(route: Mode, rec: Recommendation, answers: Answers, config: ConfigForm): Choice {
   if (route === "submission") return { mode: route, signIn: currentSignIn(config) ?? rec.flow ?? "client-credentials", connectorAuth: null };
   if (route === "relay") return { mode: route, signIn: null, connectorAuth: answers.connector === "cert" ? "cert" : "ip" };
   return { mode: route, signIn: null, connectorAuth: null };
@@ -61,7 +61,7 @@ export function choiceFor(route: Mode, rec: Recommendation, answers: Answers, co
  * config for this route would not hold: the host and port (each mode has its
  * own default), the connector's certificate, the Direct Send domains.
  */
-export function applyChoice(config: Config, choice: Choice): Config {
+export function applyChoice(config: ConfigForm, choice: Choice): ConfigForm {
   const c = structuredClone(config);
   const u = (c.upstream ??= {});
   const prev = str(u.mode || "submission");
@@ -124,13 +124,13 @@ export function fieldsFor(choice: Choice): FieldDef[] {
 }
 
 /** The assistant's own rules: a field this route needs is filled in. */
-export function requiredErrors(config: Config, choice: Choice): FieldError[] {
+export function requiredErrors(config: ConfigForm, choice: Choice): FieldError[] {
   const errs: FieldError[] = [];
   for (const f of fieldsFor(choice)) {
     if (!f.required || !f.saved) continue;
     const [s, k] = f.key.split(".");
     const v = config[s]?.[k];
-    if (v == null || str(v).trim() === "") errs.push({ key: f.key, message: `${f.label.replace(/ \(.*$/, "")} is needed for this route` });
+    if (v == null || str(v).trim() === "") errs.push({ key: f.key, message: `${f.label} is needed for this route` });
   }
   const t = str(config.oauth?.tenant).trim().toLowerCase();
   if (choice.signIn === "client-credentials" && (t === "organizations" || t === "common"))
@@ -146,7 +146,7 @@ export function extraError(key: string, value: string): string | null {
 }
 
 /** The test message's default recipient: the mailbox, else nobody. */
-export function defaultTestRecipient(config: Config): string {
+export function defaultTestRecipient(config: ConfigForm): string {
   const m = str(config.upstream?.mailbox);
   return m && !emailError(m) ? m : "";
 }

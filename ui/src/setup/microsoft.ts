@@ -3,7 +3,7 @@
 //! PowerShell lines of the README, filled in with what was typed so far.
 //! Pure: returns text; the page adds the copy buttons.
 
-import type { Config } from "../types";
+import type { ConfigForm } from "../types";
 import type { Choice } from "./draft";
 
 export interface MsStep {
@@ -20,7 +20,7 @@ const str = (v: unknown): string => (v == null ? "" : String(v).trim());
 const or = (v: string, placeholder: string) => v || placeholder;
 
 /** The steps for this choice; `extra` holds the unsaved helper fields (public IP, object id). */
-export function microsoftSteps(choice: Choice, config: Config, extra: Record<string, string>): MsStep[] {
+export function microsoftSteps(choice: Choice, config: ConfigForm, extra: Record<string, string>): MsStep[] {
   const u = config.upstream ?? {}, o = config.oauth ?? {};
   const mailbox = or(str(u.mailbox), "scanner@contoso.com");
   const clientId = or(str(o.client_id), "<client id>");

@@ -3,13 +3,13 @@
 //! page (pages/setup.ts) drives with its step indicator and Back/Next.
 
 import type { Store } from "../store";
-import type { Config } from "../types";
+import type { ConfigForm } from "../types";
 import type { Choice } from "./draft";
 import type { Answers, Mode } from "./recommend";
 
 export interface SetupState {
   /** The draft config: the current config from `get_settings`, plus what the assistant set. */
-  config: Config;
+  config: ConfigForm;
   /** The config file's path. */
   path: string;
   answers: Partial<Answers>;
