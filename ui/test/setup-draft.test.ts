@@ -26,7 +26,7 @@ describe("applyChoice: only the keys the route needs", () => {
   });
 
   it("on a first start (no app registration yet) suggests app-only, not the default flow", () => {
-    const c: Config = { upstream: { mode: "submission", auth: "oauth" }, oauth: { flow: "interactive", client_id: "" } };
+    const c: ConfigForm = { upstream: { mode: "submission", auth: "oauth" }, oauth: { flow: "interactive", client_id: "" } };
     expect(choiceFor("submission", recommend(submission), submission, c).signIn).toBe("client-credentials");
   });
 
