@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use postern_engine::config::Config;
 use tauri::webview::PageLoadEvent;
-use tauri::{AppHandle, Builder, Manager, RunEvent, Runtime};
+use tauri::{AppHandle, Builder, Manager, RunEvent, Runtime, WindowEvent};
 use tokio::sync::mpsc;
 
 use crate::logs::LogBuffer;
@@ -37,8 +37,10 @@ pub fn configure<R: Runtime>(builder: Builder<R>) -> Builder<R> {
         .manage(Shown::default())
         .invoke_handler(crate::postern_commands!())
         .on_page_load(|webview, payload| {
-            if payload.event() == PageLoadEvent::Started {
-                webview.app_handle().state::<Pending>().page_loading();
+            match payload.event() {
+                PageLoadEvent::Started => webview.app_handle().state::<Pending>().page_loading(),
+                // scripts/bench-tray-memory.sh waits for this line.
+                PageLoadEvent::Finished => tracing::info!("the window's page loaded"),
             }
         })
 }
@@ -108,6 +110,11 @@ pub fn run(runtime: tokio::runtime::Runtime, config_path: PathBuf) -> i32 {
             code: None, api, ..
         } => api.prevent_exit(),
         RunEvent::Exit => tauri::async_runtime::block_on(app.state::<Shell>().stop()),
+        RunEvent::WindowEvent {
+            label,
+            event: WindowEvent::Destroyed,
+            ..
+        } if label == tray::WINDOW => crate::memory::window_closed(app),
         _ => {}
     });
     0

@@ -113,10 +113,13 @@ pub enum AccountCommand {
 
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if cli.command.is_none() {
+        // The tray app: before the first thread starts.
+        crate::memory::prepare_tray_process();
+        runtime.worker_threads(crate::memory::TRAY_WORKER_THREADS);
+    }
+    let runtime = runtime.enable_all().build().expect("tokio runtime");
     let config_path = postern_engine::config::config_path(cli.config.as_deref());
     let Some(command) = cli.command else {
         return crate::app::run(runtime, config_path);

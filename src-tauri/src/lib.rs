@@ -15,6 +15,7 @@ mod ipc;
 mod lan;
 mod login;
 mod logs;
+mod memory;
 mod notify;
 mod secrets_ipc;
 mod send_test;
