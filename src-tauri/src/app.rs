@@ -86,6 +86,7 @@ pub fn run(runtime: tokio::runtime::Runtime, config_path: PathBuf) -> i32 {
             // Not fatal: the window's Settings page can fix the config.
             let _ = tauri::async_runtime::block_on(start_engine(&handle));
             watch_signals(handle.clone());
+            crate::memory::started();
             if first_run {
                 tray::open_window(
                     &handle,

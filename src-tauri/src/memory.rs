@@ -11,7 +11,8 @@
 //! - [`window_closed`], after the window is destroyed: once its web process
 //!   has ended, ends WebKit's network process too (WebKit keeps it for the
 //!   app's life and starts a new one with the next window) and gives the
-//!   freed heap back to the system (`malloc_trim`).
+//!   freed heap back to the system (`malloc_trim`); [`started`] does the
+//!   same once start-up is over.
 //!
 //! Everything here is Linux (glibc, WebKitGTK) only; elsewhere it does
 //! nothing. A variable the user has set is never overridden.
@@ -71,6 +72,13 @@ pub fn window_closed<R: tauri::Runtime>(app: &tauri::AppHandle<R>) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = app;
+}
+
+/// Start-up is over (tray shown, engine running): give back the heap that
+/// GTK's and the engine's start-up used and freed.
+pub fn started() {
+    #[cfg(target_os = "linux")]
+    trim();
 }
 
 #[cfg(target_os = "linux")]

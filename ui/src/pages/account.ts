@@ -5,6 +5,7 @@
 import { clear, h } from "../dom";
 import { formatRelative } from "../format";
 import { api, errorText, on } from "../ipc";
+import { secretsPanel } from "../secrets-panel";
 import type { Account, AccountState, SignIn, SignInFinished } from "../types";
 import type { PageView } from "./page";
 
@@ -23,11 +24,13 @@ export function accountPage(): PageView {
   let result: SignInFinished | null = null;
   const body = h("div", { class: "panel" });
   const flowBox = h("div", { id: "signin-flow", "aria-live": "polite" });
-  const el = h("div", { class: "page page-account" }, body, flowBox);
+  const secrets = secretsPanel("account", () => (acct ? { auth: acct.auth, flow: acct.flow } : null), { deviceUsers: false });
+  const el = h("div", { class: "page page-account" }, body, flowBox, secrets.el);
 
   async function load() {
     try { acct = await api.getAccount(); error = ""; } catch (e) { error = errorText(e); }
     render();
+    void secrets.load();
   }
 
   async function signIn(device: boolean) {

@@ -5,6 +5,7 @@
 
 import { clear, h } from "../dom";
 import { api, errorText } from "../ipc";
+import { secretsPanel } from "../secrets-panel";
 import type { ConfigForm, FieldError, NotificationSettings, OAuthFlow, UpstreamAuth, UpstreamMode } from "../types";
 import { validateConfig } from "../validate";
 import type { PageView } from "./page";
@@ -23,7 +24,7 @@ const GROUPS: Group[] = [
     { key: "listener.listen", label: "Listen on", kind: "list", help: "One IP:port per line; 0.0.0.0:2525 means every network interface.", placeholder: "127.0.0.1:2525" },
     { key: "listener.allow", label: "Allowed networks", kind: "list", help: "One network per line (CIDR), e.g. 192.168.1.0/24. These may relay without a password.", placeholder: "192.168.1.0/24" },
     { key: "listener.require_auth", label: "Every device must log in (AUTH), even from allowed networks", kind: "bool" },
-    { key: "listener.users", label: "Device users", kind: "list", help: "One name per line; set each password with `postern account set-secret --device NAME`." },
+    { key: "listener.users", label: "Device users", kind: "list", help: "One name per line; give each a password below, under \u201cSecrets in the OS keychain\u201d (or `postern account set-secret --device NAME`)." },
     { key: "listener.tls_listen", label: "Listen with implicit TLS (SMTPS)", kind: "list", help: "For devices that only speak TLS from the first byte (port 465). One IP:port per line; leave empty for none.", placeholder: "0.0.0.0:465" },
     { key: "listener.tls_cert", label: "TLS certificate (PEM file)", kind: "text", help: "Leave both empty to use a generated self-signed certificate.", placeholder: "generated" },
     { key: "listener.tls_key", label: "TLS private key (PEM file)", kind: "text", placeholder: "generated" },
@@ -79,7 +80,14 @@ export function settingsPage(): PageView {
   const saveBtn = h("button", { class: "btn primary", type: "submit", form: "settings-form", id: "save-settings" }, "Save");
   const revert = h("button", { class: "btn", type: "button", onclick: () => void load() }, "Revert");
   const pathEl = h("p", { class: "muted small" });
-  const el = h("div", { class: "page page-settings" }, h("div", { class: "toolbar sticky" }, pathEl, h("span", { class: "spacer" }), status, revert, saveBtn), form);
+  const secrets = secretsPanel("settings", () => (loaded ? { auth: String(get(config, "upstream.auth") ?? "oauth"), flow: String(get(config, "oauth.flow") ?? "interactive") } : null), {
+    deviceUsers: true,
+    // The shell wrote listener.users to the file: take that list, keep the rest of the form.
+    changedUsers: async () => {
+      try { const s = await api.getSettings(); set(config, "listener.users", s.config.listener.users); build(); } catch { /* the next load shows it */ }
+    },
+  });
+  const el = h("div", { class: "page page-settings" }, h("div", { class: "toolbar sticky" }, pathEl, h("span", { class: "spacer" }), status, revert, saveBtn), form, secrets.el);
 
   function input(f: Field): HTMLElement {
     const id = fieldId(f.key);
@@ -167,6 +175,7 @@ export function settingsPage(): PageView {
       loaded = true;
       status.textContent = "";
       build();
+      void secrets.load();
     } catch (e) { clear(form, h("p", { class: "banner banner-bad" }, `Could not read the settings: ${errorText(e)}`)); }
   }
 
@@ -180,7 +189,7 @@ export function settingsPage(): PageView {
       const r = await api.saveSettings(config);
       if (notify) await api.setNotificationSettings(notify);
       remote = r.errors ?? [];
-      if (r.ok) { status.textContent = r.restarted ? "Saved — the relay restarted with the new settings." : "Saved."; status.className = "save-status ok"; }
+      if (r.ok) { status.textContent = r.restarted ? "Saved — the relay restarted with the new settings." : "Saved."; status.className = "save-status ok"; void secrets.load(); }
       else showErrors();
     } catch (e) { status.textContent = `Not saved: ${errorText(e)}`; status.className = "save-status bad"; }
     saveBtn.disabled = local.length > 0;
