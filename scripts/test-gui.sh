@@ -7,6 +7,12 @@
 #   tests/gui/test_clicks.py  Account sign-in and Settings Save clicked like a
 #                             person, from no config file and from the README's
 #                             config; a screenshot of each step.
+#   tests/gui/test_setup.py   the setup assistant clicked from no config file
+#                             to a delivered test message and the device card
+#                             (the client secret typed in lies only in the
+#                             keychain), and Cancel from the README's config
+#                             leaving the file byte-identical; pictures light,
+#                             and dark (POSTERN_THEME=dark: GTK's dark theme).
 # The app under test: $POSTERN_APP, else target/release/postern (the .deb's
 # binary, as scripts/test.sh builds it) when no source is newer than it, else
 # the debug build. Screenshots go to $POSTERN_WALKTHROUGH, else
@@ -30,6 +36,8 @@ export POSTERN_APP
 [ -x target/debug/postern-fakes ] || cargo build -p postern-testkit --locked
 export NO_AT_BRIDGE=1
 echo "[gui] testing $POSTERN_APP" >&2
-for test in test_tray test_clicks; do
+for test in test_tray test_clicks test_setup; do
   timeout 900 scripts/with-keyring.sh xvfb-run -a python3 "tests/gui/$test.py"
 done
+# The assistant's pictures in the dark theme too (the walk again, first run only).
+POSTERN_THEME=dark timeout 900 scripts/with-keyring.sh xvfb-run -a python3 tests/gui/test_setup.py first

@@ -17,6 +17,9 @@ export function stripText(st: Status | null, statusAt: number, now: number): Str
   if (st.paused) return { tone: "warn", text: `Delivery is paused — ${plural(waiting, "message")} waiting.`, fix: "Resume delivery from the Queue page." };
   if (st.account.state === "signed-out") return { tone: "warn", text: "Not signed in yet: mail is kept until Postern is signed in to Microsoft 365.", fix: "Open Account and sign in." };
   if (st.account.state === "sign-in-needed") return { tone: "bad", text: "Sign-in needed: Microsoft no longer accepts the saved sign-in.", fix: "Open Account and sign in again." };
+  // A secret missing from the keychain (the engine says which) is not a missing mailbox or client id.
+  if (st.account.state === "not-configured" && /^No .* in the keychain/.test(st.account.reason))
+    return { tone: "warn", text: `${st.account.reason.split(":")[0]}: mail is kept until it is stored.`, fix: "Open Set up and store it at step 3 (Secrets)." };
   if (st.account.state === "not-configured") return { tone: "warn", text: "No mailbox or app registration is configured; mail is kept until one is.", fix: "Open Settings and fill in the mailbox and client id." };
   const t = st.throttle;
   const failed = q.failed ? ` · ${q.failed} failed` : "";

@@ -25,6 +25,11 @@ describe("applyChoice: only the keys the route needs", () => {
     expect(c).toEqual(readme()); // the input is not modified
   });
 
+  it("on a first start (no app registration yet) suggests app-only, not the default flow", () => {
+    const c: ConfigForm = { upstream: { mode: "submission", auth: "oauth" }, oauth: { flow: "interactive", client_id: "" } };
+    expect(choiceFor("submission", recommend(submission), submission, c).signIn).toBe("client-credentials");
+  });
+
   it("keeps the sign-in flow the config already uses", () => {
     const c = readme(); c.oauth.flow = "device-code";
     expect(choiceFor("submission", recommend(submission), submission, c).signIn).toBe("device-code");
@@ -104,7 +109,7 @@ describe("the device card's words", () => {
     expect(networksToAllow(card())).toEqual(["192.168.1.0/24"]);
     expect(loginAdvice(card())).toMatch(/not allowed yet/);
     expect(networksToAllow(card({ lan: true, allow: ["192.168.1.0/24"] }))).toEqual([]);
-    expect(loginAdvice(card({ lan: true, allow: ["127.0.0.0/8", "192.168.1.0/24"] }))).toBe("No, for devices on 192.168.1.0/24. Any other device must log in as a device user (none set up yet (Settings → Device users)).");
+    expect(loginAdvice(card({ lan: true, allow: ["127.0.0.0/8", "192.168.1.0/24"] }))).toBe("No, for devices on 192.168.1.0/24. Any other device must log in as a device user (none set up yet: Settings → Device users).");
     expect(loginAdvice(card({ login_needed: true, users: ["scanner"] }))).toMatch(/^Yes: every device logs in as a device user \(scanner\)/);
   });
 

@@ -35,4 +35,11 @@ describe("status strip", () => {
     const r = base(); r.account = { state: "sign-in-needed", reason: "AADSTS50173" };
     expect(stripText(r, 0, 0)).toMatchObject({ tone: "bad", text: expect.stringMatching(/no longer accepts the saved sign-in/) });
   });
+  it("a secret missing from the keychain is named, not taken for a missing mailbox", () => {
+    const st = base(); st.queue.queued = 0;
+    st.account = { state: "not-configured", reason: "No client secret in the keychain: run `postern account set-secret`." };
+    expect(stripText(st, 0, 0)).toEqual({ tone: "warn", text: "No client secret in the keychain: mail is kept until it is stored.", fix: "Open Set up and store it at step 3 (Secrets)." });
+    st.account = { state: "not-configured", reason: "upstream.mailbox is not set" };
+    expect(stripText(st, 0, 0).text).toMatch(/^No mailbox or app registration/);
+  });
 });

@@ -36,6 +36,7 @@ const GROUPS: Group[] = [
     { key: "upstream.mailbox", label: "Mailbox", kind: "text", placeholder: "scanner@contoso.com", help: "The mailbox Postern signs in as and sends from." },
     { key: "upstream.host", label: "Host", kind: "text", placeholder: "mode default" },
     { key: "upstream.port", label: "Port", kind: "number", placeholder: "mode default (587 for submission, 25 for relay and direct-send)", help: "Leave empty for the mode's default." },
+    { key: "upstream.ca_file", label: "Extra CA certificate (PEM file)", kind: "text", placeholder: "none", help: "Only when a TLS-inspecting firewall or proxy stands between Postern and Microsoft: its CA, trusted besides the public ones." },
     { key: "upstream.domain", label: "Domain (relay / Direct Send)", kind: "text", placeholder: "the mailbox's domain" },
     { key: "upstream.auth", label: "Authentication", kind: "select", options: AUTHS },
     { key: "upstream.rewrite_sender", label: "Send as the mailbox (rewrite the sender; the original From moves to Reply-To)", kind: "bool" },
@@ -110,7 +111,7 @@ export function settingsPage(): PageView {
       oninput: () => {
         const raw = i.value.trim();
         if (f.kind === "number") update(raw === "" ? null : /^\d+$/.test(raw) ? Number(raw) : raw);
-        else if (f.key === "listener.tls_cert" || f.key === "listener.tls_key") update(raw === "" ? null : raw);
+        else if (f.key === "listener.tls_cert" || f.key === "listener.tls_key" || f.key === "upstream.ca_file") update(raw === "" ? null : raw);
         else update(raw);
       } });
     return i;

@@ -34,7 +34,7 @@ export function securityAdvice(c: DeviceCard): { choice: string; hint: string } 
 
 /** Who may send without logging in, in plain words. */
 export function loginAdvice(c: DeviceCard): string {
-  const users = c.users.length ? c.users.join(", ") : "none set up yet (Settings → Device users)";
+  const users = c.users.length ? c.users.join(", ") : "none set up yet: Settings → Device users";
   if (c.login_needed) return `Yes: every device logs in as a device user (${users}), with that user's password.`;
   const lan = c.allow.filter((n) => !LOOPBACK.test(n));
   if (!lan.length) return `Devices on your network are not allowed yet: use the button below. Until then a device must log in as a device user (${users}).`;

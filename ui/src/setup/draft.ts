@@ -35,6 +35,8 @@ function currentSignIn(config: ConfigForm): SignInWay | null {
   if (str(u.mode || "submission") !== "submission") return null;
   if (u.auth === "password") return "password";
   if (str(u.auth || "oauth") !== "oauth") return null;
+  // No app registration yet (a first start): the flow is only the default, not a choice.
+  if (!str(o.client_id).trim()) return null;
   const f = str(o.flow || "interactive");
   return f === "client-credentials" || f === "device-code" || f === "interactive" ? f : null;
 }

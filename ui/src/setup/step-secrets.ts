@@ -41,6 +41,9 @@ export function secretsStep(ctx: Ctx): Step {
         : "No secret for this route: the connector or your tenant trusts the office's network, not a password."));
       return;
     }
+    // Until the keychain answered: no field yet, so nothing typed into it
+    // is wiped by the re-draw that answer brings.
+    if (!secrets && !note) { clear(el, h("p", { class: "muted", id: "secret-loading" }, "Asking the keychain…")); return; }
     const w = WHAT[kind];
     const stored = isStored(kind);
     const input = h("input", { type: "password", id: "secret-input", name: "secret", autocomplete: "off", spellcheck: "false", "aria-describedby": "secret-help secret-state" });
@@ -67,5 +70,5 @@ export function secretsStep(ctx: Ctx): Step {
       note ? h("p", { class: `banner banner-${note.ok ? "ok" : "bad"}`, role: "status", id: "secret-note" }, note.text) : null);
   }
 
-  return { title: "Secrets", el, enter: () => { note = null; render(); void refresh(); } };
+  return { title: "Secrets", el, enter: () => { note = null; secrets = null; render(); void refresh(); } };
 }
