@@ -43,7 +43,9 @@ export function accountPage(): PageView {
     if (error) { clear(body, h("p", { class: "banner banner-bad" }, `Could not read the account: ${error}`)); return; }
     if (!acct) { clear(body, h("p", { class: "empty" }, "Loading…")); return; }
     const a = acct.account;
-    const [tone, label] = STATE_TEXT[a.state] ?? ["warn", a.state];
+    const [tone, label] = a.state === "ready" && acct.flow !== "client-credentials"
+      ? ["ok", "Signed in (a new access token is fetched when mail goes out)"]
+      : STATE_TEXT[a.state] ?? ["warn", a.state];
     const exp = a.state === "signed-in" ? a.access_token_expires_at : null;
     const reason = "reason" in a ? a.reason : null;
     const interactive = acct.flow !== "client-credentials" && acct.auth === "oauth";
