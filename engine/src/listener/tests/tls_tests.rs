@@ -6,6 +6,15 @@ use tokio_rustls::TlsConnector;
 use super::*;
 
 pub(super) async fn tls_client(server: &Server, tcp: TcpStream) -> TlsStream<TcpStream> {
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tls_client_connector(server)
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
+
+/// A TLS client that trusts the listener's own certificate.
+fn tls_client_connector(server: &Server) -> TlsConnector {
     let pem = std::fs::read(
         server
             .dir
@@ -24,11 +33,7 @@ pub(super) async fn tls_client(server: &Server, tcp: TcpStream) -> TlsStream<Tcp
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -95,5 +100,61 @@ async fn implicit_tls_handshake_first_then_greeting() {
             .await,
     );
     assert!(server.messages()[0].client.tls.is_some());
+    server.stop().await;
+}
+
+/// Past the caps on an implicit-TLS port, each refusal costs a task and a
+/// TLS handshake (the 421 can only be sent inside TLS). At most
+/// [`MAX_REFUSING`](super::super::MAX_REFUSING) of them run at once: with
+/// that many refused clients stalling their handshakes, the next refused
+/// connection is closed without a handshake; once they are gone, a refused
+/// client is answered again.
+#[tokio::test]
+async fn refusals_on_an_implicit_tls_port_are_bounded() {
+    use super::super::MAX_REFUSING;
+    use tokio::io::AsyncReadExt;
+
+    let server = Server::start(DeviceAuth::none(), true, |c| c.max_connections = 1).await;
+    let tls_addr = server.tls_addr.unwrap();
+    // The one slot: a session that stays open.
+    let mut holder =
+        Client::new(tls_client(&server, TcpStream::connect(tls_addr).await.unwrap()).await);
+    assert!(holder.reply().await.starts_with("220"));
+    // Refused clients that never send a ClientHello: each holds a refusal
+    // task in its handshake.
+    let mut stalled = Vec::new();
+    for _ in 0..MAX_REFUSING {
+        stalled.push(TcpStream::connect(tls_addr).await.unwrap());
+    }
+    // The next refused client is closed before any TLS byte: its
+    // ClientHello gets end-of-stream, never a ServerHello.
+    let mut over = TcpStream::connect(tls_addr).await.unwrap();
+    let connector = tls_client_connector(&server);
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    assert!(
+        connector.connect(name.clone(), &mut over).await.is_err(),
+        "a refusal past {MAX_REFUSING} in flight got a TLS handshake"
+    );
+    // The stalled ones go away (their tasks end when they see the close);
+    // a refused client is then answered, inside TLS, with the 421.
+    drop(stalled);
+    let mut answered = None;
+    for _ in 0..500 {
+        let tcp = TcpStream::connect(tls_addr).await.unwrap();
+        if let Ok(mut tls) = connector.connect(name.clone(), tcp).await {
+            let mut reply = String::new();
+            let _ = tls.read_to_string(&mut reply).await;
+            answered = Some(reply);
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reply = answered.expect("a refused client is answered once the stalled ones are gone");
+    assert!(
+        reply.starts_with("421 4.7.0 Too many connections"),
+        "{reply:?}"
+    );
+    assert!(holder.cmd("QUIT").await.starts_with("221"));
     server.stop().await;
 }
