@@ -7,6 +7,7 @@
 //! the tray app and behind `postern serve`.
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod delivery;

@@ -540,9 +540,5 @@ fn time_of(ms: u64) -> String {
         return "-".into();
     }
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    humantime::format_rfc3339_seconds(t)
-        .to_string()
-        .replace('T', " ")
-        .trim_end_matches('Z')
-        .to_string()
+    postern_engine::clock::plain(t)
 }

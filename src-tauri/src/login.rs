@@ -53,7 +53,7 @@ pub async fn run(config: &Config, store: &SecretStore, device_code: bool, no_bro
             };
             println!(
                 "Signed in for {mailbox}. The sign-in is kept in the OS keychain; Postern renews it by itself (access token valid until {}).",
-                humantime::format_rfc3339_seconds(
+                postern_engine::clock::rfc3339(
                     std::time::UNIX_EPOCH + std::time::Duration::from_millis(token.expires_at)
                 )
             );

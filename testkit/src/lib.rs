@@ -12,6 +12,7 @@
 //! replies they give follow `EXCHANGE-ONLINE.md` (§2–§4); where that guide is
 //! silent, the choice is documented on the item that makes it.
 
+mod clock;
 pub mod dns;
 pub mod exchange;
 pub mod identity;
