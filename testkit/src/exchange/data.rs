@@ -4,7 +4,7 @@
 //! The message ends only at `<CRLF>.<CRLF>` (the CRLF that ends the DATA
 //! command line counts as the first CRLF, so an empty message is just
 //! `.\r\n`). `\n.\n`, `\r.\r`, `\n.\r\n` and `\r\n.\n` do not end it
-//! (EXCHANGE-ONLINE.md §5, SMTP smuggling).
+//! (docs/exchange-online.md §5, SMTP smuggling).
 
 /// Where the receiver is within the current line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
