@@ -394,7 +394,7 @@ async fn account(cmd: AccountCommand, config: &Config) -> i32 {
         AccountCommand::Login {
             device_code,
             no_browser,
-        } => crate::login::run(config, &store, device_code, no_browser).await,
+        } => crate::account_login::run(config, &store, device_code, no_browser).await,
         AccountCommand::Status { json } => {
             let running = match control::request(&config.spool_dir(), &Request::Status).await {
                 Ok(Response { data: Some(v), .. }) => {

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::conn::{Conn, End, Line, Stream};
-use super::{Shared, Slot};
+use super::{ConnSlot, Shared};
 
 /// Bound on the TLS handshake (STARTTLS and implicit TLS).
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -61,7 +61,7 @@ pub(crate) async fn run(
     peer: SocketAddr,
     implicit_tls: bool,
     shutdown: watch::Receiver<bool>,
-    slot: Slot,
+    slot: ConnSlot,
 ) {
     let mut session = Session {
         conn: Conn::from_stream(stream, shutdown, WRITE_TIMEOUT),

@@ -3,7 +3,7 @@
 //! a reply, and timeouts are configured short where they are the subject.
 
 mod abuse;
-mod auth;
+mod device_auth;
 mod legacy;
 mod limits;
 mod quirks;
