@@ -11,21 +11,13 @@
 
 use std::time::Duration;
 
-use super::{End, Flow, Line, Session};
+use super::{End, Line, Session};
 use crate::listener::device_auth::{self, SaslError};
 use crate::secrets::Secret;
 
 impl Session {
-    pub(super) async fn auth(&mut self, mechanism: u64, initial: String) -> Result<Flow, End> {
-        self.authenticate(mechanism, initial).await?;
-        Ok(if self.quit {
-            Flow::Quit
-        } else {
-            Flow::Continue
-        })
-    }
-
-    async fn authenticate(&mut self, mechanism: u64, initial: String) -> Result<(), End> {
+    /// AUTH; a QUIT at a prompt sets `quit`, which ends the session.
+    pub(super) async fn auth(&mut self, mechanism: u64, initial: String) -> Result<(), End> {
         let auth = self.shared.device_auth.clone();
         if !auth.has_users() {
             self.bad("502 5.5.1 AUTH not available: no device users are configured");
