@@ -1,5 +1,8 @@
-//! What happened, broadcast to whoever listens: the CLI's `serve` log, the
-//! tray GUI and the desktop notifier (later issues). Sending never blocks the
+//! What happened, broadcast to whoever listens: in the tray app,
+//! `src-tauri/src/events.rs` forwards each event to the window (as
+//! `engine-event`) and to the desktop notifier; tests subscribe too. The
+//! headless `postern serve` has no subscriber: its log is `tracing` (every
+//! event is also logged there at debug level). Sending never blocks the
 //! engine; a slow listener misses events (it can re-read the queue) rather
 //! than slowing delivery down.
 

@@ -3,10 +3,12 @@
 //! `spool` until the `delivery` worker has handed it to Exchange Online,
 //! inside the `throttle`'s limits, with credentials from `auth` and
 //! `secrets`, and the tenant's endpoint found through `dns`. What happens
-//! is broadcast as `events`; `control` answers the CLI and GUI. `engine` wires it all together. The same engine runs behind
-//! the tray app and behind `postern serve`.
+//! is broadcast as `events`; `control` answers the CLI and GUI; `clock`
+//! writes every date. `engine` wires it all together. The same engine runs
+//! behind the tray app and behind `postern serve`.
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod delivery;

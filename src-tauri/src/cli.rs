@@ -1,5 +1,7 @@
-//! Command-line parsing (clap) and dispatch. The names here are part of the
-//! user-facing contract in DESIGN.md: change them only with care.
+//! Command-line parsing (clap) and dispatch. The names here are a
+//! user-facing contract (README.md documents them; admins' scripts, the
+//! systemd unit in packaging/linux and the e2e tests call them): change them
+//! only with care.
 
 use std::path::PathBuf;
 

@@ -394,7 +394,7 @@ async fn account(cmd: AccountCommand, config: &Config) -> i32 {
         AccountCommand::Login {
             device_code,
             no_browser,
-        } => crate::login::run(config, &store, device_code, no_browser).await,
+        } => crate::account_login::run(config, &store, device_code, no_browser).await,
         AccountCommand::Status { json } => {
             let running = match control::request(&config.spool_dir(), &Request::Status).await {
                 Ok(Response { data: Some(v), .. }) => {
@@ -540,9 +540,5 @@ fn time_of(ms: u64) -> String {
         return "-".into();
     }
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    humantime::format_rfc3339_seconds(t)
-        .to_string()
-        .replace('T', " ")
-        .trim_end_matches('Z')
-        .to_string()
+    postern_engine::clock::plain(t)
 }

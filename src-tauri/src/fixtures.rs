@@ -403,8 +403,8 @@ dir = "{spool}"
                 "2026-01-05T10:00:00Z",
             ),
             (
-                regex::Regex::new(r"\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}").unwrap(),
-                "Mon, 05 Jan 2026 10:00:00 +0000",
+                regex::Regex::new(r"\w{3}, \d{1,2} \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}").unwrap(),
+                "Mon, 5 Jan 2026 10:00:00 +0000",
             ),
         ],
     };

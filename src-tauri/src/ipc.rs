@@ -152,15 +152,8 @@ pub async fn save_settings<R: Runtime>(
             })
         }
     };
-    settings::write(&shell.config_path, &text)?;
-    let changed = *shell.config.read().await != parsed;
-    let stopped = shell.running.lock().await.is_none();
-    let restarted = changed || stopped;
-    if restarted {
-        *shell.config.write().await = parsed;
-        tracing::info!("settings saved; restarting the relay with them");
-        crate::app::start_engine(&app).await?;
-    }
+    let restarted =
+        settings::save_and_apply(&shell, parsed, &text, || crate::app::start_engine(&app)).await?;
     Ok(SaveReply {
         ok: true,
         errors: vec![],

@@ -3,6 +3,7 @@
 //! tray app (`app`), which runs the same engine in-process.
 //! Thin adapters only: the engine decides, the shell adapts.
 
+mod account_login;
 mod app;
 mod cli;
 mod commands;
@@ -13,7 +14,6 @@ mod events;
 mod fixtures;
 mod ipc;
 mod lan;
-mod login;
 mod logs;
 mod memory;
 mod notify;

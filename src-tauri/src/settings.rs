@@ -147,8 +147,8 @@ pub fn write(path: &Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot save {}: {e}", path.display()))
 }
 
-/// Saves a checked config and applies it, as `save_settings` does: the
-/// file is written, and when the config changed (or the engine is not
+/// Saves a checked config and applies it (`save_settings`, the LAN switch,
+/// and through `edit_and_apply` the secrets and setup): the file is written, and when the config changed (or the engine is not
 /// running) the shell's config is replaced and `restart` starts the engine
 /// on it (in the tray app `app::start_engine`). Returns whether it restarted.
 pub async fn save_and_apply<F, Fut>(

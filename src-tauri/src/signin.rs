@@ -4,7 +4,7 @@
 //! outcome arrives later as `signin-finished`, after which the engine is
 //! told to use the new sign-in (`Request::Recheck`).
 
-use postern_engine::auth::login::{self, LoginUi, INTERACTIVE_TIMEOUT};
+use postern_engine::auth::signin::{self, SignInUi, INTERACTIVE_TIMEOUT};
 use postern_engine::config::{OAuthFlow, UpstreamAuth};
 use postern_engine::control::Request;
 use tauri::{AppHandle, Emitter, Manager, Runtime};
@@ -16,10 +16,10 @@ use crate::shell::Shell;
 /// Hands what the person needs to the waiting `sign_in` command.
 struct Window(mpsc::UnboundedSender<SignIn>);
 
-impl LoginUi for Window {
+impl SignInUi for Window {
     fn open_url(&self, url: &str, open_browser: bool) {
         if open_browser {
-            if let Err(e) = crate::login::open_in_browser(url) {
+            if let Err(e) = crate::account_login::open_in_browser(url) {
                 tracing::warn!("could not open a browser for the sign-in: {e}");
             }
         }
@@ -49,9 +49,9 @@ pub async fn start<R: Runtime>(app: AppHandle<R>, device_code: bool) -> Result<S
         let store = postern_engine::secrets::SecretStore::new();
         let ui = Window(tx);
         let result = if use_device {
-            login::device_code(&config, &store, &ui).await
+            signin::device_code(&config, &store, &ui).await
         } else {
-            login::interactive(&config, &store, &ui, true, INTERACTIVE_TIMEOUT).await
+            signin::interactive(&config, &store, &ui, true, INTERACTIVE_TIMEOUT).await
         };
         let shell = app.state::<Shell>();
         let finished = match result {

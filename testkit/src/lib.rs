@@ -9,9 +9,10 @@
 //!   OAuth 2.0 endpoints, whose tokens the fake Exchange can check.
 //!
 //! Both listen on `127.0.0.1:0` and stop when their handle is dropped. The
-//! replies they give follow `EXCHANGE-ONLINE.md` (§2–§4); where that guide is
-//! silent, the choice is documented on the item that makes it.
+//! replies they give follow `docs/exchange-online.md` (§2–§4); where that
+//! page is silent, the choice is documented on the item that makes it.
 
+mod clock;
 pub mod dns;
 pub mod exchange;
 pub mod identity;

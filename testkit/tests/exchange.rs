@@ -1,6 +1,6 @@
 //! The fake Exchange driven over raw SMTP: the submission conversation of
-//! EXCHANGE-ONLINE.md §2, its refusals, faults, and the connector and Direct
-//! Send roles.
+//! docs/exchange-online.md §2, its refusals, faults, and the connector and
+//! Direct Send roles.
 
 mod common;
 

@@ -27,16 +27,17 @@ import http.client
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "pyutil"))
+from ports import free_port, port_open, wait_for  # noqa: E402,F401  (the tests import them from here)
+
 APP = os.path.abspath(os.environ.get("POSTERN_APP", os.path.join(ROOT, "target", "debug", "postern")))
 SHOTS = os.path.abspath(os.environ.get("POSTERN_WALKTHROUGH", os.path.join(ROOT, "target", "walkthrough")))
 # The stand-in browser (tests/gui/bin/xdg-open) comes first on PATH.
@@ -59,30 +60,6 @@ def fakes_binary():
 
 def log(msg):
     print(f"[gui] {msg}", flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port, host="127.0.0.1"):
-    with socket.socket() as s:
-        return s.connect_ex((host, port)) == 0
-
-
-def wait_for(what, cond, timeout=30.0, every=0.1):
-    """Polls cond() until it returns something truthy, which it returns;
-    fails with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(every)
 
 
 def start(args, **kw):

@@ -1,6 +1,6 @@
 // Every combination of the setup assistant's four answers (2 × 2 × 3 × 2 =
 // 24), each with the route Microsoft's comparison gives
-// (shared/EXCHANGE-ONLINE.md §1) and what its reason must say. Written out
+// (docs/exchange-online.md §1) and what its reason must say. Written out
 // by hand, not computed: used by test/recommend.test.ts (the pure function)
 // and e2e/setup.spec.mjs (the same answers clicked on the real page).
 //

@@ -12,7 +12,7 @@ use super::{AuthError, TokenSource};
 use crate::config::{Config, OAuthFlow, UpstreamAuth};
 use crate::secrets::SecretStore;
 
-/// The role Exchange Online needs for app-only SMTP (EXCHANGE-ONLINE.md §4).
+/// The role Exchange Online needs for app-only SMTP (docs/exchange-online.md §4).
 pub const SMTP_APP_ROLE: &str = "SMTP.SendAsApp";
 
 /// What a token's payload says, as far as the window shows it.

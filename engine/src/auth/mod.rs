@@ -1,5 +1,7 @@
 //! Credentials for the upstream connection: where the delivery worker gets
-//! an OAuth access token (or the legacy password) from.
+//! an OAuth access token (or the legacy password) from. This is Postern
+//! signing in to Microsoft; devices logging in to Postern (SMTP AUTH on the
+//! listener) are `listener::device_auth`.
 //!
 //! `TokenSource` is the seam. It caches the access token in memory only,
 //! refreshes it well before it expires, and lets one refresh run at a time
@@ -9,11 +11,11 @@
 //! on a token Microsoft has already retired.
 //!
 //! The interactive sign-in flows (auth code + PKCE, device code) that put
-//! the first refresh token in the keychain live in `auth::login` (issue 3);
+//! the first refresh token in the keychain live in `auth::signin`;
 //! this module is what runs unattended afterwards.
 
 pub mod claims;
-pub mod login;
+pub mod signin;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

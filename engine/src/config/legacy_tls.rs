@@ -1,6 +1,7 @@
 //! The legacy-TLS settings (`listener.legacy_tls`, `listener.legacy_tls_allow`):
 //! which device addresses may use TLS 1.0/1.1 and old cipher suites, and the
-//! rules that keep it inside the relay allowlist.
+//! rules that keep it inside the relay allowlist. The OpenSSL server that
+//! serves those devices is `listener::legacy_tls`.
 //!
 //! Legacy TLS is for old devices that are allowed to relay anyway (scanners
 //! on the office network), never a way in for anyone else: every network in

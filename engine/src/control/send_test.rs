@@ -7,7 +7,8 @@
 use std::time::SystemTime;
 
 use super::Controller;
-use crate::listener::headers::{rfc5322_date, Stamp};
+use crate::clock;
+use crate::listener::headers::Stamp;
 use crate::spool::{ClientInfo, Envelope, MessageId};
 
 /// RFC 5321 §4.5.3.1: local part, domain and path lengths.
@@ -64,17 +65,14 @@ impl Controller {
             .map_err(|e| e.to_string())?;
         let now = SystemTime::now();
         let stamp = Stamp::at(now, &incoming.id().to_string(), &host);
-        let subject = format!(
-            "Postern test message {}",
-            humantime::format_rfc3339_seconds(now)
-        );
+        let subject = format!("Postern test message {}", clock::rfc3339(now));
         let message = format!(
             "From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nDate: {date}\r\n\
              Message-ID: {id}\r\nMIME-Version: 1.0\r\n\
              Content-Type: text/plain; charset=utf-8\r\n\r\n\
              This is a test message from Postern on {host}.\r\n\
              If it arrived, Postern can deliver mail to Microsoft 365.\r\n",
-            date = rfc5322_date(now),
+            date = clock::rfc5322(now),
             id = stamp.message_id,
         );
         incoming

@@ -3,9 +3,10 @@
 //! [`classify`] turns a reply (and the stage of the conversation it came
 //! at) into an [`Action`] for the delivery worker plus two plain sentences
 //! for an office IT admin: what happened, and what to do about it. The
-//! replies come from Exchange Online's documented behaviour
-//! (`/work/shared/EXCHANGE-ONLINE.md` §3); anything unknown falls back to
-//! the reply class.
+//! replies, what they mean and what the admin does about each are written
+//! out in `docs/exchange-online.md` §3, a table a test here checks row by
+//! row against [`classify`]; anything unknown falls back to the reply
+//! class and stage.
 //!
 //! Decisions are made on the reply code and the enhanced status code. Three
 //! codes are overloaded by Microsoft (`5.2.0`, `4.3.2`, `5.7.139`); for
@@ -411,6 +412,51 @@ mod tests {
             let v = classify(Stage::Auth, &Reply::parse(line));
             assert!(v.fix.contains("Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false"), "{line}");
             assert!(v.fix.contains("Security Defaults"), "{line}");
+        }
+    }
+
+    /// docs/exchange-online.md §3 is this table in words: every row there
+    /// is what `classify` answers, and every code decided on here has a row.
+    #[test]
+    fn the_documented_replies() {
+        let doc = include_str!("../../../docs/exchange-online.md");
+        let table = doc
+            .split("<!-- replies: checked by engine/src/delivery/classify.rs -->")
+            .nth(1)
+            .and_then(|t| t.split("<!-- end of replies -->").next())
+            .expect("the replies table in docs/exchange-online.md");
+        let mut rows = 0;
+        for line in table.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let [_, reply, stage, action, summary, fix, _] = cells[..] else {
+                panic!("a row of five cells: {line}");
+            };
+            let reply = reply.split('`').nth(1).expect("the reply in backquotes");
+            let stage: Stage = serde_json::from_value(serde_json::json!(stage)).expect(stage);
+            let action: Action = serde_json::from_value(serde_json::json!(action)).expect(action);
+            let verdict = classify(stage, &Reply::parse(reply));
+            assert_eq!(
+                (verdict.action, verdict.summary, verdict.fix),
+                (action, summary, fix),
+                "docs/exchange-online.md says of {reply:?} at {stage:?}"
+            );
+            rows += 1;
+        }
+        assert!(rows >= 25, "{rows} rows");
+        let code = include_str!("classify.rs");
+        let code = &code[..code.find("#[cfg(test)]").unwrap()];
+        for arm in code
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with('"') && l.contains("=>"))
+        {
+            let codes = arm.split('"').skip(1).step_by(2);
+            for enh in codes.filter(|c| c.bytes().all(|b| b.is_ascii_digit() || b == b'.')) {
+                assert!(
+                    table.contains(&format!(" {enh} ")),
+                    "{enh} has no row in docs/exchange-online.md §3"
+                );
+            }
         }
     }
 

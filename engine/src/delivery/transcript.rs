@@ -7,7 +7,7 @@
 //! it: AUTH lines keep only the mechanism, and lines the caller marks
 //! secret are replaced by a placeholder.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use super::reply::Reply;
 
@@ -101,8 +101,10 @@ impl Transcript {
                 }
             })
             .collect();
-        self.lines
-            .push(format!("{} {tag} {text}", rfc3339_utc(SystemTime::now())));
+        self.lines.push(format!(
+            "{} {tag} {text}",
+            crate::clock::rfc3339(SystemTime::now())
+        ));
     }
 }
 
@@ -114,38 +116,9 @@ fn is_auth(line: &str) -> bool {
         || trimmed.eq_ignore_ascii_case("AUTH")
 }
 
-/// `2024-05-01T12:34:56Z` — std only, no calendar crate.
-fn rfc3339_utc(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn auth_lines_are_redacted() {
@@ -192,12 +165,5 @@ mod tests {
             "{:?}",
             t.lines()
         );
-    }
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(rfc3339_utc(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = UNIX_EPOCH + Duration::from_secs(1_709_251_199); // leap year
-        assert_eq!(rfc3339_utc(t), "2024-02-29T23:59:59Z");
     }
 }

@@ -1,4 +1,5 @@
-//! The delivery worker: takes due messages from the spool, oldest first, and
+//! The delivery worker: takes due messages from the spool (device by device
+//! in turn, oldest first within a device: `Spool::claim_next`) and
 //! hands them to Exchange Online over up to `limits.max_connections` reused
 //! connections ("lanes"), then records what happened and says so as events.
 //!

@@ -43,7 +43,7 @@ pub const MAX_TEXT_LINE: usize = 998;
 
 /// Where the machine is relative to the raw stream's line structure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+enum LinePos {
     /// Just after a real CRLF (or at the start of DATA).
     LineStart,
     /// "." at a real line start; not yet known whether it is stuffing,
@@ -70,7 +70,7 @@ pub enum Feed {
 /// `out` (the caller writes `out` to the spool and clears it).
 #[derive(Debug, Clone)]
 pub struct DataReceiver {
-    state: State,
+    state: LinePos,
     max_bytes: u64,
     /// Content bytes produced (also counted past `max_bytes`).
     size: u64,
@@ -87,7 +87,7 @@ pub struct DataReceiver {
 impl DataReceiver {
     pub fn new(max_bytes: u64) -> DataReceiver {
         DataReceiver {
-            state: State::LineStart,
+            state: LinePos::LineStart,
             max_bytes,
             size: 0,
             line: 1,
@@ -134,54 +134,54 @@ impl DataReceiver {
         }
         for (i, &b) in input.iter().enumerate() {
             match (self.state, b) {
-                (State::DotCr, b'\n') => {
+                (LinePos::DotCr, b'\n') => {
                     self.finished = true;
                     return Feed::Done { consumed: i + 1 };
                 }
-                (State::LineStart, b'.') => {
+                (LinePos::LineStart, b'.') => {
                     self.char_on_line();
-                    self.state = State::Dot;
+                    self.state = LinePos::Dot;
                 }
-                (State::Dot, b'\r') => self.state = State::DotCr,
-                (State::Dot, b'\n') if self.bare_lf => {
+                (LinePos::Dot, b'\r') => self.state = LinePos::DotCr,
+                (LinePos::Dot, b'\n') if self.bare_lf => {
                     self.finished = true;
                     return Feed::Done { consumed: i + 1 };
                 }
-                (State::Dot, b'\n') => {
+                (LinePos::Dot, b'\n') => {
                     // ".\n": a lone dot and a bare LF; keep both as content.
                     self.emit(out, b".");
                     self.line_break(out);
-                    self.state = State::Mid;
+                    self.state = LinePos::Mid;
                 }
-                (State::Dot, other) => {
+                (LinePos::Dot, other) => {
                     // Dot-stuffing: drop the leading dot, keep the rest.
                     self.content(out, other);
-                    self.state = State::Mid;
+                    self.state = LinePos::Mid;
                 }
-                (State::DotCr, other) => {
+                (LinePos::DotCr, other) => {
                     // ".\r" then not LF: a lone dot and a bare CR.
                     self.emit(out, b".");
                     self.line_break(out);
                     self.after_bare_cr(out, other);
                 }
-                (State::LineStart | State::Mid, b'\r') => self.state = State::MidCr,
-                (State::LineStart | State::Mid, b'\n') => {
+                (LinePos::LineStart | LinePos::Mid, b'\r') => self.state = LinePos::MidCr,
+                (LinePos::LineStart | LinePos::Mid, b'\n') => {
                     self.line_break(out);
                     self.state = if self.bare_lf {
-                        State::LineStart
+                        LinePos::LineStart
                     } else {
-                        State::Mid
+                        LinePos::Mid
                     };
                 }
-                (State::LineStart | State::Mid, other) => {
+                (LinePos::LineStart | LinePos::Mid, other) => {
                     self.content(out, other);
-                    self.state = State::Mid;
+                    self.state = LinePos::Mid;
                 }
-                (State::MidCr, b'\n') => {
+                (LinePos::MidCr, b'\n') => {
                     self.line_break(out);
-                    self.state = State::LineStart;
+                    self.state = LinePos::LineStart;
                 }
-                (State::MidCr, other) => {
+                (LinePos::MidCr, other) => {
                     self.line_break(out);
                     self.after_bare_cr(out, other);
                 }
@@ -193,15 +193,15 @@ impl DataReceiver {
     /// The byte after a bare CR (already emitted as CRLF). Not a line start.
     fn after_bare_cr(&mut self, out: &mut Vec<u8>, b: u8) {
         match b {
-            b'\r' => self.state = State::MidCr,
+            b'\r' => self.state = LinePos::MidCr,
             // Unreachable (both callers match LF first), but never store a bare LF.
             b'\n' => {
                 self.line_break(out);
-                self.state = State::Mid;
+                self.state = LinePos::Mid;
             }
             other => {
                 self.content(out, other);
-                self.state = State::Mid;
+                self.state = LinePos::Mid;
             }
         }
     }

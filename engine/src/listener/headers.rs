@@ -53,7 +53,7 @@ impl Stamp {
         let host = host.trim_matches('.');
         let host = if host.is_empty() { "localhost" } else { host };
         Stamp {
-            date: rfc5322_date(now),
+            date: crate::clock::rfc5322(now),
             message_id: format!("<{queue_id}.{:016x}@{host}>", rand::random::<u64>()),
         }
     }
@@ -347,28 +347,6 @@ impl HeaderFilter {
             });
         }
     }
-}
-
-/// `Tue, 1 Oct 2024 09:30:00 +0000` (RFC 5322 §3.3, in UTC).
-pub fn rfc5322_date(t: std::time::SystemTime) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = crate::delivery::transcript::civil_from_days(days);
-    format!(
-        "{}, {d} {} {y} {:02}:{:02}:{:02} +0000",
-        DAYS[days.rem_euclid(7) as usize],
-        MONTHS[(m - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! TLS served by OpenSSL, which still speaks TLS 1.0/1.1 and the old cipher
 //! suites such firmware offers (`AES128-SHA`, `DES-CBC3-SHA`), for devices
 //! whose address is in the legacy-TLS networks only. Everyone else, and
-//! everything upstream, stays on rustls with TLS 1.2+.
+//! everything upstream, stays on rustls with TLS 1.2+. Which addresses
+//! those are, and the checks on the setting, is `config::legacy_tls`.
 //!
 //! The OpenSSL context uses the listener's certificate and key (the same
 //! files as rustls). The old suites use RSA key exchange, which needs an

@@ -31,19 +31,19 @@
 //! legacy-TLS networks are served by OpenSSL instead (TLS 1.0+, old suites;
 //! `legacy_tls`).
 
-mod auth;
 mod conn;
 pub mod data;
+mod device_auth;
 pub mod headers;
 pub mod legacy_tls;
 mod session;
 pub mod tls;
 
-pub use auth::{
+pub use conn::MAX_COMMAND_LINE;
+pub use device_auth::{
     DeviceAuth, LoginPolicy, PasswordCheck, VerifyFuture, FAILURE_WINDOW, FIRST_FAILURE_DELAY,
     MAX_FAILURES, MAX_FAILURE_DELAY,
 };
-pub use conn::MAX_COMMAND_LINE;
 pub use legacy_tls::LegacyTls;
 
 use std::collections::HashMap;
@@ -112,14 +112,14 @@ pub(crate) struct Shared {
     pub hostname: String,
     pub internal_domains: Option<Vec<String>>,
     /// One permit per open session (`max_connections`), held by its
-    /// [`Slot`].
+    /// [`ConnSlot`].
     pub connections: Arc<Semaphore>,
     /// Open sessions per device address (`max_connections_per_ip`); raised
-    /// by [`Shared::claim`], lowered when the [`Slot`] drops. A std mutex,
+    /// by [`Shared::claim`], lowered when the [`ConnSlot`] drops. A std mutex,
     /// never held across an await; nobody waits on it.
     pub per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Outsiders' share of the sessions ([`OUTSIDER_SHARE`]): an outsider's
-    /// [`Slot`] holds one of these as well.
+    /// [`ConnSlot`] holds one of these as well.
     pub outsiders: Arc<Semaphore>,
     /// Refusals being answered ([`MAX_REFUSING`]).
     pub refusing: Arc<Semaphore>,
@@ -127,7 +127,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// A slot for a new session from `ip`, or the 421 reply that refuses it.
-    fn claim(self: &Arc<Shared>, ip: IpAddr) -> Result<Slot, String> {
+    fn claim(self: &Arc<Shared>, ip: IpAddr) -> Result<ConnSlot, String> {
         let mut per_ip = self.per_ip.lock().unwrap();
         let from_ip = per_ip.get(&ip).copied().unwrap_or(0);
         let max = self.config.max_connections_per_ip;
@@ -152,7 +152,7 @@ impl Shared {
             return Err("421 4.7.0 Too many connections, try again later".to_string());
         };
         per_ip.insert(ip, from_ip + 1);
-        Ok(Slot {
+        Ok(ConnSlot {
             shared: self.clone(),
             ip,
             _permit: permit,
@@ -169,14 +169,14 @@ impl Shared {
 /// One session's place under both connection caps. The session drops it as
 /// soon as it stops talking, before its last reply is flushed, so a device
 /// that reconnects right after QUIT finds its place free.
-pub(crate) struct Slot {
+pub(crate) struct ConnSlot {
     shared: Arc<Shared>,
     ip: IpAddr,
     _permit: OwnedSemaphorePermit,
     _outsider: Option<OwnedSemaphorePermit>,
 }
 
-impl Drop for Slot {
+impl Drop for ConnSlot {
     fn drop(&mut self) {
         let mut per_ip = self.shared.per_ip.lock().unwrap();
         if let Some(n) = per_ip.get_mut(&self.ip) {

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::conn::{Conn, End, Line, Stream};
-use super::{Shared, Slot};
+use super::{ConnSlot, Shared};
 
 /// Bound on the TLS handshake (STARTTLS and implicit TLS).
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -61,7 +61,7 @@ pub(crate) async fn run(
     peer: SocketAddr,
     implicit_tls: bool,
     shutdown: watch::Receiver<bool>,
-    slot: Slot,
+    slot: ConnSlot,
 ) {
     let mut session = Session {
         conn: Conn::from_stream(stream, shutdown, WRITE_TIMEOUT),
@@ -161,7 +161,10 @@ struct Session {
     /// Some line from the device ended in CRLF. Until then the device
     /// speaks bare LF, and its DATA may end with LF "." LF (see `data`).
     crlf_seen: bool,
-    /// The device said QUIT where a SASL answer was due; the session ends.
+    /// A handler that answers with no `Flow` of its own asked for the
+    /// session to end after its reply (QUIT where a SASL answer was due; an
+    /// outsider refused at MAIL that cannot log in): `command` turns it into
+    /// `Flow::Quit`.
     quit: bool,
 }
 
@@ -208,9 +211,6 @@ impl Session {
                 return Err(End::NotSmtp);
             }
             if let Flow::Quit = self.command(&line).await? {
-                return Ok(());
-            }
-            if self.quit {
                 return Ok(());
             }
             let limit = if self.helo.is_none() {
@@ -272,7 +272,7 @@ impl Session {
             Request::Auth {
                 mechanism,
                 initial_response,
-            } => return self.auth(mechanism, initial_response).await,
+            } => self.auth(mechanism, initial_response).await?,
             Request::Lhlo { .. }
             | Request::Bdat { .. }
             | Request::Expn { .. }
@@ -280,7 +280,11 @@ impl Session {
             | Request::Atrn { .. }
             | Request::Burl { .. } => self.bad("502 5.5.1 Command not implemented"),
         }
-        Ok(Flow::Continue)
+        Ok(if self.quit {
+            Flow::Quit
+        } else {
+            Flow::Continue
+        })
     }
 
     fn hello(&mut self, host: String, extended: bool) {

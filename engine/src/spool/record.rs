@@ -92,7 +92,9 @@ pub struct Envelope {
     pub mail_from: String,
     pub rcpt_to: Vec<String>,
     pub client: ClientInfo,
-    /// Unix milliseconds; set by the spool when the message is committed.
+    /// Unix milliseconds; set by the spool when it starts storing the
+    /// message (`Spool::begin`, once the device has sent DATA), whatever the
+    /// caller put here. `delivery.give_up_after` counts from it.
     #[serde(default)]
     pub received_at: u64,
     #[serde(default)]
@@ -225,6 +227,7 @@ pub struct MessageInfo {
     pub subject: String,
     /// Content size in bytes.
     pub size: u64,
+    /// Unix milliseconds: the envelope's `received_at`.
     pub received_at: u64,
     pub client: ClientInfo,
     #[serde(flatten)]

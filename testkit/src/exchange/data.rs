@@ -4,11 +4,11 @@
 //! The message ends only at `<CRLF>.<CRLF>` (the CRLF that ends the DATA
 //! command line counts as the first CRLF, so an empty message is just
 //! `.\r\n`). `\n.\n`, `\r.\r`, `\n.\r\n` and `\r\n.\n` do not end it
-//! (EXCHANGE-ONLINE.md §5, SMTP smuggling).
+//! (docs/exchange-online.md §5, SMTP smuggling).
 
 /// Where the receiver is within the current line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+enum LinePos {
     /// Just after a CRLF (or at the very start).
     LineStart,
     /// A line that began with `.`.
@@ -24,7 +24,7 @@ enum State {
 /// Incremental DATA receiver.
 #[derive(Debug)]
 pub struct DataReceiver {
-    state: State,
+    state: LinePos,
     content: Vec<u8>,
     limit: usize,
     /// More than `limit` bytes arrived; `content` holds only the first `limit`.
@@ -39,7 +39,7 @@ impl DataReceiver {
     /// A receiver that stores at most `limit` bytes.
     pub fn new(limit: usize) -> DataReceiver {
         DataReceiver {
-            state: State::LineStart,
+            state: LinePos::LineStart,
             content: Vec::new(),
             limit,
             too_big: false,
@@ -54,14 +54,14 @@ impl DataReceiver {
     pub fn feed(&mut self, input: &[u8]) -> Option<usize> {
         for (i, &b) in input.iter().enumerate() {
             match self.state {
-                State::LineStart if b == b'.' => self.state = State::Dot,
-                State::Dot if b == b'\r' => self.state = State::DotCr,
-                State::DotCr if b == b'\n' => return Some(i + 1),
-                State::DotCr => {
+                LinePos::LineStart if b == b'.' => self.state = LinePos::Dot,
+                LinePos::Dot if b == b'\r' => self.state = LinePos::DotCr,
+                LinePos::DotCr if b == b'\n' => return Some(i + 1),
+                LinePos::DotCr => {
                     // ".\r" then something else: the dot was stuffing, the CR
                     // is content.
                     self.push(b'\r');
-                    self.state = State::Cr;
+                    self.state = LinePos::Cr;
                     self.byte(b);
                 }
                 _ => self.byte(b),
@@ -72,21 +72,21 @@ impl DataReceiver {
 
     /// An ordinary content byte in states LineStart, Dot, Mid or Cr.
     fn byte(&mut self, b: u8) {
-        let after_cr = self.state == State::Cr;
+        let after_cr = self.state == LinePos::Cr;
         self.push(b);
         self.state = match b {
-            b'\r' => State::Cr,
+            b'\r' => LinePos::Cr,
             b'\n' => {
                 if !after_cr {
                     self.bare_lf = true;
                 }
                 if after_cr {
-                    State::LineStart
+                    LinePos::LineStart
                 } else {
-                    State::Mid
+                    LinePos::Mid
                 }
             }
-            _ => State::Mid,
+            _ => LinePos::Mid,
         };
     }
 

@@ -1,5 +1,5 @@
 //! Exchange Online's per-mailbox submission limits, as the fake enforces
-//! them (EXCHANGE-ONLINE.md §1, §3):
+//! them (docs/exchange-online.md §1, §3):
 //!
 //! - **Messages per rolling minute** (30 for the real service). Exchange
 //!   does not refuse an overrun with a distinct reply, it slows the sender

@@ -1,7 +1,7 @@
 //! A fake Exchange Online SMTP server, in-process on `127.0.0.1:0`.
 //!
-//! It speaks the conversation of EXCHANGE-ONLINE.md §2 (banner, EHLO list,
-//! STARTTLS, AUTH XOAUTH2/LOGIN/PLAIN, MAIL/RCPT/DATA, BDAT), records every
+//! It speaks the conversation of docs/exchange-online.md §2 (banner, EHLO
+//! list, STARTTLS, AUTH XOAUTH2/LOGIN/PLAIN, MAIL/RCPT/DATA, BDAT), records every
 //! accepted message, counts connections, and lets a test inject faults at any
 //! stage. One task accepts connections; one task per connection runs a
 //! session (`session/`). Dropping the last [`FakeExchange`] clone stops
@@ -48,7 +48,7 @@ pub use crate::identity::TokenValidator;
 pub use limits::{max_in_window, MINUTE, QUOTA_REPLY};
 
 /// Recipients accepted per message before `452 4.5.3` (Microsoft's service
-/// description, EXCHANGE-ONLINE.md §2).
+/// description, docs/exchange-online.md §2).
 pub const MAX_RECIPIENTS: usize = 500;
 
 /// Default per-mailbox limit of concurrent authenticated sessions (§1).
@@ -57,7 +57,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 3;
 /// A mailbox's default MaxSendSize in bytes (35 MiB, §2).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 36_700_160;
 
-/// Which way into Exchange Online the fake plays (EXCHANGE-ONLINE.md §1).
+/// Which way into Exchange Online the fake plays (docs/exchange-online.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Role {
     /// smtp.office365.com:587: STARTTLS then AUTH, then mail.

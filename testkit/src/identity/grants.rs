@@ -80,7 +80,7 @@ impl OAuthError {
             _ => "Error injected by the Postern testkit fake.",
         };
         let trace = hex::encode(rand::random::<[u8; 16]>());
-        let timestamp = httpdate::fmt_http_date(SystemTime::now());
+        let timestamp = crate::clock::aad_timestamp(SystemTime::now());
         json!({
             "error": self.error,
             "error_description": format!(

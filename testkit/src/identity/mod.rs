@@ -1,4 +1,4 @@
-//! A fake Microsoft identity platform (EXCHANGE-ONLINE.md §4), served over
+//! A fake Microsoft identity platform (docs/exchange-online.md §4), served over
 //! plain HTTP on `127.0.0.1:0` with axum.
 //!
 //! Endpoints, under `{authority}/{tenant}/oauth2/v2.0/` (any tenant string):

@@ -16,7 +16,11 @@ transcript: string, id: MessageId, from: string, to: Array<string>, subject: str
 /**
  * Content size in bytes.
  */
-size: number, received_at: number, client: ClientInfo, state: MsgState, attempts: number, 
+size: number, 
+/**
+ * Unix milliseconds: the envelope's `received_at`.
+ */
+received_at: number, client: ClientInfo, state: MsgState, attempts: number, 
 /**
  * Unix ms of the next attempt (deferred and held messages).
  */

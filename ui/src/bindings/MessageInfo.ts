@@ -11,7 +11,11 @@ export type MessageInfo = { id: MessageId, from: string, to: Array<string>, subj
 /**
  * Content size in bytes.
  */
-size: number, received_at: number, client: ClientInfo, state: MsgState, attempts: number, 
+size: number, 
+/**
+ * Unix milliseconds: the envelope's `received_at`.
+ */
+received_at: number, client: ClientInfo, state: MsgState, attempts: number, 
 /**
  * Unix ms of the next attempt (deferred and held messages).
  */

@@ -1,6 +1,6 @@
 //! The setup assistant's first question, "How should Postern send?", as a
 //! pure function: the admin's four answers → the route Microsoft's own
-//! comparison gives (shared/EXCHANGE-ONLINE.md §1, "Which way for which
+//! comparison gives (docs/exchange-online.md §1, "Which way for which
 //! office"), with its one-sentence reason, the trade-offs and warnings.
 //! No DOM and no IPC here, so every combination of answers is tested.
 //!

@@ -1,6 +1,7 @@
-//! SMTP AUTH inside a session (RFC 4954): PLAIN and LOGIN with and without
-//! initial response, "*" to cancel, the brute-force pause before a 535,
-//! and the block (454) after too many failures. SASL responses are never
+//! SMTP AUTH inside a session (RFC 4954), a device logging in: PLAIN and
+//! LOGIN with and without initial response, "*" to cancel, the brute-force
+//! pause before a 535, and the block (454) after too many failures (the
+//! policy and the password check are `listener::device_auth`). SASL responses are never
 //! logged; only the user name is.
 //!
 //! Device quirk: some (Xerox) units answer the first 334 with QUIT instead
@@ -10,21 +11,13 @@
 
 use std::time::Duration;
 
-use super::{End, Flow, Line, Session};
-use crate::listener::auth::{self, SaslError};
+use super::{End, Line, Session};
+use crate::listener::device_auth::{self, SaslError};
 use crate::secrets::Secret;
 
 impl Session {
-    pub(super) async fn auth(&mut self, mechanism: u64, initial: String) -> Result<Flow, End> {
-        self.authenticate(mechanism, initial).await?;
-        Ok(if self.quit {
-            Flow::Quit
-        } else {
-            Flow::Continue
-        })
-    }
-
-    async fn authenticate(&mut self, mechanism: u64, initial: String) -> Result<(), End> {
+    /// AUTH; a QUIT at a prompt sets `quit`, which ends the session.
+    pub(super) async fn auth(&mut self, mechanism: u64, initial: String) -> Result<(), End> {
         let auth = self.shared.device_auth.clone();
         if !auth.has_users() {
             self.bad("502 5.5.1 AUTH not available: no device users are configured");
@@ -63,7 +56,7 @@ impl Session {
                 } else {
                     Some(initial)
                 };
-                response.map(|r| auth::decode_plain(&r))
+                response.map(|r| device_auth::decode_plain(&r))
             }
             smtp_proto::AUTH_LOGIN => self.login_exchange(initial).await?,
             _ => {
@@ -100,7 +93,7 @@ impl Session {
         } else {
             initial
         };
-        let user = match auth::decode_text(&user_line) {
+        let user = match device_auth::decode_text(&user_line) {
             Ok(u) => u,
             Err(e) => return Ok(Some(Err(e))),
         };
@@ -109,7 +102,7 @@ impl Session {
             return Ok(None);
         };
         Ok(Some(
-            auth::decode_text(&pass_line).map(|p| (user, Secret::new(p))),
+            device_auth::decode_text(&pass_line).map(|p| (user, Secret::new(p))),
         ))
     }
 
@@ -144,7 +137,7 @@ impl Session {
 
     async fn check_login(
         &mut self,
-        auth: &auth::DeviceAuth,
+        auth: &device_auth::DeviceAuth,
         user: String,
         password: Secret,
     ) -> Result<(), End> {

@@ -205,7 +205,7 @@ impl Session {
                 }
             }
             _ => {
-                let date = httpdate::fmt_http_date(SystemTime::now()).replace(" GMT", " +0000");
+                let date = crate::clock::banner_date(SystemTime::now());
                 let banner = format!(
                     "220 {} Microsoft ESMTP MAIL Service ready at {date}",
                     self.host()

@@ -1,5 +1,7 @@
-//! Device authentication (SMTP AUTH PLAIN and LOGIN): who may log in, how a
-//! password is checked, and the brute-force slow-down.
+//! Device authentication (SMTP AUTH PLAIN and LOGIN): which device users
+//! may log in to Postern, how a password is checked, and the brute-force
+//! slow-down. The AUTH command itself is `session::login`; Postern's own
+//! sign-in to Microsoft is the top-level `auth` module.
 //!
 //! Passwords are checked through the [`PasswordCheck`] trait so the session
 //! never knows where they live. Production uses the OS keychain

@@ -1,15 +1,17 @@
-//! `postern account login`: runs the sign-in flow from the config (or the
-//! device-code flow on request), prints what the person needs on stdout,
-//! and tells a running engine to pick up the new sign-in.
+//! `postern account login` (the command keeps its name; everywhere else
+//! this is "sign-in"): runs the engine's sign-in flow (`auth::signin`) from
+//! the config (or the device-code flow on request) in the terminal, prints
+//! what the person needs on stdout, and tells a running engine to pick up
+//! the new sign-in. The window's sign-in is `signin`.
 
-use postern_engine::auth::login::{self, LoginUi, INTERACTIVE_TIMEOUT};
+use postern_engine::auth::signin::{self, SignInUi, INTERACTIVE_TIMEOUT};
 use postern_engine::config::{Config, OAuthFlow, UpstreamAuth};
 use postern_engine::control::{self, Request};
 use postern_engine::secrets::SecretStore;
 
 struct Terminal;
 
-impl LoginUi for Terminal {
+impl SignInUi for Terminal {
     fn open_url(&self, url: &str, open_browser: bool) {
         println!("To sign in to Microsoft 365, open this address in a browser on this computer:\n\n  {url}\n");
         if open_browser {
@@ -40,9 +42,9 @@ pub async fn run(config: &Config, store: &SecretStore, device_code: bool, no_bro
     }
     let use_device = device_code || config.oauth.flow == OAuthFlow::DeviceCode;
     let result = if use_device {
-        login::device_code(config, store, &Terminal).await
+        signin::device_code(config, store, &Terminal).await
     } else {
-        login::interactive(config, store, &Terminal, !no_browser, INTERACTIVE_TIMEOUT).await
+        signin::interactive(config, store, &Terminal, !no_browser, INTERACTIVE_TIMEOUT).await
     };
     match result {
         Ok(token) => {
@@ -53,7 +55,7 @@ pub async fn run(config: &Config, store: &SecretStore, device_code: bool, no_bro
             };
             println!(
                 "Signed in for {mailbox}. The sign-in is kept in the OS keychain; Postern renews it by itself (access token valid until {}).",
-                humantime::format_rfc3339_seconds(
+                postern_engine::clock::rfc3339(
                     std::time::UNIX_EPOCH + std::time::Duration::from_millis(token.expires_at)
                 )
             );

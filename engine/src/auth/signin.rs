@@ -1,4 +1,5 @@
-//! The sign-in flows a person goes through once, which leave a refresh
+//! The sign-in flows a person goes through once (from the window or with
+//! `postern account login`, both through [`SignInUi`]), which leave a refresh
 //! token in the OS keychain for `TokenSource` to use unattended:
 //!
 //! - interactive (the default): authorization code with PKCE (S256) on a
@@ -36,7 +37,7 @@ const REDIRECT_PATH: &str = "/postern/signed-in";
 const MAX_REQUEST: usize = 16 * 1024;
 
 /// What the sign-in flows tell the person, as it happens.
-pub trait LoginUi: Send + Sync {
+pub trait SignInUi: Send + Sync {
     /// The URL to open (always shown, so `--no-browser` and remote shells work).
     fn open_url(&self, url: &str, open_browser: bool);
     /// The device code and where to enter it.
@@ -107,7 +108,7 @@ async fn keep(
 pub async fn interactive(
     config: &Config,
     secrets: &SecretStore,
-    ui: &dyn LoginUi,
+    ui: &dyn SignInUi,
     open_browser: bool,
     timeout: Duration,
 ) -> Result<AccessToken, AuthError> {
@@ -359,7 +360,7 @@ impl ExtraDeviceAuthorizationFields for MicrosoftDeviceFields {}
 pub async fn device_code(
     config: &Config,
     secrets: &SecretStore,
-    ui: &dyn LoginUi,
+    ui: &dyn SignInUi,
 ) -> Result<AccessToken, AuthError> {
     let client_id = require_client_id(config)?;
     let (_, token_url, device_url) = endpoints(config);
