@@ -87,7 +87,7 @@ mod unix {
 #[cfg(windows)]
 mod windows {
     use super::*;
-    use crate::platform::windows::{current_user_sid, handle_owner, is_me, SecurityDescriptor};
+    use crate::platform::windows::{current_user_sid, handle_owner, SecurityDescriptor};
     use std::io;
     use std::time::{Duration, Instant};
     use tokio::net::windows::named_pipe::{
@@ -111,15 +111,21 @@ mod windows {
             ServerOptions::new()
                 .first_pipe_instance(first)
                 .reject_remote_clients(true)
-                .create_with_security_attributes_raw(name, (&mut attrs as *mut _).cast())
+                .create_with_security_attributes_raw(name, std::ptr::addr_of_mut!(attrs).cast())
         }
     }
 
     impl Socket {
         pub async fn accept(&mut self) -> io::Result<NamedPipeServer> {
             // Cancel-safe: a client that connects stays connected to
-            // `next` and is returned by the next call.
-            self.next.connect().await?;
+            // `next` and is returned by the next call. The next instance is
+            // always created before one is given away or dropped, so the
+            // name never has no instance (which would let anyone take it).
+            if let Err(e) = self.next.connect().await {
+                // A client that came and went leaves the instance unusable.
+                self.next = create(&self.name, false)?;
+                return Err(e);
+            }
             let fresh = create(&self.name, false)?;
             Ok(std::mem::replace(&mut self.next, fresh))
         }
@@ -129,7 +135,12 @@ mod windows {
     /// this name (only a squatter can: the spool lock is ours), this fails.
     pub fn bind(spool_dir: &Path) -> io::Result<Socket> {
         let name = pipe_name(&current_user_sid()?, spool_dir);
-        let next = create(&name, true)?;
+        let next = create(&name, true).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot create the control pipe {name} (another process holds it?): {e}"),
+            )
+        })?;
         Ok(Socket { name, next })
     }
 
@@ -155,8 +166,9 @@ mod windows {
                 Err(e) => return Err(e.into()),
             }
         };
+        // The engine's pipe is owned by the user's own SID (`only_me`).
         let owner = handle_owner(&client)?;
-        if !is_me(&owner)? {
+        if owner != current_user_sid()? {
             return Err(ClientError::Io(io::Error::other(format!(
                 "the control pipe {name} belongs to someone else ({owner}): not using it"
             ))));

@@ -105,10 +105,12 @@ impl SecurityDescriptor {
         Self::from_sddl(&format!("D:P(A;OICI;FA;;;{})", current_user_sid()?))
     }
 
-    /// For a kernel object (the control pipe): the current user may do
-    /// everything, nobody else anything.
+    /// For a kernel object (the control pipe): owned by the current user
+    /// (also when elevated, where the default owner would be
+    /// Administrators), who may do everything; nobody else anything.
     pub fn only_me() -> io::Result<SecurityDescriptor> {
-        Self::from_sddl(&format!("D:P(A;;GA;;;{})", current_user_sid()?))
+        let me = current_user_sid()?;
+        Self::from_sddl(&format!("O:{me}D:P(A;;GA;;;{me})"))
     }
 
     fn from_sddl(sddl: &str) -> io::Result<SecurityDescriptor> {
