@@ -353,6 +353,9 @@ pub async fn serve(
         clients.spawn(serve_client(stream, controller.clone()));
     }
     clients.abort_all();
+    // Every client's end is closed when this returns: a restarted engine
+    // (the tray's, in the same process) then creates its pipe afresh.
+    while clients.join_next().await.is_some() {}
 }
 
 /// One client: a request line in, a response line out, until it hangs up.

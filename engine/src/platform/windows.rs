@@ -16,9 +16,9 @@ use std::ptr;
 
 use windows_sys::Win32::Foundation::{CloseHandle, LocalFree, ERROR_SUCCESS, HANDLE};
 use windows_sys::Win32::Security::Authorization::{
-    ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW,
-    GetNamedSecurityInfoW, GetSecurityInfo, SetNamedSecurityInfoW, SDDL_REVISION_1, SE_FILE_OBJECT,
-    SE_KERNEL_OBJECT,
+    ConvertSecurityDescriptorToStringSecurityDescriptorW, ConvertSidToStringSidW,
+    ConvertStringSecurityDescriptorToSecurityDescriptorW, GetNamedSecurityInfoW, GetSecurityInfo,
+    SetNamedSecurityInfoW, SDDL_REVISION_1, SE_FILE_OBJECT, SE_KERNEL_OBJECT,
 };
 use windows_sys::Win32::Security::{
     GetSecurityDescriptorDacl, GetTokenInformation, TokenOwner, TokenUser, ACL,
@@ -36,20 +36,28 @@ fn win32(code: u32) -> io::Error {
     io::Error::from_raw_os_error(code as i32)
 }
 
+/// Reads and frees a NUL-terminated wide string allocated with LocalAlloc.
+///
+/// # Safety
+/// `s` must be such a string, not used afterwards.
+unsafe fn take_local_string(s: *mut u16) -> String {
+    let len = (0..).take_while(|&i| *s.add(i) != 0).count();
+    let text = String::from_utf16_lossy(std::slice::from_raw_parts(s, len));
+    LocalFree(s.cast());
+    text
+}
+
 /// A SID as its string form (`S-1-5-21-…`), which is canonical: two SIDs are
 /// equal exactly when their strings are.
 fn sid_string(sid: PSID) -> io::Result<String> {
     let mut s: *mut u16 = ptr::null_mut();
     // SAFETY: `sid` is a valid SID owned by the caller; on success `s` is a
-    // NUL-terminated string allocated with LocalAlloc, freed below.
+    // LocalAlloc'd string, taken (and freed) once.
     unsafe {
         if ConvertSidToStringSidW(sid, &mut s) == 0 {
             return Err(io::Error::last_os_error());
         }
-        let len = (0..).take_while(|&i| *s.add(i) != 0).count();
-        let text = String::from_utf16_lossy(std::slice::from_raw_parts(s, len));
-        LocalFree(s.cast());
-        Ok(text)
+        Ok(take_local_string(s))
     }
 }
 
@@ -102,7 +110,7 @@ impl SecurityDescriptor {
     /// else anything (a protected DACL: nothing inherited from the parent);
     /// files and folders created inside inherit the entry.
     pub fn only_me_dir() -> io::Result<SecurityDescriptor> {
-        Self::from_sddl(&format!("D:P(A;OICI;FA;;;{})", current_user_sid()?))
+        Self::from_sddl(&dir_sddl(&current_user_sid()?))
     }
 
     /// For a kernel object (the control pipe): owned by the current user
@@ -162,12 +170,22 @@ impl Drop for SecurityDescriptor {
     }
 }
 
+fn dir_sddl(me: &str) -> String {
+    format!("D:P(A;OICI;FA;;;{me})")
+}
+
 /// Replaces `path`'s DACL with one that grants only the current user, not
 /// inheriting from the parent; what is created inside inherits it (what
-/// exists already gets it too, as Windows propagates inheritable entries).
+/// exists already gets it too: Windows propagates inheritable entries, a
+/// walk of the whole tree, so it is skipped when the DACL is already so).
 pub fn restrict_to_me(path: &Path) -> io::Result<()> {
-    let sd = SecurityDescriptor::only_me_dir()?;
     let name = wide(path.as_os_str());
+    // Windows marks the DACL it set auto-inherited: "D:PAI(…)".
+    let now = dacl_sddl(&name).map(|d| d.replacen("D:PAI(", "D:P(", 1));
+    if now.ok() == Some(dir_sddl(&current_user_sid()?)) {
+        return Ok(());
+    }
+    let sd = SecurityDescriptor::only_me_dir()?;
     // SAFETY: `name` is NUL-terminated; the DACL lives in `sd`.
     let code = unsafe {
         SetNamedSecurityInfoW(
@@ -184,6 +202,42 @@ pub fn restrict_to_me(path: &Path) -> io::Result<()> {
         return Err(win32(code));
     }
     Ok(())
+}
+
+/// A file's DACL as SDDL (`D:P(A;OICI;FA;;;S-1-…)`); `name` NUL-terminated.
+fn dacl_sddl(name: &[u16]) -> io::Result<String> {
+    let mut sd: PSECURITY_DESCRIPTOR = ptr::null_mut();
+    // SAFETY: `name` is NUL-terminated; `sd` is LocalAlloc'd and freed after
+    // it is converted; the string is taken (and freed) once.
+    unsafe {
+        let code = GetNamedSecurityInfoW(
+            name.as_ptr(),
+            SE_FILE_OBJECT,
+            DACL_SECURITY_INFORMATION,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            &mut sd,
+        );
+        if code != ERROR_SUCCESS {
+            return Err(win32(code));
+        }
+        let mut s: *mut u16 = ptr::null_mut();
+        let ok = ConvertSecurityDescriptorToStringSecurityDescriptorW(
+            sd,
+            SDDL_REVISION_1,
+            DACL_SECURITY_INFORMATION,
+            &mut s,
+            ptr::null_mut(),
+        );
+        let err = io::Error::last_os_error();
+        LocalFree(sd);
+        if ok == 0 {
+            return Err(err);
+        }
+        Ok(take_local_string(s))
+    }
 }
 
 /// The owner of a file or directory, as a SID string.
