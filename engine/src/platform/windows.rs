@@ -292,3 +292,27 @@ pub fn handle_owner(object: &impl AsRawHandle) -> io::Result<String> {
         s
     }
 }
+
+/// These run only on Windows (CI compiles them; it has no Windows runner).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spool's DACL: one entry, the current user's, inherited by what
+    /// is created inside; the owner is the user; applying it twice is fine.
+    #[test]
+    fn a_restricted_directory_is_the_users_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        restrict_to_me(dir.path()).unwrap();
+        let me = current_user_sid().unwrap();
+        let d = dacl_sddl(&wide(dir.path().as_os_str())).unwrap();
+        assert_eq!(d.replacen("D:PAI(", "D:P(", 1), dir_sddl(&me));
+        assert!(is_me(&path_owner(dir.path()).unwrap()).unwrap());
+        let file = dir.path().join("inside");
+        std::fs::write(&file, b"x").unwrap();
+        let d = dacl_sddl(&wide(file.as_os_str())).unwrap();
+        assert_eq!(d.matches("(A;").count(), 1, "{d}");
+        assert!(d.contains(&me), "{d}");
+        restrict_to_me(dir.path()).unwrap();
+    }
+}
