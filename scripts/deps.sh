@@ -28,7 +28,9 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 # The Windows check (scripts/test.sh) compiles for x86_64-pc-windows-gnu with
-# mingw-w64 (above): it needs that target's standard library from rustup.
+# mingw-w64 (above: gcc for OpenSSL and other C in build scripts, windres for
+# tauri-build's resource file): it needs that target's standard library from
+# rustup.
 if [ "$what" = test ]; then
   if ! command -v rustup >/dev/null; then
     echo "The Windows check needs rustup (rustup target add x86_64-pc-windows-gnu)." >&2
