@@ -1,10 +1,12 @@
 //! The local control surface: what `postern queue`, `postern status` and the
 //! GUI ask of the engine. One handler (`Controller::handle`) answers every
-//! request; it is reached over a Unix socket in the spool directory (mode
-//! 0600, so only the user running Postern can use it) while an engine runs,
-//! and called directly on the spool when none does.
+//! request; while an engine runs it is reached over a channel only the user
+//! running Postern can use (a Unix socket in the spool directory, mode 0600;
+//! a named pipe on Windows: `transport`), and called directly on the spool
+//! when none does.
 //!
-//! The protocol is one JSON request per line, one JSON response per line.
+//! The protocol is one JSON request per line, one JSON response per line,
+//! the same over every transport.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,9 +22,8 @@ use crate::delivery::worker::{Attention, WorkerState};
 use crate::spool::{MessageId, MessageInfo, Spool, State};
 use crate::throttle::{Throttle, ThrottleStatus};
 
-pub const SOCKET_NAME: &str = "control.sock";
-
 mod send_test;
+mod transport;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "op", rename_all = "kebab-case")]
@@ -328,43 +329,15 @@ impl Controller {
     }
 }
 
-pub fn socket_path(spool_dir: &Path) -> PathBuf {
-    spool_dir.join(SOCKET_NAME)
-}
+pub use transport::{bind, socket_path, unbind, Socket};
 
-#[cfg(unix)]
-pub type Socket = tokio::net::UnixListener;
-#[cfg(not(unix))]
-pub type Socket = ();
-
-/// Binds the control socket. The spool lock is already held, so a socket
-/// file left behind by a crash is stale and can go.
-#[cfg(unix)]
-pub fn bind(spool_dir: &Path) -> std::io::Result<Socket> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = socket_path(spool_dir);
-    let _ = std::fs::remove_file(&path);
-    let listener = tokio::net::UnixListener::bind(&path)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(listener)
-}
-
-#[cfg(not(unix))]
-pub fn bind(_spool_dir: &Path) -> std::io::Result<Socket> {
-    Ok(())
-}
-
-pub fn unbind(spool_dir: &Path) {
-    let _ = std::fs::remove_file(socket_path(spool_dir));
-}
-
-#[cfg(unix)]
+/// Answers the clients of `socket` until `shutdown`. The transport (a Unix
+/// socket, a Windows named pipe) only accepts; everything else is shared.
 pub async fn serve(
-    socket: Socket,
+    mut socket: Socket,
     controller: Arc<Controller>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    use tokio::io::{AsyncWriteExt, BufReader};
     // One task per client; finished ones are reaped as they end, the rest
     // are aborted at shutdown.
     let mut clients = tokio::task::JoinSet::new();
@@ -373,39 +346,47 @@ pub async fn serve(
             _ = shutdown.changed() => break,
             Some(_) = clients.join_next(), if !clients.is_empty() => continue,
             accepted = socket.accept() => match accepted {
-                Ok((s, _)) => s,
+                Ok(s) => s,
                 Err(e) => { tracing::warn!(error = %e, "control socket accept failed"); continue; }
             },
         };
-        let c = controller.clone();
-        clients.spawn(async move {
-            let (read, mut write) = stream.into_split();
-            let mut read = BufReader::new(read);
-            loop {
-                let line = match read_request(&mut read).await {
-                    Ok(Some(line)) => line,
-                    Ok(None) => break,
-                    Err(e) => {
-                        let mut out =
-                            serde_json::to_vec(&Response::err(e)).expect("response serialises");
-                        out.push(b'\n');
-                        let _ = write.write_all(&out).await;
-                        break;
-                    }
-                };
-                let resp = match serde_json::from_str::<Request>(&line) {
-                    Ok(req) => c.handle(req).await,
-                    Err(e) => Response::err(format!("bad request: {e}")),
-                };
-                let mut out = serde_json::to_vec(&resp).expect("response serialises");
-                out.push(b'\n');
-                if write.write_all(&out).await.is_err() {
-                    break;
-                }
-            }
-        });
+        clients.spawn(serve_client(stream, controller.clone()));
     }
     clients.abort_all();
+    // Every client's end is closed when this returns: a restarted engine
+    // (the tray's, in the same process) then creates its pipe afresh.
+    while clients.join_next().await.is_some() {}
+}
+
+/// One client: a request line in, a response line out, until it hangs up.
+async fn serve_client<S>(stream: S, c: Arc<Controller>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+{
+    use tokio::io::{AsyncWriteExt, BufReader};
+    let (read, mut write) = tokio::io::split(stream);
+    let mut read = BufReader::new(read);
+    loop {
+        let line = match read_request(&mut read).await {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(e) => {
+                let mut out = serde_json::to_vec(&Response::err(e)).expect("response serialises");
+                out.push(b'\n');
+                let _ = write.write_all(&out).await;
+                break;
+            }
+        };
+        let resp = match serde_json::from_str::<Request>(&line) {
+            Ok(req) => c.handle(req).await,
+            Err(e) => Response::err(format!("bad request: {e}")),
+        };
+        let mut out = serde_json::to_vec(&resp).expect("response serialises");
+        out.push(b'\n');
+        if write.write_all(&out).await.is_err() {
+            break;
+        }
+    }
 }
 
 /// A request line is at most this long (the largest request is a few
@@ -414,7 +395,6 @@ pub const MAX_REQUEST_LINE: u64 = 64 * 1024;
 
 /// One request line; None at the end of the stream; an error past
 /// [`MAX_REQUEST_LINE`] bytes without a line break.
-#[cfg(unix)]
 async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
     read: &mut R,
 ) -> Result<Option<String>, String> {
@@ -436,9 +416,6 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
         .map_err(|_| "request is not UTF-8".to_string())
 }
 
-#[cfg(not(unix))]
-pub async fn serve(_: Socket, _: Arc<Controller>, _: watch::Receiver<bool>) {}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// No engine is running on this spool (the CLI then works offline).
@@ -449,23 +426,17 @@ pub enum ClientError {
 }
 
 /// Sends one request to a running engine.
-#[cfg(unix)]
 pub async fn request(spool_dir: &Path, req: &Request) -> Result<Response, ClientError> {
+    exchange(transport::connect(spool_dir).await?, req).await
+}
+
+/// One request and its response over a connected stream.
+async fn exchange<S>(stream: S, req: &Request) -> Result<Response, ClientError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+{
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let path = socket_path(spool_dir);
-    let stream = match tokio::net::UnixStream::connect(&path).await {
-        Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Err(ClientError::NotRunning)
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let (read, mut write) = stream.into_split();
+    let (read, mut write) = tokio::io::split(stream);
     let mut line = serde_json::to_vec(req).expect("request serialises");
     line.push(b'\n');
     write.write_all(&line).await?;
@@ -477,28 +448,5 @@ pub async fn request(spool_dir: &Path, req: &Request) -> Result<Response, Client
     }
 }
 
-#[cfg(not(unix))]
-pub async fn request(_spool_dir: &Path, _req: &Request) -> Result<Response, ClientError> {
-    Err(ClientError::NotRunning)
-}
-
-#[cfg(all(test, unix))]
-mod tests {
-    use super::*;
-
-    /// A request line has a bound: past it the client gets an error, and
-    /// nothing more of it is buffered.
-    #[tokio::test]
-    async fn request_lines_are_bounded() {
-        let long = vec![b'x'; MAX_REQUEST_LINE as usize + 10];
-        let mut r = tokio::io::BufReader::new(&long[..]);
-        let err = read_request(&mut r).await.unwrap_err();
-        assert!(err.contains("longer than"), "{err}");
-        let mut r = tokio::io::BufReader::new(&b"{\"op\":\"status\"}\n"[..]);
-        assert_eq!(
-            read_request(&mut r).await.unwrap().as_deref(),
-            Some("{\"op\":\"status\"}")
-        );
-        assert_eq!(read_request(&mut r).await.unwrap(), None);
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -296,7 +296,9 @@ pub fn open_window<R: Runtime>(app: &AppHandle<R>, then: Option<(&'static str, V
     }
 }
 
-/// Opens the window on one message (a notification was clicked).
+/// Opens the window on one message (a notification was clicked). Only
+/// freedesktop notifications report clicks (notify.rs), so only there.
+#[cfg(all(unix, not(target_os = "macos")))]
 pub fn open_message<R: Runtime>(app: &AppHandle<R>, id: &str) {
     let payload = json!({ "id": id });
     let handle = app.clone();

@@ -53,8 +53,13 @@ pub enum SpoolError {
     NotFound(MessageId),
     #[error("message {0} is being sent right now; try again in a moment")]
     Busy(MessageId),
-    #[error("the spool {path} belongs to another user (uid {owner}, Postern runs as uid {me}); use a spool directory of your own (spool.dir), or fix its owner")]
-    NotOwner { path: PathBuf, owner: u32, me: u32 },
+    /// `owner` and `me`: "uid 1000" on Unix, a SID on Windows.
+    #[error("the spool {path} belongs to another user ({owner}, Postern runs as {me}); use a spool directory of your own (spool.dir), or fix its owner")]
+    NotOwner {
+        path: PathBuf,
+        owner: String,
+        me: String,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
@@ -213,7 +218,7 @@ impl Spool {
         for d in [&msg_dir, &tmp_dir] {
             std::fs::create_dir_all(d).map_err(io_err(d))?;
         }
-        restrict_permissions(&dir);
+        restrict_permissions(&dir)?;
         let lock_path = dir.join("lock");
         let lock = std::fs::OpenOptions::new()
             .create(true)

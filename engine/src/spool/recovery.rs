@@ -76,10 +76,19 @@ pub(super) fn try_lock(file: &std::fs::File) -> bool {
     file.try_lock().is_ok()
 }
 
+/// Only the user running Postern may read the spool: mode 0700 on Unix; on
+/// Windows a protected DACL granting only the current user, which what is
+/// created inside inherits.
 #[cfg(unix)]
-pub(super) fn restrict_permissions(dir: &Path) {
+pub(super) fn restrict_permissions(dir: &Path) -> Result<(), SpoolError> {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    Ok(())
+}
+
+#[cfg(windows)]
+pub(super) fn restrict_permissions(dir: &Path) -> Result<(), SpoolError> {
+    crate::platform::windows::restrict_to_me(dir).map_err(io_err(dir))
 }
 
 /// The spool must belong to the user running Postern: a spool directory
@@ -94,17 +103,25 @@ pub(super) fn check_owner(dir: &Path) -> Result<(), SpoolError> {
     if meta.uid() != me {
         return Err(SpoolError::NotOwner {
             path: dir.to_path_buf(),
-            owner: meta.uid(),
-            me,
+            owner: format!("uid {}", meta.uid()),
+            me: format!("uid {me}"),
         });
     }
     Ok(())
 }
 
-#[cfg(not(unix))]
-pub(super) fn check_owner(_dir: &Path) -> Result<(), SpoolError> {
+/// On Windows the owner is a SID; the user's own, or the owner this process
+/// gives what it creates (an elevated administrator's: Administrators).
+#[cfg(windows)]
+pub(super) fn check_owner(dir: &Path) -> Result<(), SpoolError> {
+    use crate::platform::windows::{current_user_sid, is_me, path_owner};
+    let owner = path_owner(dir).map_err(io_err(dir))?;
+    if !is_me(&owner).map_err(io_err(dir))? {
+        return Err(SpoolError::NotOwner {
+            path: dir.to_path_buf(),
+            owner,
+            me: current_user_sid().map_err(io_err(dir))?,
+        });
+    }
     Ok(())
 }
-
-#[cfg(not(unix))]
-pub(super) fn restrict_permissions(_dir: &Path) {}
