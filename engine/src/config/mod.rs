@@ -17,6 +17,7 @@ use ts_rs::TS;
 
 pub mod lan;
 pub mod legacy_tls;
+pub mod size;
 
 /// Exchange Online's default MaxSendSize for a mailbox (35 MB after encoding).
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 36_700_160;
@@ -359,14 +360,36 @@ pub struct SpoolConfig {
     #[serde(with = "humantime_serde")]
     #[ts(type = "string")]
     pub keep_history: Duration,
+    /// Free disk space kept in reserve (like Postfix's `queue_minfree`):
+    /// below it new mail gets `452 4.3.1` (the device tries again later),
+    /// so the queue never fills the disk to the last byte. A size in bytes
+    /// or with a unit ("100 MB"). None: [`SpoolConfig::effective_min_free`].
+    #[serde(with = "size::option")]
+    #[ts(type = "number | null")]
+    pub min_free: Option<u64>,
 }
+
+/// The smallest default disk reserve.
+pub const DEFAULT_MIN_FREE: u64 = 100 << 20;
 
 impl Default for SpoolConfig {
     fn default() -> Self {
         SpoolConfig {
             dir: None,
             keep_history: Duration::from_secs(7 * 24 * 3600),
+            min_free: None,
         }
+    }
+}
+
+impl SpoolConfig {
+    /// The disk reserve in effect: `min_free`, else the larger of 100 MB
+    /// and two of the largest message (Postfix advises at least 1.5 times
+    /// its message size limit): one message at the limit being received
+    /// can never take the disk's last bytes.
+    pub fn effective_min_free(&self, max_message_bytes: u64) -> u64 {
+        self.min_free
+            .unwrap_or_else(|| DEFAULT_MIN_FREE.max(max_message_bytes.saturating_mul(2)))
     }
 }
 

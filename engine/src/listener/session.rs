@@ -251,7 +251,7 @@ impl Session {
             }
             Request::Ehlo { host } => self.hello(host, true),
             Request::Helo { host } => self.hello(host, false),
-            Request::Mail { from } => self.mail(from),
+            Request::Mail { from } => self.mail(from).await,
             Request::Rcpt { to } => self.rcpt(to),
             Request::Data => self.data().await?,
             Request::Rset => {
@@ -329,7 +329,7 @@ impl Session {
         )
     }
 
-    fn mail(&mut self, from: MailFrom<String>) {
+    async fn mail(&mut self, from: MailFrom<String>) {
         if self.helo.is_none() {
             return self.bad("503 5.5.1 Send EHLO or HELO first");
         }
@@ -367,6 +367,10 @@ impl Session {
         }
         if !valid_path(&from.address) {
             return self.bad("501 5.1.7 Bad sender address syntax");
+        }
+        if let Err(low) = self.shared.spool.room_for(from.size as u64).await {
+            tracing::warn!(peer = %self.peer, free = low.free, reserve = low.reserve, declared = from.size, "refused at MAIL: the disk is almost full (spool.min_free)");
+            return self.reply(&receive::low_space_reply(low, from.size as u64, false));
         }
         let smtputf8 = from.flags & smtp_proto::MAIL_SMTPUTF8 != 0;
         if !smtputf8 && !from.address.is_ascii() {

@@ -20,6 +20,7 @@
 mod dirsync;
 mod record;
 mod recovery;
+pub mod space;
 
 pub use record::{
     now_ms, ClientInfo, Envelope, MessageId, MessageInfo, Recipient, RecipientState, State, Status,
@@ -137,6 +138,8 @@ struct Inner {
     events: Events,
     /// Whose turn it is (locked after `index`, never before).
     fairness: Mutex<Fairness>,
+    /// The disk reserve in bytes (`spool.min_free`; 0 until set: `space`).
+    min_free: std::sync::atomic::AtomicU64,
     /// Keeps the advisory lock for as long as the spool is open.
     _lock: std::fs::File,
     /// Places tests can hold a write at, to make races happen on purpose.
@@ -241,6 +244,7 @@ impl Spool {
                 fairness: Mutex::new(Fairness::default()),
                 wake: Notify::new(),
                 events,
+                min_free: Default::default(),
                 _lock: lock,
                 #[cfg(test)]
                 hooks: Default::default(),
@@ -710,10 +714,36 @@ impl Incoming {
     }
 }
 
+impl Incoming {
+    /// Gives up the message: its part file is removed before this returns
+    /// (off the async threads). The listener's way to drop a refused one.
+    pub async fn discard(mut self) {
+        let path = std::mem::take(&mut self.tmp_path);
+        drop(self.file.take());
+        if !path.as_os_str().is_empty() {
+            let _ = tokio::fs::remove_file(&path).await;
+        }
+    }
+}
+
+/// The fallback for an `Incoming` dropped without `commit` or `discard`
+/// (a device that vanished mid-DATA): the part file is removed on the
+/// blocking pool when a runtime is there, never on an async thread.
 impl Drop for Incoming {
     fn drop(&mut self) {
-        if !self.tmp_path.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.tmp_path);
+        if self.tmp_path.as_os_str().is_empty() {
+            return;
+        }
+        let path = std::mem::take(&mut self.tmp_path);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(move || {
+                    let _ = std::fs::remove_file(&path);
+                });
+            }
+            Err(_) => {
+                let _ = std::fs::remove_file(&path);
+            }
         }
     }
 }

@@ -39,10 +39,13 @@ const MIN_UPLOAD_BYTES_PER_SEC: u64 = 32 * 1024;
 /// Most SASL challenges answered before giving up (LOGIN needs two).
 const MAX_AUTH_CHALLENGES: usize = 3;
 
+mod tls;
 mod types;
 
 use types::{from_lettre, tls_parameters};
-pub use types::{Credentials, Secret, SendReport, TlsMode, UpstreamError, UpstreamSettings};
+pub use types::{
+    Credentials, Secret, SendReport, TlsCache, TlsMode, UpstreamError, UpstreamSettings,
+};
 
 /// An open, greeted, encrypted (per settings) and signed-in connection.
 pub struct Connection {
