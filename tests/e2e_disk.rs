@@ -78,7 +78,9 @@ fn part_files(spool: &Path) -> usize {
     std::fs::read_dir(spool.join("tmp")).unwrap().count()
 }
 
-#[tokio::test]
+// Multi-threaded: the fake Exchange keeps answering while the test waits
+// on the CLI and on `postern serve` to stop.
+#[tokio::test(flavor = "multi_thread")]
 async fn the_disk_reserve_refuses_new_mail_and_loses_nothing() {
     let up = Upstream::start().await;
     let mut p = Postern::prepare(&up, |c| set(c, "spool.min_free", "4 MB"));
