@@ -80,6 +80,7 @@ impl Incoming {
 
 /// Bytes free for this user on the file system holding `dir`.
 #[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // statvfs's field types differ by platform
 pub fn free_bytes(dir: &Path) -> io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
@@ -93,7 +94,6 @@ pub fn free_bytes(dir: &Path) -> io::Result<u64> {
     }
     // SAFETY: statvfs returned 0, so it initialised `st`.
     let st = unsafe { st.assume_init() };
-    #[allow(clippy::unnecessary_cast)] // the field types differ by platform
     Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
