@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use crate::auth::TokenSource;
 use crate::config::{Config, UpstreamMode};
 use crate::control::{self, Controller};
-use crate::delivery::upstream::{TlsMode, UpstreamSettings};
+use crate::delivery::upstream::{TlsCache, TlsMode, UpstreamSettings};
 use crate::delivery::worker::{Worker, WorkerState};
 use crate::events::Events;
 use crate::listener::{self, DeviceAuth, Listener, ListenerContext};
@@ -54,6 +54,11 @@ impl Engine {
         let secrets = SecretStore::new();
         let spool_dir = config.spool_dir();
         let spool = Spool::open(&spool_dir, events.clone()).await?;
+        spool.set_min_free(
+            config
+                .spool
+                .effective_min_free(config.listener.max_message_bytes),
+        );
         let hostname = config.listener.hostname.clone().unwrap_or_else(host_name);
         let tls = listener::tls::server_config(&config.listener, &spool_dir, &hostname)?;
         let legacy_tls = listener::LegacyTls::new(&config.listener, &spool_dir, &hostname)?;
@@ -182,6 +187,12 @@ pub fn upstream_settings(config: &Config, hostname: &str) -> UpstreamSettings {
         },
         ca_file: u.ca_file.clone(),
         client_cert: u.client_cert.clone().zip(u.client_key.clone()),
+        // Read and parsed here, once per config load; every connection
+        // shares them (delivery::upstream::tls).
+        tls_cache: TlsCache::load(
+            u.ca_file.as_deref(),
+            u.client_cert.as_deref().zip(u.client_key.as_deref()),
+        ),
         hello_name: hostname.to_string(),
         timeout: u.timeout,
     }

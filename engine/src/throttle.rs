@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -122,7 +122,33 @@ struct History {
     /// The last slot number handed out.
     seq: u64,
     /// Append-only record of submissions; rewritten compactly at start.
-    file: Option<std::fs::File>,
+    log: Option<Arc<Log>>,
+}
+
+/// The history file, written on the blocking pool (never on an async
+/// thread). Lines are queued under the history lock, so the file gets them
+/// in the order the history did; whichever blocking task holds the file
+/// writes every queued line, oldest first.
+struct Log {
+    file: Mutex<std::fs::File>,
+    pending: Mutex<VecDeque<String>>,
+}
+
+impl Log {
+    fn write_pending(&self) {
+        let mut file = self.file.lock().unwrap();
+        loop {
+            let Some(line) = self.pending.lock().unwrap().pop_front() else {
+                return;
+            };
+            // No fsync: losing the last few entries to a power cut costs at
+            // most a short burst; a crashed process loses nothing (the
+            // line is written before `accepted` returns).
+            if let Err(e) = file.write_all(line.as_bytes()) {
+                tracing::warn!(error = %e, "could not record a submission in the throttle history");
+            }
+        }
+    }
 }
 
 /// Who owns it: the delivery worker's lanes ask it before every submission;
@@ -176,7 +202,10 @@ impl Throttle {
                 }
             }
             recent.make_contiguous().sort_by_key(|s| s.at);
-            file = Some(rewrite(path, &recent)?);
+            file = Some(Arc::new(Log {
+                file: Mutex::new(rewrite(path, &recent)?),
+                pending: Mutex::new(VecDeque::new()),
+            }));
         }
         Ok(Throttle {
             limits,
@@ -187,7 +216,7 @@ impl Throttle {
                 busy_until: None,
                 busy_streak: 0,
                 seq: 0,
-                file,
+                log: file,
             }),
         })
     }
@@ -240,36 +269,51 @@ impl Throttle {
 
     /// Waits out a full minute window and reserves the slot; a longer wait
     /// (the recipient budget, a quota block, a busy server) is returned for
-    /// the caller to defer the message instead of holding it.
-    pub async fn acquire(&self, rcpts: u32) -> Result<Slot, Wait> {
+    /// the caller to defer the message instead of holding it. So is the
+    /// minute's wait when `shutdown` turns true meanwhile: stopping the
+    /// engine never waits for the window.
+    pub async fn acquire(
+        &self,
+        rcpts: u32,
+        shutdown: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Slot, Wait> {
+        let mut shutdown = shutdown.clone();
         loop {
             match self.try_acquire(rcpts) {
                 Ok(slot) => return Ok(slot),
-                Err(Wait::Minute(d)) => tokio::time::sleep(d).await,
+                Err(Wait::Minute(d)) => tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => return Err(Wait::Minute(d)),
+                },
                 Err(other) => return Err(other),
             }
         }
     }
 
     /// Microsoft accepted the submission: it counts from now, and is
-    /// recorded in the history file.
-    pub fn accepted(&self, slot: Slot) {
-        let now = self.clock.now();
-        let mut h = self.history.lock().unwrap();
-        let Some(i) = h.recent.iter().position(|s| s.seq == slot.seq) else {
-            return;
+    /// recorded in the history file (on the blocking pool) before this
+    /// returns.
+    pub async fn accepted(&self, slot: Slot) {
+        let log = {
+            let now = self.clock.now();
+            let mut h = self.history.lock().unwrap();
+            let Some(i) = h.recent.iter().position(|s| s.seq == slot.seq) else {
+                return;
+            };
+            let mut s = h.recent.remove(i).expect("found");
+            s.at = s.at.max(now);
+            // `now` is the latest time the history holds: keep it sorted.
+            h.recent.push_back(s);
+            let Some(log) = h.log.clone() else {
+                return;
+            };
+            log.pending
+                .lock()
+                .unwrap()
+                .push_back(format!("{} {}\n", s.at, s.rcpts));
+            log
         };
-        let mut s = h.recent.remove(i).expect("found");
-        s.at = s.at.max(now);
-        // `now` is the latest time the history holds: keep it sorted.
-        h.recent.push_back(s);
-        if let Some(f) = h.file.as_mut() {
-            // No fsync: losing the last few entries to a power cut costs at
-            // most a short burst; a crashed process loses nothing.
-            if let Err(e) = writeln!(f, "{} {}", s.at, s.rcpts) {
-                tracing::warn!(error = %e, "could not record a submission in the throttle history");
-            }
-        }
+        let _ = tokio::task::spawn_blocking(move || log.write_pending()).await;
     }
 
     /// The submission was refused or never made: it did not count.

@@ -148,6 +148,7 @@ fn settings(port: u16, tls: TlsMode) -> UpstreamSettings {
         tls,
         ca_file: None,
         client_cert: None,
+        tls_cache: Default::default(),
         hello_name: "postern.test".to_owned(),
         timeout: Duration::from_secs(5),
     }

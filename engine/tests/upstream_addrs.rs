@@ -30,6 +30,7 @@ async fn addresses_are_tried_in_order_and_tls_checks_the_host_name() {
         tls: TlsMode::Required,
         ca_file: Some(fake.write_ca_file(dir.path())),
         client_cert: None,
+        tls_cache: Default::default(),
         hello_name: "postern.test".into(),
         timeout: Duration::from_secs(10),
     };
@@ -82,6 +83,7 @@ async fn a_name_the_certificate_does_not_hold_is_refused() {
         tls: TlsMode::Required,
         ca_file: Some(fake.write_ca_file(dir.path())),
         client_cert: None,
+        tls_cache: Default::default(),
         hello_name: "postern.test".into(),
         timeout: Duration::from_secs(10),
     };

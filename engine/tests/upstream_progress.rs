@@ -81,6 +81,7 @@ async fn a_large_upload_reports_progress_while_it_lasts() {
         tls: TlsMode::None,
         ca_file: None,
         client_cert: None,
+        tls_cache: Default::default(),
         hello_name: "postern.test".to_owned(),
         timeout: Duration::from_secs(30),
     };

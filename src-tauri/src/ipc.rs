@@ -115,10 +115,16 @@ pub async fn sign_in<R: Runtime>(app: AppHandle<R>, device_code: bool) -> Reply<
 #[tauri::command]
 pub async fn sign_out(shell: State<'_, Shell>) -> Reply<Done> {
     let config = shell.config.read().await.clone();
-    let store = SecretStore::new();
-    for key in crate::commands::account_keys(&config) {
-        store.delete(&key).map_err(|e| e.to_string())?;
-    }
+    let keys = crate::commands::account_keys(&config);
+    // The keychain is blocking I/O (D-Bus, the Windows credential store):
+    // on the blocking pool, like every other keychain call here.
+    crate::secrets_ipc::keychain(move |store| {
+        for key in &keys {
+            store.delete(key)?;
+        }
+        Ok(())
+    })
+    .await?;
     let _ = act::<Value>(&shell, Request::Recheck).await;
     Ok(Done {})
 }

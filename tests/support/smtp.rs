@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::pki_types::{pem::PemObject, CertificateDer};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -123,7 +124,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
 async fn tls_connect(spool: &Path, tcp: TcpStream) -> TlsStream<TcpStream> {
     let pem = std::fs::read(spool.join("tls").join("cert.pem")).expect("postern's certificate");
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+    for cert in CertificateDer::pem_slice_iter(&pem) {
         roots.add(cert.unwrap()).unwrap();
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());

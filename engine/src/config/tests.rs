@@ -221,3 +221,27 @@ fn an_unset_port_is_the_modes_default() {
     let c = parse("[upstream]\nport = 2587").unwrap();
     assert_eq!(c.upstream.effective_port(), 2587);
 }
+
+#[test]
+fn the_disk_reserve_is_a_size() {
+    let c = parse("").unwrap();
+    assert_eq!(c.spool.min_free, None);
+    // Default: 100 MB, or two of the largest message when that is more.
+    assert_eq!(c.spool.effective_min_free(36_700_160), 100 << 20);
+    assert_eq!(c.spool.effective_min_free(200 << 20), 400 << 20);
+    let c = parse("[spool]\nmin_free = \"5 MB\"").unwrap();
+    assert_eq!(c.spool.min_free, Some(5 << 20));
+    assert_eq!(c.spool.effective_min_free(36_700_160), 5 << 20);
+    let c = parse("[spool]\nmin_free = 0").unwrap();
+    assert_eq!(c.spool.effective_min_free(36_700_160), 0);
+    let again = parse(&toml::to_string(&parse("[spool]\nmin_free = \"1.5 GB\"").unwrap()).unwrap())
+        .unwrap();
+    assert_eq!(again.spool.min_free, Some(3 << 29));
+    let e = parse("[spool]\nmin_free = \"lots\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("spool.min_free") && e.contains("is not a size"),
+        "{e}"
+    );
+}

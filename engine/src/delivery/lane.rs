@@ -21,6 +21,12 @@ use crate::events::{Event, PROGRESS_MIN_BYTES};
 use crate::spool::{now_ms, Claim, RecipientState, State, Status};
 use crate::throttle::{Slot, Wait as ThrottleWait};
 
+/// Resolves once shutdown is requested, at once if it already was (or
+/// when the engine that could request it is gone).
+pub(crate) async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
 /// One upstream connection slot.
 pub(super) struct Lane {
     w: Arc<Worker>,
@@ -33,6 +39,8 @@ pub(super) struct Lane {
     /// every message's transcript shows how its session was established.
     conn_setup: Vec<String>,
     last_used: tokio::time::Instant,
+    /// Turns true at shutdown; every wait of the lane watches it.
+    shutdown: watch::Receiver<bool>,
 }
 
 enum Wait {
@@ -41,7 +49,7 @@ enum Wait {
 }
 
 impl Lane {
-    pub(super) fn new(w: Arc<Worker>, index: usize) -> Lane {
+    pub(super) fn new(w: Arc<Worker>, index: usize, shutdown: watch::Receiver<bool>) -> Lane {
         Lane {
             w,
             index,
@@ -49,10 +57,12 @@ impl Lane {
             conn_token: None,
             conn_setup: Vec::new(),
             last_used: tokio::time::Instant::now(),
+            shutdown,
         }
     }
 
-    pub(super) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    pub(super) async fn run(mut self) {
+        let mut shutdown = self.shutdown.clone();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -113,8 +123,8 @@ impl Lane {
                 .len()
                 .min(self.w.config.upstream.max_recipients.max(1));
             let acquired = tokio::select! {
-                a = self.w.throttle.acquire(first as u32) => a,
-                _ = shutdown.changed() => {
+                a = self.w.throttle.acquire(first as u32, &self.shutdown) => a,
+                _ = stopping(&mut shutdown) => {
                     self.release(&claim).await;
                     break;
                 }
@@ -152,7 +162,7 @@ impl Lane {
     async fn wait(&self, d: Duration, shutdown: &mut watch::Receiver<bool>) -> Wait {
         let mut attention = self.w.state.attention.subscribe();
         tokio::select! {
-            _ = shutdown.changed() => Wait::Shutdown,
+            _ = stopping(shutdown) => Wait::Shutdown,
             _ = self.w.spool.wait_for_work() => Wait::Continue,
             _ = self.w.state.poke.notified() => Wait::Continue,
             _ = attention.changed() => Wait::Continue,
@@ -331,7 +341,9 @@ impl Lane {
             // runs out mid-message the rest waits for it.
             let slot = match first.take() {
                 Some(slot) => slot,
-                None => match w.throttle.acquire(chunk.len() as u32).await {
+                // At shutdown the wait is cut short and returned: the rest
+                // of the message is deferred like any budget wait.
+                None => match w.throttle.acquire(chunk.len() as u32, &self.shutdown).await {
                     Ok(slot) => slot,
                     Err(wait) => return Ok((reports, Some(wait))),
                 },
@@ -349,7 +361,7 @@ impl Lane {
                 .await;
             match &sent {
                 Ok(r) if r.data_reply.as_ref().is_some_and(|d| d.is_positive()) => {
-                    w.throttle.accepted(slot)
+                    w.throttle.accepted(slot).await
                 }
                 _ => w.throttle.release(slot),
             }
@@ -534,7 +546,13 @@ impl Lane {
             self.announce(claim, &status);
         }
         if let Some(d) = wait {
-            tokio::time::sleep(d).await;
+            // The back-off ends early at shutdown (it must not hold up
+            // the engine's stop for a minute).
+            let mut shutdown = self.shutdown.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(d) => {}
+                _ = stopping(&mut shutdown) => {}
+            }
         }
     }
 

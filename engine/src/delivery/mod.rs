@@ -27,6 +27,9 @@ pub mod transcript;
 pub mod upstream;
 pub mod worker;
 
+#[cfg(test)]
+mod shutdown_tests;
+
 pub use classify::{
     classify, connect_failure_verdict, tls_failure_verdict, Action, Stage, Verdict,
 };
@@ -34,5 +37,5 @@ pub use reply::Reply;
 pub use rewrite::rewrite_sender;
 pub use transcript::Transcript;
 pub use upstream::{
-    Connection, Credentials, Secret, SendReport, TlsMode, UpstreamError, UpstreamSettings,
+    Connection, Credentials, Secret, SendReport, TlsCache, TlsMode, UpstreamError, UpstreamSettings,
 };

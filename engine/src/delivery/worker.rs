@@ -143,7 +143,7 @@ impl Worker {
         for lane in 0..lanes {
             let w = this.clone();
             let sd = shutdown.clone();
-            tasks.spawn(async move { Lane::new(w, lane).run(sd).await });
+            tasks.spawn(async move { Lane::new(w, lane, sd).run().await });
         }
         while tasks.join_next().await.is_some() {}
     }

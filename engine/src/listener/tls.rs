@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 
 use super::ListenerError;
 use crate::config::ListenerConfig;
@@ -140,7 +140,7 @@ pub(super) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ListenerError> {
     let data = std::fs::read(path).map_err(|e| tls_err(path, e.to_string()))?;
-    let certs = rustls_pemfile::certs(&mut data.as_slice())
+    let certs = CertificateDer::pem_slice_iter(&data)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| tls_err(path, format!("not a PEM certificate file: {e}")))?;
     if certs.is_empty() {
@@ -154,14 +154,13 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ListenerError
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, ListenerError> {
     let data = std::fs::read(path).map_err(|e| tls_err(path, e.to_string()))?;
-    rustls_pemfile::private_key(&mut data.as_slice())
-        .map_err(|e| tls_err(path, format!("not a PEM key file: {e}")))?
-        .ok_or_else(|| {
-            tls_err(
-                path,
-                "no private key in the file (expected -----BEGIN PRIVATE KEY-----)",
-            )
-        })
+    PrivateKeyDer::from_pem_slice(&data).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => tls_err(
+            path,
+            "no private key in the file (expected -----BEGIN PRIVATE KEY-----)",
+        ),
+        e => tls_err(path, format!("not a PEM key file: {e}")),
+    })
 }
 
 #[cfg(test)]

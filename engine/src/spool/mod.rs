@@ -18,9 +18,13 @@
 //! "sending" by a crash is simply queued again.
 
 mod dirsync;
+mod incoming;
+mod persist;
 mod record;
 mod recovery;
+pub mod space;
 
+pub use incoming::Incoming;
 pub use record::{
     now_ms, ClientInfo, Envelope, MessageId, MessageInfo, Recipient, RecipientState, State, Status,
 };
@@ -30,7 +34,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
 use crate::events::{Event, Events};
@@ -142,6 +146,8 @@ struct Inner {
     events: Events,
     /// Whose turn it is (locked after `index`, never before).
     fairness: Mutex<Fairness>,
+    /// The disk reserve in bytes (`spool.min_free`; 0 until set: `space`).
+    min_free: std::sync::atomic::AtomicU64,
     /// Keeps the advisory lock for as long as the spool is open.
     _lock: std::fs::File,
     /// Places tests can hold a write at, to make races happen on purpose.
@@ -172,18 +178,6 @@ fn device_of(client: &ClientInfo) -> String {
 #[derive(Clone)]
 pub struct Spool {
     inner: Arc<Inner>,
-}
-
-/// A message being received. Dropping it without `commit` discards it.
-pub struct Incoming {
-    spool: Spool,
-    id: MessageId,
-    envelope: Envelope,
-    tmp_path: PathBuf,
-    file: Option<BufWriter<tokio::fs::File>>,
-    content_offset: u64,
-    size: u64,
-    head: Vec<u8>,
 }
 
 /// A message claimed for delivery: the worker owns it until it reports back.
@@ -246,6 +240,7 @@ impl Spool {
                 fairness: Mutex::new(Fairness::default()),
                 wake: Notify::new(),
                 events,
+                min_free: Default::default(),
                 _lock: lock,
                 #[cfg(test)]
                 hooks: Default::default(),
@@ -255,33 +250,6 @@ impl Spool {
 
     pub fn dir(&self) -> &Path {
         &self.inner.dir
-    }
-
-    /// Starts receiving a message with this envelope.
-    pub async fn begin(&self, mut envelope: Envelope) -> Result<Incoming, SpoolError> {
-        let id = MessageId::generate();
-        envelope.received_at = now_ms();
-        let tmp_path = self.inner.tmp_dir.join(format!("{id}.part"));
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp_path)
-            .await
-            .map_err(io_err(&tmp_path))?;
-        let mut writer = BufWriter::with_capacity(WRITE_BUFFER, file);
-        let mut line = serde_json::to_vec(&envelope).expect("envelope serialises");
-        line.push(b'\n');
-        writer.write_all(&line).await.map_err(io_err(&tmp_path))?;
-        Ok(Incoming {
-            spool: self.clone(),
-            id,
-            envelope,
-            tmp_path,
-            file: Some(writer),
-            content_offset: line.len() as u64,
-            size: 0,
-            head: Vec::new(),
-        })
     }
 
     /// Every message in the spool, oldest first.
@@ -398,102 +366,6 @@ impl Spool {
             Ok(())
         })
         .await
-    }
-
-    /// Checks and changes a message's status in one step under the index
-    /// lock (`change` may refuse with an error, leaving it as it was), then
-    /// persists it. A change that changes nothing writes nothing.
-    async fn modify(
-        &self,
-        id: &MessageId,
-        change: impl FnOnce(&mut Status) -> Result<(), SpoolError>,
-    ) -> Result<Status, SpoolError> {
-        let (status, written) = {
-            let mut index = self.inner.index.lock().unwrap();
-            let entry = index
-                .get_mut(id)
-                .ok_or_else(|| SpoolError::NotFound(id.clone()))?;
-            let mut next = entry.status.clone();
-            change(&mut next)?;
-            if next == entry.status {
-                return Ok(next);
-            }
-            next.updated_at = now_ms();
-            entry.status = next;
-            entry.version += 1;
-            (entry.status.clone(), entry.written.clone())
-        };
-        self.persist(id, &written).await?;
-        if matches!(status.state, State::Queued) || status.next_attempt.is_some() {
-            self.wake();
-        }
-        Ok(status)
-    }
-
-    /// Writes the message's current status unless a write of it (or of a
-    /// newer one) has already finished.
-    async fn persist(
-        &self,
-        id: &MessageId,
-        written: &tokio::sync::Mutex<u64>,
-    ) -> Result<(), SpoolError> {
-        let mut done = written.lock().await;
-        #[cfg(test)]
-        self.inner.hooks.before_write().await;
-        let current = {
-            let index = self.inner.index.lock().unwrap();
-            index.get(id).map(|e| (e.status.clone(), e.version))
-        };
-        let Some((status, version)) = current else {
-            return Ok(()); // deleted meanwhile
-        };
-        if version <= *done {
-            return Ok(());
-        }
-        self.write_status(id, &status, version, status.state.is_final())
-            .await?;
-        *done = version;
-        Ok(())
-    }
-
-    /// Replaces the status file. The rename comes first so that a process
-    /// killed right after sees the new state on restart (the window in which
-    /// a delivered message could be sent twice stays as short as a write and
-    /// a rename); for final states the file and directory are then fsynced
-    /// so the state also survives a power cut. Should a power cut leave the
-    /// file unreadable, the message is queued again: possibly sent twice,
-    /// never lost.
-    async fn write_status(
-        &self,
-        id: &MessageId,
-        status: &Status,
-        version: u64,
-        durable: bool,
-    ) -> Result<(), SpoolError> {
-        let path = self.inner.msg_dir.join(format!("{id}.state"));
-        // Unique per version; recovery removes leftovers (`*.state.tmp`).
-        let tmp = self.inner.msg_dir.join(format!("{id}.{version}.state.tmp"));
-        let mut persisted = status.clone();
-        if persisted.state == State::Sending {
-            persisted.state = State::Queued;
-        }
-        let bytes = serde_json::to_vec_pretty(&persisted).expect("status serialises");
-        let (tmp2, path2) = (tmp.clone(), path.clone());
-        tokio::task::spawn_blocking(move || -> io::Result<()> {
-            std::fs::write(&tmp2, &bytes)?;
-            std::fs::rename(&tmp2, &path2)?;
-            if durable {
-                std::fs::File::open(&path2)?.sync_all()?;
-            }
-            Ok(())
-        })
-        .await
-        .expect("status write task panicked")
-        .map_err(io_err(&tmp))?;
-        if durable {
-            self.inner.dirsync.sync().await.map_err(io_err(&path))?;
-        }
-        Ok(())
     }
 
     /// Appends one attempt's transcript to the message's log.
@@ -653,73 +525,6 @@ impl Spool {
 
     fn msg_path(&self, id: &MessageId) -> PathBuf {
         self.inner.msg_dir.join(format!("{id}.msg"))
-    }
-}
-
-impl Incoming {
-    pub fn id(&self) -> &MessageId {
-        &self.id
-    }
-
-    /// Content bytes written so far.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// Appends content (already CRLF-normalised and dot-unstuffed).
-    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), SpoolError> {
-        if self.head.len() < HEADER_PEEK {
-            let take = chunk.len().min(HEADER_PEEK - self.head.len());
-            self.head.extend_from_slice(&chunk[..take]);
-        }
-        self.size += chunk.len() as u64;
-        let file = self.file.as_mut().expect("write after commit");
-        file.write_all(chunk).await.map_err(io_err(&self.tmp_path))
-    }
-
-    /// Makes the message durable and queues it. Only after this returns
-    /// `Ok` may the device hear 250.
-    pub async fn commit(mut self) -> Result<MessageId, SpoolError> {
-        let mut writer = self.file.take().expect("commit twice");
-        writer.flush().await.map_err(io_err(&self.tmp_path))?;
-        let file = writer.into_inner();
-        file.sync_all().await.map_err(io_err(&self.tmp_path))?;
-        drop(file);
-        let inner = &self.spool.inner;
-        let final_path = inner.msg_dir.join(format!("{}.msg", self.id));
-        tokio::fs::rename(&self.tmp_path, &final_path)
-            .await
-            .map_err(io_err(&final_path))?;
-        // From here the file is no longer ours to delete on drop.
-        self.tmp_path = PathBuf::new();
-        inner.dirsync.sync().await.map_err(io_err(&final_path))?;
-
-        let envelope = std::mem::take(&mut self.envelope);
-        let status = Status::new(&envelope);
-        let entry = Entry::new(
-            Arc::new(envelope),
-            status,
-            self.size,
-            subject_of(&self.head),
-            self.content_offset,
-        );
-        inner.events.emit(Event::Received {
-            id: self.id.clone(),
-            from: entry.envelope.mail_from.clone(),
-            recipients: entry.envelope.rcpt_to.len(),
-            bytes: self.size,
-        });
-        inner.index.lock().unwrap().insert(self.id.clone(), entry);
-        self.spool.wake();
-        Ok(self.id.clone())
-    }
-}
-
-impl Drop for Incoming {
-    fn drop(&mut self) {
-        if !self.tmp_path.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.tmp_path);
-        }
     }
 }
 

@@ -54,7 +54,7 @@ async fn uncommitted_messages_vanish() {
             .unwrap()
             .path();
         let saved = std::fs::read(&part).unwrap();
-        drop(inc);
+        inc.discard().await;
         std::fs::write(&part, saved).unwrap();
     }
     assert_eq!(
@@ -234,4 +234,29 @@ async fn a_spool_owned_by_someone_else_is_refused() {
     let text = err.to_string();
     assert!(text.contains("belongs to another user"), "{text}");
     assert!(!spool_dir.join("msg").exists(), "nothing created in it");
+}
+
+#[tokio::test]
+async fn a_dropped_message_loses_its_part_file_off_the_async_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), Events::new()).await.unwrap();
+    let parts = || std::fs::read_dir(dir.path().join("tmp")).unwrap().count();
+    let mut inc = spool.begin(envelope("a@b.c", &["d@e.f"])).await.unwrap();
+    inc.write(b"refused").await.unwrap();
+    assert_eq!(parts(), 1);
+    inc.discard().await;
+    assert_eq!(
+        parts(),
+        0,
+        "discard removes the part file before it returns"
+    );
+    // Dropped without a word (the device vanished): removed on the blocking pool.
+    let mut inc = spool.begin(envelope("a@b.c", &["d@e.f"])).await.unwrap();
+    inc.write(b"gone").await.unwrap();
+    drop(inc);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while parts() > 0 {
+        assert!(std::time::Instant::now() < deadline, "the part file stayed");
+        tokio::task::yield_now().await;
+    }
 }

@@ -22,7 +22,7 @@ async fn run(t: &Throttle, n: usize, rcpts: u32) -> Vec<u64> {
         loop {
             match t.try_acquire(rcpts) {
                 Ok(slot) => {
-                    t.accepted(slot);
+                    t.accepted(slot).await;
                     break;
                 }
                 Err(w) => tokio::time::sleep(w.duration()).await,
@@ -223,7 +223,7 @@ async fn a_slot_counts_from_when_microsoft_accepted_it() {
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
     for s in slots {
-        t.accepted(s);
+        t.accepted(s).await;
     }
     tokio::time::sleep(Duration::from_secs(55)).await;
     match t.try_acquire(1) {

@@ -8,4 +8,11 @@ dir: string | null,
 /**
  * How long sent and failed messages stay visible in the queue history.
  */
-keep_history: string, };
+keep_history: string, 
+/**
+ * Free disk space kept in reserve (like Postfix's `queue_minfree`):
+ * below it new mail gets `452 4.3.1` (the device tries again later),
+ * so the queue never fills the disk to the last byte. A size in bytes
+ * or with a unit ("100 MB"). None: [`SpoolConfig::effective_min_free`].
+ */
+min_free: number | null, };

@@ -39,10 +39,17 @@ const MIN_UPLOAD_BYTES_PER_SEC: u64 = 32 * 1024;
 /// Most SASL challenges answered before giving up (LOGIN needs two).
 const MAX_AUTH_CHALLENGES: usize = 3;
 
+mod tls;
 mod types;
 
 use types::{from_lettre, tls_parameters};
-pub use types::{Credentials, Secret, SendReport, TlsMode, UpstreamError, UpstreamSettings};
+pub use types::{
+    Credentials, Secret, SendReport, TlsCache, TlsMode, UpstreamError, UpstreamSettings,
+};
+
+/// The longest QUIT (and lettre's closing of the connection after it) is
+/// waited for: the connection is being given up either way.
+const QUIT_WAIT: Duration = Duration::from_secs(5);
 
 /// An open, greeted, encrypted (per settings) and signed-in connection.
 pub struct Connection {
@@ -520,18 +527,23 @@ impl Connection {
 
     /// Says goodbye (QUIT), best effort, and closes.
     pub async fn quit(mut self, transcript: &mut Transcript) {
+        // lettre's `abort` sends QUIT once more and waits for its reply
+        // with no time limit: against a server that stopped answering it
+        // would never return (and the engine would never stop). Both waits
+        // are bounded; a polite goodbye is not worth a minute.
+        let wait = self.timeout.min(QUIT_WAIT);
         if self.broken {
             transcript.note("connection closed");
-            self.inner.abort().await;
+            let _ = tokio::time::timeout(wait, self.inner.abort()).await;
             return;
         }
         transcript.client("QUIT");
-        match tokio::time::timeout(self.timeout, self.inner.command(Quit)).await {
+        match tokio::time::timeout(wait, self.inner.command(Quit)).await {
             Ok(Ok(r)) => transcript.server(&Reply::from_lettre(&r)),
             Ok(Err(e)) => transcript.note(&format!("QUIT: {e}")),
             Err(_) => transcript.note("QUIT timed out"),
         }
-        self.inner.abort().await;
+        let _ = tokio::time::timeout(wait, self.inner.abort()).await;
     }
 
     /// The negotiated TLS version ("TLSv1.3"), read from the ServerHello;

@@ -3,10 +3,12 @@
 //! type, plus how lettre's errors and TLS parameters map onto them.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use lettre::transport::smtp::client::{Certificate, Identity, TlsParameters, TlsVersion};
+use lettre::transport::smtp::client::TlsParameters;
+
+pub use super::tls::TlsCache;
 
 use crate::delivery::classify::{
     classify, connect_failure_verdict, tls_failure_verdict, Action, Stage, Verdict,
@@ -29,6 +31,10 @@ pub struct UpstreamSettings {
     pub ca_file: Option<PathBuf>,
     /// PEM certificate and key presented to the server (connector relay).
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// `ca_file` and `client_cert` read and parsed once, and the TLS
+    /// parameters built from them per host ([`TlsCache::load`] when the
+    /// config is loaded; `Default` reads the files on first use).
+    pub tls_cache: TlsCache,
     /// Our EHLO name.
     pub hello_name: String,
     /// Per command.
@@ -126,35 +132,14 @@ pub struct SendReport {
     pub data_reply: Option<Reply>,
 }
 
-/// Builds lettre's TLS parameters: TLS 1.2 minimum, webpki roots plus the
-/// `ca_file` anchors, the client certificate when set.
+/// lettre's TLS parameters for these settings, from their [`TlsCache`]
+/// (no file is read when the cache was loaded with the same files).
 pub(super) fn tls_parameters(settings: &UpstreamSettings) -> Result<TlsParameters, String> {
-    let mut builder =
-        TlsParameters::builder(settings.host.clone()).set_min_tls_version(TlsVersion::Tlsv12);
-    if let Some(path) = &settings.ca_file {
-        let pem = read(path)?;
-        let cert = Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
-        builder = builder.add_root_certificate(cert);
-    }
-    if let Some((cert_path, key_path)) = &settings.client_cert {
-        let cert_pem = read(cert_path)?;
-        let key_pem = read(key_path)?;
-        // lettre 0.11's rustls Identity::from_pem takes the certificate as
-        // DER despite its name (it wraps the bytes unparsed), so convert.
-        // Only the leaf is presented.
-        let der = rustls_pemfile::certs(&mut cert_pem.as_slice())
-            .next()
-            .ok_or_else(|| format!("{}: no certificate found", cert_path.display()))?
-            .map_err(|e| format!("{}: {e}", cert_path.display()))?;
-        let identity = Identity::from_pem(der.as_ref(), &key_pem)
-            .map_err(|e| format!("{}: {e}", key_path.display()))?;
-        builder = builder.identify_with(identity);
-    }
-    builder.build_rustls().map_err(|e| e.to_string())
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    settings.tls_cache.params(
+        &settings.host,
+        settings.ca_file.as_ref(),
+        settings.client_cert.as_ref(),
+    )
 }
 
 /// Maps a lettre error at `stage` to ours. A negative reply keeps its code

@@ -15,8 +15,12 @@ use tokio::time::Instant;
 use super::{End, Session};
 use crate::listener::data::{DataReceiver, Feed, MAX_TEXT_LINE};
 use crate::listener::headers::{HeaderFilter, LongLine, Stamp, MAX_HEADER_BYTES};
+use crate::spool::space::LowSpace;
 use crate::spool::{ClientInfo, Envelope, Incoming};
 
+/// The reply when the spool could not store a message (a full disk, an
+/// I/O error): the device keeps it and tries again.
+const STORE_FAILED: &str = "451 4.3.0 Could not store the message, please try again";
 /// How much DATA content is collected before it is handed to the spool.
 const DATA_FLUSH: usize = 64 * 1024;
 /// The whole DATA phase may take at most this many `data_timeout`s (10 min
@@ -54,7 +58,7 @@ impl Session {
             Ok(i) => Some(i),
             Err(e) => {
                 tracing::error!(peer = %self.peer, error = %e, "cannot start storing a message");
-                self.reply("451 4.3.0 Could not store the message, please try again");
+                self.reply(STORE_FAILED);
                 return Ok(());
             }
         };
@@ -115,33 +119,49 @@ impl Session {
             self.conn.read_more_until(silence.min(deadline)).await?;
         }
         let size = rx.size().max(stored);
-        if size > max {
+        let refusal = if size > max {
             tracing::info!(peer = %self.peer, %from, size, max, "refused: message too big");
-            self.reply(&too_big_reply(size, max, false));
+            Some(too_big_reply(size, max, false))
         } else if headers.header_too_big() {
             tracing::info!(peer = %self.peer, %from, "refused: header section too big");
-            self.reply(&format!("552 5.3.4 Message refused: its header section is over {} KB, the most Exchange Online accepts; the device must send fewer or shorter header fields", MAX_HEADER_BYTES / 1024));
+            Some(format!("552 5.3.4 Message refused: its header section is over {} KB, the most Exchange Online accepts; the device must send fewer or shorter header fields", MAX_HEADER_BYTES / 1024))
         } else if let Some(long) = headers.long_line() {
             tracing::info!(peer = %self.peer, %from, line = long.line, header = long.header, "refused: line too long");
-            self.reply(&long_line_reply(long));
-        } else if let Some(incoming) = incoming {
-            match incoming.commit().await {
-                Ok(id) => {
-                    let added = headers.added().join(", ");
-                    let folds = headers.folds();
-                    tracing::info!(%id, peer = %self.peer, %from, rcpts, size, "message queued");
-                    if !added.is_empty() || folds > 0 {
-                        tracing::debug!(%id, %added, folds, "header section completed at receipt");
-                    }
-                    self.reply(&format!("250 2.0.0 Ok: queued as {id}"));
-                }
-                Err(e) => {
-                    tracing::error!(peer = %self.peer, error = %e, "could not store a message");
-                    self.reply("451 4.3.0 Could not store the message, please try again");
-                }
-            }
+            Some(long_line_reply(long))
+        } else if let Some(Err(low)) = match &incoming {
+            Some(i) => Some(i.room().await),
+            None => None,
+        } {
+            tracing::warn!(peer = %self.peer, %from, size, free = low.free, reserve = low.reserve, "refused at end of DATA: the message would cut into the disk reserve (spool.min_free)");
+            Some(low_space_reply(low, size, true))
         } else {
-            self.reply("451 4.3.0 Could not store the message, please try again");
+            None
+        };
+        let Some(incoming) = incoming else {
+            // Refused, or the spool failed while storing it (logged there).
+            self.reply(&refusal.unwrap_or_else(|| STORE_FAILED.to_string()));
+            return Ok(());
+        };
+        if let Some(refusal) = refusal {
+            // The device heard no 250 and sends the message again later.
+            incoming.discard().await;
+            self.reply(&refusal);
+            return Ok(());
+        }
+        match incoming.commit().await {
+            Ok(id) => {
+                let added = headers.added().join(", ");
+                let folds = headers.folds();
+                tracing::info!(%id, peer = %self.peer, %from, rcpts, size, "message queued");
+                if !added.is_empty() || folds > 0 {
+                    tracing::debug!(%id, %added, folds, "header section completed at receipt");
+                }
+                self.reply(&format!("250 2.0.0 Ok: queued as {id}"));
+            }
+            Err(e) => {
+                tracing::error!(peer = %self.peer, error = %e, "could not store a message");
+                self.reply(STORE_FAILED);
+            }
         }
         Ok(())
     }
@@ -150,13 +170,17 @@ impl Session {
     /// spool failure drops the message (the reply becomes 451).
     async fn store(&self, incoming: &mut Option<Incoming>, refused: bool, chunk: &[u8]) {
         if refused {
-            *incoming = None;
+            if let Some(inc) = incoming.take() {
+                inc.discard().await;
+            }
             return;
         }
         if let Some(inc) = incoming {
             if let Err(e) = inc.write(chunk).await {
                 tracing::error!(peer = %self.peer, error = %e, "could not store a message");
-                *incoming = None;
+                if let Some(inc) = incoming.take() {
+                    inc.discard().await;
+                }
             }
         }
     }
@@ -175,6 +199,20 @@ pub(super) fn too_big_reply(size: u64, max: u64, declared: bool) -> String {
         megabytes(size),
         megabytes(max)
     )
+}
+
+/// `452 4.3.1` when the disk is almost full (`spool.min_free`), at MAIL
+/// (`size`: what the device declared, 0 when nothing) or at the end of
+/// DATA (`received`: the message is on disk, `free` counts it).
+pub(super) fn low_space_reply(low: LowSpace, size: u64, received: bool) -> String {
+    let (free, reserve) = (megabytes(low.free), megabytes(low.reserve));
+    if received {
+        format!("452 4.3.1 Message not stored: Postern's disk is almost full, {free} free with this message, and Postern keeps {reserve} in reserve (spool.min_free); try again later")
+    } else if size > 0 && low.free >= low.reserve {
+        format!("452 4.3.1 Postern's disk is almost full: {free} free, keeps {reserve} in reserve (spool.min_free), and this message of {} would cut into it; try again later", megabytes(size))
+    } else {
+        format!("452 4.3.1 Postern's disk is almost full: {free} free, keeps {reserve} in reserve (spool.min_free); try again later")
+    }
 }
 
 /// `12.3 MB` (MiB, as Exchange counts its 35 MB limit), or bytes when small.
@@ -214,6 +252,21 @@ mod tests {
             too_big_reply(42_000_000, 36_700_160, false),
             "552 5.3.4 Message too big: the message is 40.1 MB, the limit is 35 MB (listener.max_message_bytes); send a smaller file or scan at a lower resolution"
         );
+        let low = LowSpace {
+            free: 3 << 20,
+            reserve: 5 << 20,
+        };
+        assert_eq!(
+            low_space_reply(low, 0, false),
+            "452 4.3.1 Postern's disk is almost full: 3 MB free, keeps 5 MB in reserve (spool.min_free); try again later"
+        );
+        let roomy = LowSpace {
+            free: 6 << 20,
+            reserve: 5 << 20,
+        };
+        assert!(low_space_reply(roomy, 2 << 20, false)
+            .contains("this message of 2 MB would cut into it"));
+        assert!(low_space_reply(low, 2 << 20, true).starts_with("452 4.3.1 Message not stored"));
         assert!(too_big_reply(4096, 2048, true)
             .contains("the device says the message is 4096 bytes, the limit is 2048 bytes"));
     }

@@ -1,5 +1,6 @@
 //! STARTTLS, the STARTTLS injection (CVE-2011-0411 class), implicit TLS.
 
+use rustls::pki_types::pem::PemObject;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -24,7 +25,7 @@ fn tls_client_connector(server: &Server) -> TlsConnector {
     )
     .unwrap();
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
         roots.add(cert.unwrap()).unwrap();
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
