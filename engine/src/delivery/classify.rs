@@ -81,7 +81,8 @@ const fn v(action: Action, summary: &'static str, fix: &'static str) -> Verdict 
 }
 
 const SEND_AS_FIX: &str = "In the Exchange admin center grant the mailbox Send As on the sender, or turn on sender rewriting (upstream.rewrite_sender = true).";
-const SMTP_AUTH_FIX: &str = "Turn SMTP AUTH on for the mailbox (Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false) and for the tenant, or turn off Security Defaults in Microsoft Entra if they block it.";
+const SMTP_AUTH_FIX: &str = "Turn SMTP AUTH on for the mailbox (Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false) and for the tenant (Set-TransportConfig -SmtpClientAuthenticationDisabled $false). If the tenant has Security Defaults on, SMTP AUTH stays blocked: keep them on and use a connector instead (upstream.mode = \"relay\"), or Direct Send for internal recipients only.";
+const SECURITY_DEFAULTS_FIX: &str = "Keep Security Defaults on (turning them off weakens every account) and send another way: a connector (upstream.mode = \"relay\", from a static IP or with a certificate), or Direct Send (upstream.mode = \"direct-send\") if every recipient is inside the organisation. If Conditional Access blocks it instead, exclude this mailbox's SMTP sign-in from the policy.";
 
 /// Decides what `reply`, received at `stage`, means for the message.
 pub fn classify(stage: Stage, reply: &Reply) -> Verdict {
@@ -98,13 +99,23 @@ pub fn classify(stage: Stage, reply: &Reply) -> Verdict {
                 "Postern refreshes the sign-in once by itself; if this comes back, sign in again in Postern's settings.",
             )
         }
-        // Overloaded: "SmtpClientAuthentication is disabled for the Tenant"
-        // and "basic authentication is disabled" share 5.7.139.
+        // Overloaded: "SmtpClientAuthentication is disabled for the Tenant",
+        // "basic authentication is disabled" and the Security Defaults /
+        // Conditional Access block share 5.7.139.
+        "5.7.139"
+            if text.contains("security defaults") || text.contains("did not meet the criteria") =>
+        {
+            return v(
+                Hold,
+                "Microsoft 365's Security Defaults (or a Conditional Access policy) block SMTP sign-in for this mailbox, Microsoft sign-in (OAuth) included.",
+                SECURITY_DEFAULTS_FIX,
+            )
+        }
         "5.7.139" if text.contains("basic") => {
             return v(
                 Hold,
                 "Microsoft 365 has turned off password (basic) sign-in for SMTP.",
-                "Switch Postern to Microsoft sign-in (OAuth); or, while that is not possible, allow SMTP AUTH with Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false and check Security Defaults.",
+                "Switch Postern to Microsoft sign-in (OAuth); or, while that is not possible, allow SMTP AUTH with Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false. With Security Defaults on neither works: use a connector (upstream.mode = \"relay\") instead.",
             )
         }
         "5.7.139" => {
@@ -412,6 +423,23 @@ mod tests {
             let v = classify(Stage::Auth, &Reply::parse(line));
             assert!(v.fix.contains("Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false"), "{line}");
             assert!(v.fix.contains("Security Defaults"), "{line}");
+            assert!(!v.fix.contains("turn off Security Defaults"), "{line}");
+        }
+    }
+
+    /// Security Defaults block SMTP AUTH, OAuth included: the fix keeps
+    /// them on and names the routes that still work.
+    #[test]
+    fn security_defaults_are_never_advised_off() {
+        for line in [
+            "535 5.7.139 Authentication unsuccessful, user is locked by your organization's security defaults policy. Contact your administrator.",
+            "535 5.7.139 Authentication unsuccessful, the request did not meet the criteria to be authenticated successfully. Contact your administrator.",
+        ] {
+            let v = classify(Stage::Auth, &Reply::parse(line));
+            assert_eq!(v.action, Action::Hold, "{line}");
+            assert!(v.summary.contains("Security Defaults"), "{line}");
+            assert!(v.fix.starts_with("Keep Security Defaults on"), "{line}");
+            assert!(v.fix.contains("upstream.mode = \"relay\""), "{line}");
         }
     }
 
