@@ -1,0 +1,14 @@
+//! Delivery through Microsoft Graph: the pure building blocks.
+//!
+//! These pieces do no I/O on the network; the delivery lane uses them. The
+//! rules they follow are written out in `docs/graph.md`.
+//!
+//! - [`errors`]: what a Graph HTTP answer means for the message (the same
+//!   `Verdict` as SMTP replies).
+//! - [`envelope`]: exactly the envelope — the header section Graph is given
+//!   on the MIME route, and the recipient lists of the draft route.
+//! - [`mime_scan`]: a streaming scan of a stored message for the draft
+//!   route (headers, body, attachments as byte ranges) and a bounded-memory
+//!   decoder for those ranges.
+
+pub mod errors;
