@@ -11,4 +11,5 @@
 //!   route (headers, body, attachments as byte ranges) and a bounded-memory
 //!   decoder for those ranges.
 
+pub mod envelope;
 pub mod errors;
