@@ -13,3 +13,5 @@
 
 pub mod envelope;
 pub mod errors;
+pub mod mime_decode;
+pub mod mime_scan;
