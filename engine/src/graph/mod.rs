@@ -8,9 +8,13 @@
 //! - [`envelope`]: exactly the envelope — the header section Graph is given
 //!   on the MIME route, and the recipient lists of the draft route.
 //! - [`mime_scan`]: a streaming scan of a stored message for the draft
-//!   route (headers, body, attachments as byte ranges) and a bounded-memory
-//!   decoder for those ranges.
+//!   route: headers, body, and attachments as byte ranges of the file.
+//! - [`mime_decode`]: decoding those ranges in bounded chunks, and their
+//!   exact decoded size.
+//! - [`draft`]: the draft route's JSON bodies (the draft message, inline
+//!   attachments, upload-session items).
 
+pub mod draft;
 pub mod envelope;
 pub mod errors;
 pub mod mime_decode;
