@@ -186,3 +186,45 @@ fn a_long_list_is_folded() {
     assert_eq!(d.to.len(), 7);
     assert!(d.notes.is_empty());
 }
+
+#[test]
+fn both_routes_deliver_to_exactly_the_envelope() {
+    let headers = [
+        BASE,
+        "To: a@x.com, \"Doe, J\" <j@x.com>\r\nCc: c@x.com, d@x.com\r\nBcc: e@x.com\r\n\r\n",
+        "To: Team: a@x.com, b@x.com;\r\nCc: undisclosed-recipients:;\r\n\r\n",
+        "Subject: none\r\n\r\n",
+    ];
+    let envelopes: [&[&str]; 4] = [
+        &["alice@contoso.com"],
+        &["J@X.com", "d@x.com", "z@y.com"],
+        &["b@x.com", "e@x.com"],
+        &["q@x.com"],
+    ];
+    for h in headers {
+        for e in envelopes {
+            let restricted = restrict_headers(h.as_bytes(), &env(e));
+            // What Graph would read from the restricted headers.
+            let graph = draft_recipients(&restricted.headers, &env(e));
+            assert!(
+                graph.notes.iter().all(|n| !n.contains("left out")),
+                "{h:?} {e:?}: {:?}",
+                graph.notes
+            );
+            let mut got: Vec<String> = [&graph.to, &graph.cc, &graph.bcc]
+                .iter()
+                .flat_map(|l| l.iter().map(|r| r.address.to_ascii_lowercase()))
+                .collect();
+            got.sort();
+            let mut want: Vec<String> = e.iter().map(|a| a.to_ascii_lowercase()).collect();
+            want.sort();
+            assert_eq!(got, want, "{h:?} {e:?}");
+            // And the draft route, from the original headers, agrees.
+            let draft = draft_recipients(h.as_bytes(), &env(e));
+            assert_eq!(
+                (draft.to, draft.cc, draft.bcc.len()),
+                (graph.to, graph.cc, graph.bcc.len())
+            );
+        }
+    }
+}
