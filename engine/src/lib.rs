@@ -16,6 +16,7 @@ pub mod diagnose;
 pub mod dns;
 pub mod engine;
 pub mod events;
+pub mod graph;
 pub mod listener;
 pub mod platform;
 pub mod secrets;

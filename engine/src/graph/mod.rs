@@ -1,0 +1,21 @@
+//! Delivery through Microsoft Graph: the pure building blocks.
+//!
+//! These pieces do no I/O on the network; the delivery lane uses them. The
+//! rules they follow are written out in `docs/graph.md`.
+//!
+//! - [`errors`]: what a Graph HTTP answer means for the message (the same
+//!   `Verdict` as SMTP replies).
+//! - [`envelope`]: exactly the envelope — the header section Graph is given
+//!   on the MIME route, and the recipient lists of the draft route.
+//! - [`mime_scan`]: a streaming scan of a stored message for the draft
+//!   route: headers, body, and attachments as byte ranges of the file.
+//! - [`mime_decode`]: decoding those ranges in bounded chunks, and their
+//!   exact decoded size.
+//! - [`draft`]: the draft route's JSON bodies (the draft message, inline
+//!   attachments, upload-session items).
+
+pub mod draft;
+pub mod envelope;
+pub mod errors;
+pub mod mime_decode;
+pub mod mime_scan;
