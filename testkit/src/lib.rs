@@ -22,4 +22,7 @@ pub use exchange::{
     max_in_window, FakeExchange, FakeExchangeOptions, Fault, Received, Role, Stage, Stats, MINUTE,
     QUOTA_REPLY,
 };
-pub use identity::{ClientRegistration, FakeIdentity, IdentityOptions, TokenValidator};
+pub use identity::{
+    ClientRegistration, FakeIdentity, IdentityOptions, TokenInfo, TokenInspector, TokenValidator,
+    GRAPH_RESOURCE,
+};
