@@ -123,12 +123,24 @@ fn content_range(headers: &HeaderMap) -> Option<(usize, usize, usize)> {
     ))
 }
 
-/// `PUT uploadUrl`: one range.
+/// `PUT uploadUrl`: one range. A refused range's body is read to its end
+/// first, so that the client is not left writing to nobody.
 pub(super) async fn put_range(
     State(shared): State<Arc<Shared>>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    body: Body,
+    mut body: Body,
+) -> Response {
+    let answer = range(shared, token, headers, &mut body).await;
+    while let Some(Ok(_)) = body.frame().await {}
+    answer
+}
+
+async fn range(
+    shared: Arc<Shared>,
+    token: String,
+    headers: HeaderMap,
+    body: &mut Body,
 ) -> Response {
     let _call = InFlight::begin(
         &shared,
@@ -183,7 +195,6 @@ pub(super) async fn put_range(
     });
     // Read the body; nothing is kept unless it all arrives.
     let mut data = Vec::with_capacity(len);
-    let mut body = body;
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
             // The client went away mid-range.
