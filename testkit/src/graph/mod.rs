@@ -55,6 +55,7 @@
 //! limit; `GET /users` needs no `User.Read.All`; Graph's rebuilt MIME for
 //! the JSON/draft routes is not produced (the parts are recorded instead).
 
+mod drafts;
 mod mime;
 mod routes;
 mod upload;

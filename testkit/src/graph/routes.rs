@@ -19,7 +19,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::{
-    mime, upload, Draft, GraphAttachment, GraphFault, GraphMailbox, GraphMessage, RequestKind,
+    drafts, mime, upload, GraphAttachment, GraphFault, GraphMailbox, GraphMessage, RequestKind,
     Route, Shared, MAX_INLINE_ATTACHMENT_BYTES, MAX_REQUEST_BYTES,
 };
 use crate::identity::GRAPH_RESOURCE;
@@ -28,20 +28,23 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1.0/users/{id}", get(get_user))
         .route("/v1.0/users/{id}/sendMail", post(send_mail))
-        .route("/v1.0/users/{id}/messages", post(create_draft))
+        .route("/v1.0/users/{id}/messages", post(drafts::create_draft))
         .route(
             "/v1.0/users/{id}/messages/{mid}",
-            get(get_draft).delete(delete_draft),
+            get(drafts::get_draft).delete(drafts::delete_draft),
         )
         .route(
             "/v1.0/users/{id}/messages/{mid}/attachments",
-            post(add_attachment),
+            post(drafts::add_attachment),
         )
         .route(
             "/v1.0/users/{id}/messages/{mid}/attachments/createUploadSession",
             post(upload::create_session),
         )
-        .route("/v1.0/users/{id}/messages/{mid}/send", post(send_draft))
+        .route(
+            "/v1.0/users/{id}/messages/{mid}/send",
+            post(drafts::send_draft),
+        )
         .route(
             "/upload/{token}",
             get(upload::status)
@@ -133,7 +136,7 @@ pub(super) fn reply_fault(shared: &Shared, kind: RequestKind) -> Option<Response
 
 /// The checks of an authenticated mail request, in Graph's order: token,
 /// injected faults, permission, mailbox. Returns the mailbox.
-fn authorize(
+pub(super) fn authorize(
     shared: &Shared,
     headers: &HeaderMap,
     kind: RequestKind,
@@ -232,7 +235,7 @@ fn authorize(
     Ok(mailbox.clone())
 }
 
-fn too_large() -> Response {
+pub(super) fn too_large() -> Response {
     error(
         413,
         "ErrorMessageSizeExceeded",
@@ -241,7 +244,7 @@ fn too_large() -> Response {
 }
 
 /// From must be the mailbox or one it may send as.
-fn check_from(mailbox: &GraphMailbox, from: Option<&str>) -> Result<(), Response> {
+pub(super) fn check_from(mailbox: &GraphMailbox, from: Option<&str>) -> Result<(), Response> {
     let Some(from) = from else { return Ok(()) };
     let ok = from.eq_ignore_ascii_case(&mailbox.address)
         || mailbox.send_as.iter().any(|a| a.eq_ignore_ascii_case(from));
@@ -363,7 +366,7 @@ async fn send_mail(
     StatusCode::ACCEPTED.into_response()
 }
 
-fn address_list(v: &Value) -> Vec<String> {
+pub(super) fn address_list(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()
@@ -374,7 +377,7 @@ fn address_list(v: &Value) -> Vec<String> {
 }
 
 /// A fileAttachment's JSON → attachment (`contentBytes` base64).
-fn parse_attachment(v: &Value) -> Result<GraphAttachment, Response> {
+pub(super) fn parse_attachment(v: &Value) -> Result<GraphAttachment, Response> {
     if v["@odata.type"].as_str() != Some("#microsoft.graph.fileAttachment") {
         return Err(error(
             400,
@@ -409,7 +412,7 @@ fn parse_attachment(v: &Value) -> Result<GraphAttachment, Response> {
 }
 
 /// A JSON `message` → the recorded parts.
-fn parse_message(
+pub(super) fn parse_message(
     v: &Value,
     mailbox: &GraphMailbox,
     route: Route,
@@ -455,7 +458,7 @@ fn parse_message(
     })
 }
 
-fn recipients_json(list: &[String]) -> Value {
+pub(super) fn recipients_json(list: &[String]) -> Value {
     Value::Array(
         list.iter()
             .map(|a| json!({ "emailAddress": { "address": a } }))
@@ -463,7 +466,7 @@ fn recipients_json(list: &[String]) -> Value {
     )
 }
 
-fn message_json(m: &GraphMessage) -> Value {
+pub(super) fn message_json(m: &GraphMessage) -> Value {
     json!({
         "id": m.id,
         "isDraft": true,
@@ -476,191 +479,4 @@ fn message_json(m: &GraphMessage) -> Value {
         "replyTo": recipients_json(&m.reply_to),
         "hasAttachments": !m.attachments.is_empty(),
     })
-}
-
-/// Runs the common checks for a draft request (`Mail.ReadWrite`); the body
-/// size too.
-pub(super) async fn draft_checks(
-    shared: &Arc<Shared>,
-    headers: &HeaderMap,
-    kind: RequestKind,
-    id: &str,
-    body_len: usize,
-) -> Result<(InFlight, GraphMailbox), Response> {
-    let call = InFlight::begin(shared, kind, id).await;
-    let mailbox = authorize(shared, headers, kind, id, Some("Mail.ReadWrite"), true)?;
-    if body_len > MAX_REQUEST_BYTES {
-        return Err(too_large());
-    }
-    Ok((call, mailbox))
-}
-
-/// Whether draft `mid` is in `mailbox`.
-pub(super) fn has_draft(shared: &Shared, mailbox: &GraphMailbox, mid: &str) -> bool {
-    shared
-        .lock()
-        .drafts
-        .get(mid)
-        .is_some_and(|d| d.message.mailbox == mailbox.address)
-}
-
-pub(super) fn no_draft() -> Response {
-    error(
-        404,
-        "ErrorItemNotFound",
-        "The specified object was not found in the store.",
-    )
-}
-
-async fn create_draft(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (_call, mailbox) =
-        match draft_checks(&shared, &headers, RequestKind::CreateDraft, &id, body.len()).await {
-            Ok(x) => x,
-            Err(r) => return r,
-        };
-    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
-        return error(400, "RequestBodyRead", "Invalid JSON in the request body.");
-    };
-    let mut m = match parse_message(&v, &mailbox, Route::Draft) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    let mid = {
-        let mut st = shared.lock();
-        st.next_id += 1;
-        format!("AAMk{:08}{}", st.next_id, super::random_hex(8))
-    };
-    m.id = Some(mid.clone());
-    let answer = message_json(&m);
-    shared.lock().drafts.insert(mid, Draft { message: m });
-    (StatusCode::CREATED, Json(answer)).into_response()
-}
-
-async fn get_draft(
-    State(shared): State<Arc<Shared>>,
-    Path((id, mid)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    let (_call, mailbox) =
-        match draft_checks(&shared, &headers, RequestKind::GetDraft, &id, 0).await {
-            Ok(x) => x,
-            Err(r) => return r,
-        };
-    let st = shared.lock();
-    match st
-        .drafts
-        .get(&mid)
-        .filter(|d| d.message.mailbox == mailbox.address)
-    {
-        Some(d) => Json(message_json(&d.message)).into_response(),
-        None => no_draft(),
-    }
-}
-
-async fn delete_draft(
-    State(shared): State<Arc<Shared>>,
-    Path((id, mid)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    let (_call, mailbox) =
-        match draft_checks(&shared, &headers, RequestKind::DeleteDraft, &id, 0).await {
-            Ok(x) => x,
-            Err(r) => return r,
-        };
-    if !has_draft(&shared, &mailbox, &mid) {
-        return no_draft();
-    }
-    let mut st = shared.lock();
-    st.drafts.remove(&mid);
-    st.uploads.retain(|_, u| u.draft_id != mid);
-    StatusCode::NO_CONTENT.into_response()
-}
-
-async fn add_attachment(
-    State(shared): State<Arc<Shared>>,
-    Path((id, mid)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (_call, mailbox) =
-        match draft_checks(&shared, &headers, RequestKind::Attachment, &id, body.len()).await {
-            Ok(x) => x,
-            Err(r) => return r,
-        };
-    if !has_draft(&shared, &mailbox, &mid) {
-        return no_draft();
-    }
-    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
-        return error(400, "RequestBodyRead", "Invalid JSON in the request body.");
-    };
-    let att = match parse_attachment(&v) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let answer = json!({
-        "@odata.type": "#microsoft.graph.fileAttachment",
-        "id": super::random_hex(12),
-        "name": att.name,
-        "contentType": att.content_type,
-        "size": att.size,
-        "isInline": att.is_inline,
-    });
-    let mut st = shared.lock();
-    match st.drafts.get_mut(&mid) {
-        Some(d) => d.message.attachments.push(att),
-        None => return no_draft(),
-    }
-    (StatusCode::CREATED, Json(answer)).into_response()
-}
-
-async fn send_draft(
-    State(shared): State<Arc<Shared>>,
-    Path((id, mid)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    let _call = InFlight::begin(&shared, RequestKind::Send, &id).await;
-    let mailbox = match authorize(
-        &shared,
-        &headers,
-        RequestKind::Send,
-        &id,
-        Some("Mail.Send"),
-        true,
-    ) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    let message = {
-        let st = shared.lock();
-        match st
-            .drafts
-            .get(&mid)
-            .filter(|d| d.message.mailbox == mailbox.address)
-        {
-            Some(d) => d.message.clone(),
-            None => return no_draft(),
-        }
-    };
-    if message.recipients().is_empty() {
-        return error(
-            400,
-            "ErrorInvalidRecipients",
-            "At least one recipient is not valid., Recipient is missing.",
-        );
-    }
-    if let Err(r) = check_from(&mailbox, message.from.as_deref()) {
-        return r;
-    }
-    {
-        let mut st = shared.lock();
-        st.drafts.remove(&mid);
-        st.uploads.retain(|_, u| u.draft_id != mid);
-    }
-    shared.deliver(message);
-    StatusCode::ACCEPTED.into_response()
 }

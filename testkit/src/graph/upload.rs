@@ -14,7 +14,8 @@ use axum::Json;
 use http_body_util::BodyExt as _;
 use serde_json::{json, Value};
 
-use super::routes::{draft_checks, error, has_draft, no_draft, now_rfc3339, reply_fault, InFlight};
+use super::drafts::{draft_checks, has_draft, no_draft};
+use super::routes::{error, now_rfc3339, reply_fault, InFlight};
 use super::{
     GraphAttachment, GraphFault, RequestKind, Shared, UploadSession, MAX_UPLOAD_RANGE_BYTES,
 };
@@ -299,7 +300,10 @@ pub(super) async fn cancel(
     if let Some(r) = reply_fault(&shared, RequestKind::UploadCancel) {
         return r;
     }
-    match shared.lock().uploads.remove(&token) {
+    // Bound first: a lock guard in the tail expression would outlive
+    // `_call`, whose drop takes the same lock (edition 2021 drop order).
+    let removed = shared.lock().uploads.remove(&token);
+    match removed {
         Some(_) => StatusCode::NO_CONTENT.into_response(),
         None => no_session(),
     }
