@@ -7,14 +7,18 @@
 //!   TXT and CNAME from a zone the test can change.
 //! - [`identity`]: an in-process fake of the Microsoft identity platform's
 //!   OAuth 2.0 endpoints, whose tokens the fake Exchange can check.
+//! - [`graph`]: an in-process fake of Microsoft Graph's mail endpoints
+//!   (sendMail, drafts, upload sessions), checking the identity fake's
+//!   tokens, with recorded deliveries and injectable faults.
 //!
-//! Both listen on `127.0.0.1:0` and stop when their handle is dropped. The
+//! All listen on `127.0.0.1:0` and stop when their handle is dropped. The
 //! replies they give follow `docs/exchange-online.md` (§2–§4); where that
 //! page is silent, the choice is documented on the item that makes it.
 
 mod clock;
 pub mod dns;
 pub mod exchange;
+pub mod graph;
 pub mod identity;
 
 pub use dns::{FakeDns, Zone};
@@ -22,4 +26,11 @@ pub use exchange::{
     max_in_window, FakeExchange, FakeExchangeOptions, Fault, Received, Role, Stage, Stats, MINUTE,
     QUOTA_REPLY,
 };
-pub use identity::{ClientRegistration, FakeIdentity, IdentityOptions, TokenValidator};
+pub use graph::{
+    FakeGraph, GraphAttachment, GraphFault, GraphMailbox, GraphMessage, GraphOptions, RequestKind,
+    Route,
+};
+pub use identity::{
+    ClientRegistration, FakeIdentity, IdentityOptions, TokenInfo, TokenInspector, TokenValidator,
+    GRAPH_RESOURCE,
+};

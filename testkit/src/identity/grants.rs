@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::{
     random_token, AccessToken, ClientRegistration, DeviceCode, RefreshToken, Shared, State,
-    APP_SCOPE, DEVICE_CODE_LIFETIME,
+    APP_SCOPE, DEVICE_CODE_LIFETIME, GRAPH_RESOURCE,
 };
 
 /// The delegated scope Postern asks for (§4).
@@ -149,12 +149,17 @@ fn issue(
     delegated: bool,
 ) -> Value {
     let lifetime = shared.opts.access_token_lifetime;
-    let access = access_jwt(shared, client_id, user, scope, delegated, lifetime);
+    let graph = graph_resource(shared, st, scope);
+    let (access, audience, permissions) =
+        access_jwt(shared, client_id, user, scope, delegated, graph, lifetime);
     st.access.insert(
         access.clone(),
         AccessToken {
             user: user.to_string(),
             expires: Instant::now() + lifetime,
+            audience,
+            permissions,
+            delegated,
         },
     );
     shared.issued.fetch_add(1, Ordering::SeqCst);
@@ -184,20 +189,44 @@ fn issue(
 /// A JWT-shaped access token as Microsoft issues for Exchange: header,
 /// base64url JSON claims, and random bytes for the signature (which also
 /// make each token unique).
+/// The Graph resource a scope names (`<graph>/.default`,
+/// `<graph>/Mail.Send`), if any: [`GRAPH_RESOURCE`], one in the options or
+/// one added at run time.
+pub fn graph_resource(shared: &Shared, st: &State, scope: &str) -> Option<String> {
+    echoed_scope(scope).split_whitespace().find_map(|word| {
+        let (resource, _) = word.rsplit_once('/')?;
+        let known = resource == GRAPH_RESOURCE
+            || shared
+                .opts
+                .graph_resources
+                .iter()
+                .any(|r| r.trim_end_matches('/') == resource)
+            || st.graph_resources.iter().any(|r| r == resource);
+        known.then(|| resource.to_string())
+    })
+}
+
+/// Returns the token, its `aud` and its permissions (`roles` or `scp`).
 fn access_jwt(
     shared: &Shared,
     client_id: &str,
     user: &str,
     scope: &str,
     delegated: bool,
+    graph: Option<String>,
     lifetime: std::time::Duration,
-) -> String {
+) -> (String, String, Vec<String>) {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
+    let audience = match (&graph, delegated) {
+        (Some(g), _) => g.clone(),
+        (None, true) => "https://outlook.office.com".to_string(),
+        (None, false) => "https://outlook.office365.com".to_string(),
+    };
     let mut claims = json!({
-        "aud": if delegated { "https://outlook.office.com" } else { "https://outlook.office365.com" },
+        "aud": audience,
         "iss": format!("{}/", shared.authority),
         "iat": now,
         "nbf": now,
@@ -205,23 +234,31 @@ fn access_jwt(
         "appid": client_id,
         "ver": "1.0",
     });
-    if delegated {
-        claims["upn"] = json!(user);
-        claims["scp"] = json!(echoed_scope(scope)
+    let permissions: Vec<String> = if delegated {
+        let scp: Vec<String> = echoed_scope(scope)
             .split_whitespace()
-            .map(|s| s.rsplit('/').next().unwrap_or(s))
-            .collect::<Vec<_>>()
-            .join(" "));
+            .map(|s| s.rsplit('/').next().unwrap_or(s).to_string())
+            .collect();
+        claims["upn"] = json!(user);
+        claims["scp"] = json!(scp.join(" "));
+        scp
     } else {
-        claims["roles"] = json!(shared.opts.app_roles);
-    }
+        let roles = if graph.is_some() {
+            shared.opts.graph_roles.clone()
+        } else {
+            shared.opts.app_roles.clone()
+        };
+        claims["roles"] = json!(roles);
+        roles
+    };
     let header = json!({ "typ": "JWT", "alg": "RS256", "x5t": "postern-testkit" });
-    format!(
+    let token = format!(
         "{}.{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),
         URL_SAFE_NO_PAD.encode(claims.to_string()),
         URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
-    )
+    );
+    (token, audience, permissions)
 }
 
 /// `POST {tenant}/oauth2/v2.0/token`.
@@ -245,16 +282,19 @@ pub fn token(shared: &Shared, form: &Form) -> Answer {
 
 fn client_credentials(shared: &Shared, form: &Form) -> Answer {
     let client = authenticate(shared, form, true)?;
-    if form.get("scope").map(String::as_str) != Some(APP_SCOPE) {
+    let scope = form.get("scope").map(String::as_str).unwrap_or_default();
+    let mut st = shared.lock();
+    let graph_default =
+        graph_resource(shared, &st, scope).is_some_and(|g| scope.trim() == format!("{g}/.default"));
+    if scope != APP_SCOPE && !graph_default {
         return Err(err(70011));
     }
-    let mut st = shared.lock();
     Ok(issue(
         shared,
         &mut st,
         &client.client_id,
         &client.user,
-        APP_SCOPE,
+        scope.trim(),
         false,
     ))
 }

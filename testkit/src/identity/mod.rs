@@ -15,7 +15,15 @@
 //! [`IdentityOptions::app_roles`] — or `scp` for delegated ones; the
 //! signature is random bytes); refresh tokens and codes are random opaque
 //! strings. [`FakeIdentity::validator`] gives the
-//! fake Exchange a way to check them. Errors use AAD's JSON shape
+//! fake Exchange a way to check them, [`FakeIdentity::inspector`] the fake
+//! Graph.
+//!
+//! Resources: Exchange (`https://outlook.office365.com/.default` app-only,
+//! `https://outlook.office.com/SMTP.Send` delegated) and Microsoft Graph
+//! (`<graph>/.default` app-only with roles [`IdentityOptions::graph_roles`];
+//! `<graph>/Mail.Send` delegated → `scp` `Mail.Send`), where `<graph>` is
+//! [`GRAPH_RESOURCE`] or a resource a test added (a fake Graph's own
+//! address). The token's `aud` is the resource. Errors use AAD's JSON shape
 //! (`error`, `error_description` starting with `AADSTSnnnn:`, `error_codes`).
 
 mod grants;
@@ -46,6 +54,10 @@ pub const APP_SCOPE: &str = "https://outlook.office365.com/.default";
 /// The app role Exchange Online needs for app-only SMTP.
 pub const SMTP_APP_ROLE: &str = "SMTP.SendAsApp";
 
+/// Microsoft Graph's resource: app-only tokens for it are asked for with
+/// scope `https://graph.microsoft.com/.default`.
+pub const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
+
 /// Settings of the fake. Build with `..Default::default()`.
 #[derive(Debug, Clone)]
 pub struct IdentityOptions {
@@ -60,6 +72,13 @@ pub struct IdentityOptions {
     /// admin consented to. Default `["SMTP.SendAsApp"]`; empty models an
     /// app whose Exchange permission was never granted.
     pub app_roles: Vec<String>,
+    /// The `roles` claim of app-only tokens for Microsoft Graph (scope
+    /// `<graph>/.default`). Default `["Mail.Send"]`.
+    pub graph_roles: Vec<String>,
+    /// Resource strings accepted as Graph besides [`GRAPH_RESOURCE`], e.g. a
+    /// fake Graph's `http://127.0.0.1:PORT` (see also
+    /// [`FakeIdentity::allow_graph_resource`]).
+    pub graph_resources: Vec<String>,
 }
 
 impl Default for IdentityOptions {
@@ -69,6 +88,8 @@ impl Default for IdentityOptions {
             clients: Vec::new(),
             device_code_interval: DEFAULT_DEVICE_CODE_INTERVAL,
             app_roles: vec![SMTP_APP_ROLE.to_string()],
+            graph_roles: vec!["Mail.Send".to_string()],
+            graph_resources: Vec::new(),
         }
     }
 }
@@ -124,6 +145,50 @@ impl fmt::Debug for TokenValidator {
 struct AccessToken {
     user: String,
     expires: Instant,
+    /// The `aud` claim.
+    audience: String,
+    /// `roles` (app-only) or `scp` (delegated) permissions.
+    permissions: Vec<String>,
+    delegated: bool,
+}
+
+/// What a fake Graph learns from a bearer token issued here
+/// ([`FakeIdentity::inspector`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The mailbox the token was issued for.
+    pub user: String,
+    /// The `aud` claim (a resource such as [`GRAPH_RESOURCE`]).
+    pub audience: String,
+    /// `roles` for app-only tokens, the `scp` words for delegated ones.
+    pub permissions: Vec<String>,
+    /// A delegated (signed-in user) token rather than an app-only one.
+    pub delegated: bool,
+    /// Past its lifetime (or revoked tokens are simply unknown: `None`).
+    pub expired: bool,
+}
+
+/// Looks a bearer token up: `None` when it was never issued (or revoked).
+#[derive(Clone)]
+pub struct TokenInspector(Arc<InspectFn>);
+
+type InspectFn = dyn Fn(&str) -> Option<TokenInfo> + Send + Sync;
+
+impl TokenInspector {
+    /// An inspector from any function (tests of a fake Graph alone).
+    pub fn new(f: impl Fn(&str) -> Option<TokenInfo> + Send + Sync + 'static) -> TokenInspector {
+        TokenInspector(Arc::new(f))
+    }
+
+    pub fn inspect(&self, token: &str) -> Option<TokenInfo> {
+        (self.0)(token)
+    }
+}
+
+impl fmt::Debug for TokenInspector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenInspector(..)")
+    }
 }
 
 struct RefreshToken {
@@ -160,6 +225,8 @@ struct State {
     codes: HashMap<String, AuthCode>,
     redeemed_codes: HashSet<String>,
     devices: HashMap<String, DeviceCode>,
+    /// Graph resources added at run time ([`FakeIdentity::allow_graph_resource`]).
+    graph_resources: Vec<String>,
 }
 
 /// What the HTTP handlers and the validator share. The handle's guard
@@ -256,15 +323,44 @@ impl FakeIdentity {
     }
 
     /// Checks that a bearer token was issued here, is unexpired and
-    /// unrevoked, and is for the given mailbox (case-insensitive).
+    /// unrevoked, and is for the given mailbox (case-insensitive). Graph
+    /// tokens are refused: their audience is not Exchange.
     pub fn validator(&self) -> TokenValidator {
         let shared = self.shared.clone();
         TokenValidator::new(move |user, token| {
             let st = shared.lock();
-            st.access
-                .get(token)
-                .is_some_and(|t| t.user.eq_ignore_ascii_case(user) && Instant::now() < t.expires)
+            st.access.get(token).is_some_and(|t| {
+                t.user.eq_ignore_ascii_case(user)
+                    && Instant::now() < t.expires
+                    && t.audience.starts_with("https://outlook.office")
+            })
         })
+    }
+
+    /// Tells a fake Graph who a bearer token is for, its audience,
+    /// permissions and whether it expired.
+    pub fn inspector(&self) -> TokenInspector {
+        let shared = self.shared.clone();
+        TokenInspector::new(move |token| {
+            let st = shared.lock();
+            st.access.get(token).map(|t| TokenInfo {
+                user: t.user.clone(),
+                audience: t.audience.clone(),
+                permissions: t.permissions.clone(),
+                delegated: t.delegated,
+                expired: Instant::now() >= t.expires,
+            })
+        })
+    }
+
+    /// Accepts `resource` (e.g. a fake Graph's `http://127.0.0.1:PORT`) as a
+    /// Graph resource in scopes from now on.
+    pub fn allow_graph_resource(&self, resource: &str) {
+        let resource = resource.trim_end_matches('/').to_string();
+        let mut st = self.shared.lock();
+        if !st.graph_resources.contains(&resource) {
+            st.graph_resources.push(resource);
+        }
     }
 
     /// Access tokens issued so far.
