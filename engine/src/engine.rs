@@ -163,7 +163,8 @@ async fn housekeeping(spool: Spool, config: Arc<Config>, mut shutdown: watch::Re
 pub fn throttle_limits(config: &Config) -> Limits {
     let l = &config.limits;
     match config.upstream.mode {
-        UpstreamMode::Submission => Limits {
+        // Graph keeps Exchange's mailbox limits (10,000 recipients a day).
+        UpstreamMode::Submission | UpstreamMode::Graph => Limits {
             per_minute: Some(l.messages_per_minute),
             per_window: Some(l.recipients_per_day),
             window: l.recipient_window,

@@ -28,7 +28,7 @@ use oauth2::{
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::config::{Config, OAuthFlow, UpstreamAuth};
+use crate::config::{Config, OAuthFlow, UpstreamAuth, UpstreamMode};
 use crate::secrets::{Secret, SecretError, SecretKey, SecretStore};
 use crate::spool::now_ms;
 
@@ -36,6 +36,32 @@ use crate::spool::now_ms;
 pub const DELEGATED_SCOPE: &str = "https://outlook.office.com/SMTP.Send";
 /// App-only scope (client credentials).
 pub const APP_SCOPE: &str = "https://outlook.office365.com/.default";
+/// The scopes a token is asked for, by upstream mode: client submission
+/// wants Exchange's SMTP scopes, Graph mode the Graph resource at
+/// `graph.endpoint` (`<endpoint>/.default` app-only; `<endpoint>/Mail.Send`
+/// and `offline_access` delegated).
+pub fn scopes(config: &Config) -> Vec<String> {
+    if config.oauth.flow == OAuthFlow::ClientCredentials {
+        if config.upstream.mode == UpstreamMode::Graph {
+            vec![format!("{}/.default", config.graph.root())]
+        } else {
+            vec![APP_SCOPE.into()]
+        }
+    } else {
+        delegated_scopes(config)
+    }
+}
+
+/// The delegated scopes (a person signs in), whatever `oauth.flow` says.
+pub fn delegated_scopes(config: &Config) -> Vec<String> {
+    let first = if config.upstream.mode == UpstreamMode::Graph {
+        format!("{}/Mail.Send", config.graph.root())
+    } else {
+        DELEGATED_SCOPE.into()
+    };
+    vec![first, "offline_access".into()]
+}
+
 /// Refresh this long before the access token expires, so a message is never
 /// sent with a token about to die (Microsoft's tokens live 60–90 minutes).
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
@@ -141,6 +167,8 @@ struct Inner {
     flow: OAuthFlow,
     client_id: String,
     token_url: String,
+    /// What the token is asked for ([`scopes`]).
+    scopes: Vec<String>,
     secrets: SecretStore,
     http: reqwest::Client,
     /// The cached token. Holding this async mutex across a refresh is what
@@ -175,6 +203,7 @@ impl TokenSource {
                 flow: o.flow,
                 client_id: o.client_id.clone(),
                 token_url,
+                scopes: scopes(config),
                 secrets,
                 http,
                 cache: tokio::sync::Mutex::new(None),
@@ -350,7 +379,7 @@ impl TokenSource {
             let client = client.set_client_secret(ClientSecret::new(secret.expose().to_string()));
             let resp = client
                 .exchange_client_credentials()
-                .add_scope(Scope::new(APP_SCOPE.into()))
+                .add_scopes(i.scopes.iter().cloned().map(Scope::new))
                 .request_async(&i.http)
                 .await
                 .map_err(classify_token_error)?;
@@ -366,8 +395,7 @@ impl TokenSource {
             .ok_or_else(|| AuthError::SignedOut(NOT_SIGNED_IN_YET.into()))?;
         let resp = client
             .exchange_refresh_token(&RefreshToken::new(refresh.expose().to_string()))
-            .add_scope(Scope::new(DELEGATED_SCOPE.into()))
-            .add_scope(Scope::new("offline_access".into()))
+            .add_scopes(i.scopes.iter().cloned().map(Scope::new))
             .request_async(&i.http)
             .await
             .map_err(classify_token_error)?;
@@ -452,6 +480,23 @@ mod tests {
             expires_at: now + expires_in_s * 1000,
             lifetime_ms: lifetime_s * 1000,
         }
+    }
+
+    #[test]
+    fn scopes_follow_the_mode() {
+        let mut c = Config::default();
+        assert_eq!(scopes(&c), [DELEGATED_SCOPE, "offline_access"]);
+        c.oauth.flow = OAuthFlow::ClientCredentials;
+        assert_eq!(scopes(&c), [APP_SCOPE]);
+        c.upstream.mode = UpstreamMode::Graph;
+        assert_eq!(scopes(&c), ["https://graph.microsoft.com/.default"]);
+        c.graph.endpoint = "http://127.0.0.1:4444/".into();
+        assert_eq!(scopes(&c), ["http://127.0.0.1:4444/.default"]);
+        c.oauth.flow = OAuthFlow::DeviceCode;
+        assert_eq!(
+            scopes(&c),
+            ["http://127.0.0.1:4444/Mail.Send", "offline_access"]
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{access_token_of, classify_token_error, AccessToken, AuthError, DELEGATED_SCOPE};
+use super::{access_token_of, classify_token_error, AccessToken, AuthError};
 use crate::config::Config;
 use crate::secrets::{Secret, SecretKey, SecretStore};
 
@@ -74,11 +74,11 @@ fn require_client_id(config: &Config) -> Result<String, AuthError> {
     Ok(config.oauth.client_id.clone())
 }
 
-fn delegated_scopes() -> Vec<Scope> {
-    vec![
-        Scope::new(DELEGATED_SCOPE.into()),
-        Scope::new("offline_access".into()),
-    ]
+fn delegated_scopes(config: &Config) -> Vec<Scope> {
+    super::delegated_scopes(config)
+        .into_iter()
+        .map(Scope::new)
+        .collect()
 }
 
 /// Keeps the refresh token the flow produced; without one there is nothing
@@ -125,7 +125,7 @@ pub async fn interactive(
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = client
         .authorize_url(CsrfToken::new_random)
-        .add_scopes(delegated_scopes())
+        .add_scopes(delegated_scopes(config))
         .set_pkce_challenge(challenge);
     if !config.upstream.mailbox.is_empty() {
         request = request.add_extra_param("login_hint", config.upstream.mailbox.clone());
@@ -373,7 +373,7 @@ pub async fn device_code(
     let http = http_client();
     let details: DeviceAuthorizationResponse<MicrosoftDeviceFields> = client
         .exchange_device_code()
-        .add_scopes(delegated_scopes())
+        .add_scopes(delegated_scopes(config))
         .request_async(&http)
         .await
         .map_err(classify_token_error)?;

@@ -33,6 +33,21 @@ pub(super) fn validate_authority(authority: &str) -> Result<(), String> {
     }
 }
 
+/// `graph.endpoint`: the same rules as the authority (the access token
+/// goes there), and a service root only: no path beyond `/` (Postern adds
+/// `/v1.0/...` itself).
+pub fn validate_graph_endpoint(endpoint: &str) -> Result<(), String> {
+    validate_authority(endpoint)?;
+    let url = Url::parse(endpoint).map_err(|e| format!("{endpoint:?} is not a URL: {e}"))?;
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err(format!(
+            "{endpoint:?} must be the service root only, e.g. https://graph.microsoft.com (without {:?}: Postern adds /v1.0 itself)",
+            url.path()
+        ));
+    }
+    Ok(())
+}
+
 fn is_loopback(host: &Host<&str>) -> bool {
     match host {
         Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
@@ -90,6 +105,27 @@ mod tests {
                 ok,
                 "{a:?}: {:?}",
                 validate_authority(a)
+            );
+        }
+    }
+
+    #[test]
+    fn graph_endpoints() {
+        for (e, ok) in [
+            ("https://graph.microsoft.com", true),
+            ("https://graph.microsoft.com/", true),
+            ("https://graph.microsoft.us", true),
+            ("http://127.0.0.1:41234", true),
+            ("http://graph.microsoft.com", false),
+            ("https://graph.microsoft.com/v1.0", false),
+            ("http://[::1]@evil.example", false),
+            ("graph.microsoft.com", false),
+        ] {
+            assert_eq!(
+                validate_graph_endpoint(e).is_ok(),
+                ok,
+                "{e:?}: {:?}",
+                validate_graph_endpoint(e)
             );
         }
     }

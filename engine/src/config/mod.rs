@@ -45,6 +45,37 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub spool: SpoolConfig,
     pub dns: DnsConfig,
+    pub graph: GraphConfig,
+}
+
+/// Microsoft Graph's service root, the default of `graph.endpoint`.
+pub const DEFAULT_GRAPH_ENDPOINT: &str = "https://graph.microsoft.com";
+
+/// Delivery through Microsoft Graph (`upstream.mode = "graph"`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, TS)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphConfig {
+    /// Graph's service root; requests go to `{endpoint}/v1.0/...` and the
+    /// token is asked for this resource. https, except on a loopback host.
+    pub endpoint: String,
+    /// Keep a copy of each message in the mailbox's Sent Items.
+    pub save_to_sent_items: bool,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        GraphConfig {
+            endpoint: DEFAULT_GRAPH_ENDPOINT.to_string(),
+            save_to_sent_items: true,
+        }
+    }
+}
+
+impl GraphConfig {
+    /// The endpoint without a trailing `/`.
+    pub fn root(&self) -> &str {
+        self.endpoint.trim_end_matches('/')
+    }
 }
 
 /// Name resolution for finding the tenant's MX endpoint and for `diagnose`.
@@ -141,6 +172,15 @@ pub enum UpstreamMode {
     Relay,
     /// The tenant MX endpoint on 25, internal recipients only.
     DirectSend,
+    /// Microsoft Graph `sendMail` over HTTPS, signed in with OAuth.
+    Graph,
+}
+
+impl UpstreamMode {
+    /// Relay and Direct Send deliver over SMTP without signing in.
+    pub fn signs_in(self) -> bool {
+        matches!(self, UpstreamMode::Submission | UpstreamMode::Graph)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, TS)]
@@ -478,7 +518,7 @@ impl Config {
         if config.upstream.port == Some(0) {
             config.upstream.port = None;
         }
-        if config.upstream.mode != UpstreamMode::Submission && !auth_given {
+        if !config.upstream.mode.signs_in() && !auth_given {
             config.upstream.auth = UpstreamAuth::None;
         }
         config.validate(path)?;
@@ -497,7 +537,7 @@ impl Config {
     /// when the upstream side is fully configured.
     pub fn upstream_gap(&self) -> Option<String> {
         let u = &self.upstream;
-        if u.mode == UpstreamMode::Submission && u.mailbox.is_empty() {
+        if u.mode.signs_in() && u.mailbox.is_empty() {
             return Some("No mailbox is configured: set upstream.mailbox to the Microsoft 365 mailbox Postern sends as.".into());
         }
         if u.auth == UpstreamAuth::OAuth && self.oauth.client_id.is_empty() {
@@ -533,7 +573,7 @@ pub fn looks_like_address(s: &str) -> bool {
 
 mod endpoint;
 mod validate;
-pub use endpoint::is_microsoft_host;
+pub use endpoint::{is_microsoft_host, validate_graph_endpoint};
 
 #[cfg(test)]
 mod tests;

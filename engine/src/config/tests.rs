@@ -140,6 +140,7 @@ fn config_values_are_the_readmes_words() {
         (UpstreamMode::Submission, "submission"),
         (UpstreamMode::Relay, "relay"),
         (UpstreamMode::DirectSend, "direct-send"),
+        (UpstreamMode::Graph, "graph"),
     ] {
         assert_eq!(words(serde_json::to_value(mode).unwrap()), word);
     }
@@ -244,4 +245,44 @@ fn the_disk_reserve_is_a_size() {
         e.contains("spool.min_free") && e.contains("is not a size"),
         "{e}"
     );
+}
+
+/// `upstream.mode = "graph"`: signs in with OAuth (the default kept, not
+/// turned to none as for relay), needs no domain, and the `[graph]` keys
+/// have their defaults and their checks.
+#[test]
+fn graph_mode() {
+    let c = parse("[upstream]\nmode = \"graph\"\nmailbox = \"scanner@contoso.com\"").unwrap();
+    assert_eq!(c.upstream.mode, UpstreamMode::Graph);
+    assert_eq!(c.upstream.auth, UpstreamAuth::OAuth);
+    assert_eq!(c.graph.endpoint, "https://graph.microsoft.com");
+    assert!(c.graph.save_to_sent_items);
+    let c = parse("[upstream]\nmode = \"graph\"\n[graph]\nendpoint = \"http://127.0.0.1:9999/\"\nsave_to_sent_items = false").unwrap();
+    assert_eq!(c.graph.root(), "http://127.0.0.1:9999");
+    assert!(!c.graph.save_to_sent_items);
+    let err = parse("[upstream]\nmode = \"graph\"\nauth = \"password\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("upstream.auth") && err.contains("only with OAuth"),
+        "{err}"
+    );
+    let err = parse("[graph]\nendpoint = \"http://graph.example.com\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("graph.endpoint") && err.contains("https"),
+        "{err}"
+    );
+    let err = parse("[graph]\nendpoint = \"https://graph.microsoft.com/v1.0\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("graph.endpoint") && err.contains("service root"),
+        "{err}"
+    );
+    let err = parse("[graph]\nendpont = \"https://graph.microsoft.com\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("endpont"), "{err}");
 }

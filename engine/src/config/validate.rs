@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::endpoint::validate_authority;
+use super::endpoint::{validate_authority, validate_graph_endpoint};
 use super::{
     check_device_user, is_microsoft_host, legacy_tls, looks_like_address, Config, ConfigError,
     UpstreamAuth, UpstreamMode,
@@ -76,7 +76,7 @@ impl Config {
                 ),
             ));
         }
-        if u.mode != UpstreamMode::Submission
+        if matches!(u.mode, UpstreamMode::Relay | UpstreamMode::DirectSend)
             && u.host.is_empty()
             && u.effective_domain().is_empty()
         {
@@ -113,10 +113,17 @@ impl Config {
                 ));
             }
         }
-        if u.mode != UpstreamMode::Submission && u.auth != UpstreamAuth::None {
+        if !u.mode.signs_in() && u.auth != UpstreamAuth::None {
             return Err(bad(
                 "upstream.auth",
                 "relay and direct-send modes do not sign in; set auth = \"none\"".into(),
+            ));
+        }
+        if u.mode == UpstreamMode::Graph && u.auth != UpstreamAuth::OAuth {
+            return Err(bad(
+                "upstream.auth",
+                "Microsoft Graph signs in only with OAuth; set auth = \"oauth\" (or remove the key)"
+                    .into(),
             ));
         }
         if u.max_recipients == 0 {
@@ -149,6 +156,7 @@ impl Config {
             }
         }
         validate_authority(&self.oauth.authority).map_err(|m| bad("oauth.authority", m))?;
+        validate_graph_endpoint(&self.graph.endpoint).map_err(|m| bad("graph.endpoint", m))?;
         if self.oauth.tenant.is_empty() {
             return Err(bad(
                 "oauth.tenant",

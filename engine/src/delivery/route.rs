@@ -56,7 +56,8 @@ impl Route {
         if let Err(e) = &resolver {
             tracing::warn!(error = %e, "DNS resolver unavailable");
         }
-        let by_mx = u.mode != UpstreamMode::Submission && u.effective_host().is_empty();
+        let by_mx = matches!(u.mode, UpstreamMode::Relay | UpstreamMode::DirectSend)
+            && u.effective_host().is_empty();
         let domain = u.effective_domain();
         let endpoints = match (&resolver, by_mx) {
             (Ok(r), true) => Some(Endpoints::new(r.clone(), domain.clone())),

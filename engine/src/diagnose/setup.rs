@@ -76,6 +76,11 @@ fn mode_check(c: &crate::config::Config) -> Check {
     };
     let summary = format!("{} to {endpoint}:{}", mode_name(u.mode), u.effective_port());
     match u.mode {
+        UpstreamMode::Graph => Check::ok(
+            id,
+            title,
+            format!("Microsoft Graph at {}", c.graph.root()),
+        ),
         UpstreamMode::Submission if u.auth == UpstreamAuth::None => Check::warn(
             id,
             title,
@@ -236,6 +241,7 @@ pub(crate) fn mode_name(mode: UpstreamMode) -> &'static str {
         UpstreamMode::Submission => "client submission",
         UpstreamMode::Relay => "connector relay",
         UpstreamMode::DirectSend => "Direct Send",
+        UpstreamMode::Graph => "Microsoft Graph",
     }
 }
 

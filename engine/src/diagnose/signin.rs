@@ -13,8 +13,8 @@ pub(crate) async fn check(cx: &mut Context<'_>) {
     let u = &cx.config.upstream;
     let token_title = "Sign-in credentials";
     let auth_title = format!("SMTP AUTH as {}", u.mailbox);
-    if u.mode != UpstreamMode::Submission || u.auth == UpstreamAuth::None {
-        let why = if u.mode != UpstreamMode::Submission {
+    if !u.mode.signs_in() || u.auth == UpstreamAuth::None {
+        let why = if !u.mode.signs_in() {
             "connector relay and Direct Send do not sign in"
         } else {
             "upstream.auth = \"none\""
@@ -69,6 +69,14 @@ pub(crate) async fn check(cx: &mut Context<'_>) {
         }
     };
     cx.push(Check::ok("auth.token", token_title, found));
+    if u.mode == UpstreamMode::Graph {
+        cx.push(Check::skip(
+            "auth.smtp",
+            "SMTP AUTH",
+            "Microsoft Graph mode does not use SMTP",
+        ));
+        return;
+    }
 
     if !cx.tls_ok {
         cx.push(Check::skip(

@@ -1,8 +1,9 @@
-//! Delivery through Microsoft Graph: the pure building blocks.
+//! Delivery through Microsoft Graph: the building blocks of both routes.
 //!
-//! These pieces do no I/O on the network; the delivery lane uses them. The
-//! rules they follow are written out in `docs/graph.md`.
+//! The rules they follow are written out in `docs/graph.md`.
 //!
+//! - [`client`]: the HTTP client (one per engine) and the MIME route's
+//!   request; the only piece here that does network I/O.
 //! - [`errors`]: what a Graph HTTP answer means for the message (the same
 //!   `Verdict` as SMTP replies).
 //! - [`envelope`]: exactly the envelope — the header section Graph is given
@@ -14,6 +15,7 @@
 //! - [`draft`]: the draft route's JSON bodies (the draft message, inline
 //!   attachments, upload-session items).
 
+pub mod client;
 pub mod draft;
 pub mod envelope;
 pub mod errors;

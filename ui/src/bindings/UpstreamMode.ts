@@ -3,4 +3,4 @@
 /**
  * How Postern hands mail to Microsoft.
  */
-export type UpstreamMode = "submission" | "relay" | "direct-send";
+export type UpstreamMode = "submission" | "relay" | "direct-send" | "graph";
