@@ -13,6 +13,7 @@
 
 #![allow(dead_code)]
 
+pub mod graph;
 pub mod mail;
 pub mod smtp;
 pub mod tenant;

@@ -21,6 +21,9 @@ use crate::events::{Event, PROGRESS_MIN_BYTES};
 use crate::spool::{now_ms, Claim, RecipientState, State, Status};
 use crate::throttle::{Slot, Wait as ThrottleWait};
 
+#[path = "lane_graph.rs"]
+mod graph;
+
 /// Resolves once shutdown is requested, at once if it already was (or
 /// when the engine that could request it is gone).
 pub(crate) async fn stopping(shutdown: &mut watch::Receiver<bool>) {
@@ -118,10 +121,15 @@ impl Lane {
                 self.record_failure(&claim, failure).await;
                 continue;
             }
-            let first = claim
-                .pending
-                .len()
-                .min(self.w.config.upstream.max_recipients.max(1));
+            // Graph sends a message to all its pending recipients at once.
+            let first = if self.w.graph.is_some() {
+                claim.pending.len()
+            } else {
+                claim
+                    .pending
+                    .len()
+                    .min(self.w.config.upstream.max_recipients.max(1))
+            };
             let acquired = tokio::select! {
                 a = self.w.throttle.acquire(first as u32, &self.shutdown) => a,
                 _ = stopping(&mut shutdown) => {
@@ -263,6 +271,9 @@ impl Lane {
 
     /// One attempt at `claim`, its first submission's `slot` already reserved.
     async fn deliver(&mut self, claim: Claim, slot: Slot) {
+        if self.w.graph.is_some() {
+            return self.deliver_graph(claim, slot).await;
+        }
         let w = self.w.clone();
         let mut t = Transcript::default();
         t.note(&format!(
@@ -478,6 +489,7 @@ impl Lane {
     async fn record_failure(&mut self, claim: &Claim, failure: Failure) {
         let w = self.w.clone();
         let (verdict, cause) = failure.verdict();
+        let retry_after = failure.retry_after();
         let now = now_ms();
         let mut wait = None;
         // 554 5.2.0: Microsoft's count wins over ours; re-learn it.
@@ -529,6 +541,10 @@ impl Lane {
                     Action::Retry | Action::ReduceConnections => {
                         s.attempts += 1;
                         settle(s, &w, claim.received_at);
+                        // Graph's Retry-After: exactly as long as asked.
+                        if let (Some(d), State::Deferred) = (retry_after, s.state) {
+                            s.next_attempt = Some(now + d.as_millis() as u64);
+                        }
                     }
                 }
             })

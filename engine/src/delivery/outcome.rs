@@ -2,12 +2,15 @@
 //! per-recipient bookkeeping, retry scheduling and give-up, and the reasons
 //! an attempt can fail before Microsoft answers at all.
 
+use std::time::Duration;
+
 use super::classify::{Action, Verdict};
 use super::reply::Reply;
 use super::route::RouteError;
 use super::upstream::{Credentials, UpstreamError};
 use super::worker::Worker;
 use crate::auth::{AccessToken, AuthError, UpstreamSecret};
+use crate::graph::errors::GraphOutcome;
 use crate::spool::{now_ms, RecipientState, State, Status};
 
 pub(super) fn set_recipient(
@@ -91,6 +94,8 @@ pub(super) enum Failure {
     Upstream(UpstreamError),
     /// The endpoint could not be found in DNS.
     Route(RouteError),
+    /// Microsoft Graph refused the request, or could not be reached.
+    Graph(GraphOutcome),
     Local(String),
 }
 
@@ -115,6 +120,7 @@ impl Failure {
             ),
             Failure::Upstream(e) => (e.verdict(), e.to_string()),
             Failure::Route(e) => (e.verdict(), e.to_string()),
+            Failure::Graph(o) => (o.verdict, graph_cause(o)),
             Failure::TooManyRecipients { rcpts, limit } => (
                 Verdict {
                     action: Action::FailMessage,
@@ -131,6 +137,14 @@ impl Failure {
                 },
                 e.clone(),
             ),
+        }
+    }
+
+    /// How long Microsoft asked to wait (Graph's `Retry-After`).
+    pub(super) fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Failure::Graph(o) => o.retry_after,
+            _ => None,
         }
     }
 
@@ -157,4 +171,23 @@ impl Failure {
             _ => "",
         }
     }
+}
+
+/// What Graph said, as the message's last reply: the status and Graph's
+/// error code and message, or that there was no answer.
+pub(super) fn graph_cause(o: &GraphOutcome) -> String {
+    let Some(status) = o.status else {
+        return "no answer from Microsoft Graph (network error)".into();
+    };
+    let mut cause = format!("Microsoft Graph answered {status}");
+    if let Some(e) = &o.error {
+        cause.push_str(&format!(" {}", e.code));
+        if !e.message.is_empty() {
+            cause.push_str(&format!(": {}", e.message));
+        }
+    }
+    if let Some(d) = o.retry_after {
+        cause.push_str(&format!(" (retry after {})", humantime::format_duration(d)));
+    }
+    cause
 }

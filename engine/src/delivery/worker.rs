@@ -21,8 +21,9 @@ use super::lane::Lane;
 use super::route::Route;
 use super::upstream::UpstreamSettings;
 use crate::auth::TokenSource;
-use crate::config::Config;
+use crate::config::{Config, UpstreamMode};
 use crate::events::{Event, Events};
+use crate::graph::client::GraphClient;
 use crate::spool::{now_ms, Spool};
 use crate::throttle::Throttle;
 
@@ -88,6 +89,9 @@ pub struct Worker {
     pub(super) route: Route,
     pub(super) throttle: Arc<Throttle>,
     pub(super) state: Arc<WorkerState>,
+    /// Graph mode: the HTTP client every lane shares (built once), or why
+    /// it could not be built.
+    pub(super) graph: Option<Result<GraphClient, String>>,
 }
 
 impl Worker {
@@ -101,7 +105,10 @@ impl Worker {
     ) -> Worker {
         let (attention, _) = watch::channel(None);
         let (paused, _) = watch::channel(false);
+        let graph = (config.upstream.mode == UpstreamMode::Graph)
+            .then(|| GraphClient::new(&config).map_err(|e| e.to_string()));
         Worker {
+            graph,
             route: Route::new(&config),
             config,
             spool,

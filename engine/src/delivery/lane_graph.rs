@@ -1,0 +1,140 @@
+//! A lane in Graph mode (`upstream.mode = "graph"`): instead of an SMTP
+//! connection, one HTTP request per message to Microsoft Graph for all its
+//! pending recipients, with the lane's usual bookkeeping. Graph's `202` is
+//! recorded as Microsoft having taken the message for every recipient (as
+//! an SMTP 250 is); any other answer by its verdict (`graph::errors`):
+//! retry (after `Retry-After` when Graph gave one), hold the queue, fail
+//! the message, or refresh the token once and then hold for a sign-in.
+//! Messages whose base64 does not fit one request go by the draft route
+//! (`graph::draft_route`).
+
+use super::super::classify::Action;
+use super::super::outcome::Failure;
+use super::super::reply::Reply;
+use super::super::rewrite::rewrite_sender;
+use super::super::transcript::Transcript;
+use super::super::upstream::SendReport;
+use super::Lane;
+use crate::graph::client::{mime_body_len, GraphClient, MIME_ROUTE_LIMIT};
+use crate::graph::errors::GraphOutcome;
+use crate::spool::Claim;
+use crate::throttle::Slot;
+
+/// What a Graph delivery attempt is recorded with when Graph took it.
+pub(super) fn accepted_reply() -> Reply {
+    Reply {
+        code: 202,
+        enhanced: None,
+        text: "Accepted by Microsoft Graph".into(),
+    }
+}
+
+impl Lane {
+    /// One attempt at `claim` through Graph, its throttle `slot` reserved.
+    pub(super) async fn deliver_graph(&mut self, claim: Claim, slot: Slot) {
+        let w = self.w.clone();
+        let mut t = Transcript::default();
+        t.note(&format!(
+            "attempt {} for message {} ({} recipient(s) pending), through Microsoft Graph as {}",
+            claim.attempts + 1,
+            claim.id,
+            claim.pending.len(),
+            w.config.upstream.mailbox
+        ));
+        let outcome = self.graph_transfer(&claim, &mut t).await;
+        match &outcome {
+            Ok(()) => w.throttle.accepted(slot).await,
+            Err(_) => w.throttle.release(slot),
+        }
+        if let Err(e) = w.spool.append_transcript(&claim.id, &t.to_text()).await {
+            tracing::warn!(id = %claim.id, error = %e, "could not save the transcript");
+        }
+        match outcome {
+            Ok(()) => {
+                let report = SendReport {
+                    accepted: claim.pending.clone(),
+                    rejected: Vec::new(),
+                    deferred: Vec::new(),
+                    data_reply: Some(accepted_reply()),
+                };
+                self.record_reports(&claim, vec![report]).await
+            }
+            Err(failure) => self.record_failure(&claim, failure).await,
+        }
+    }
+
+    /// Sends the message to all its pending recipients; `Ok` when Graph
+    /// answered `202`.
+    async fn graph_transfer(&mut self, claim: &Claim, t: &mut Transcript) -> Result<(), Failure> {
+        let w = self.w.clone();
+        let client: GraphClient = match w.graph.as_ref().expect("graph mode") {
+            Ok(c) => c.clone(),
+            Err(e) => return Err(Failure::Local(e.clone())),
+        };
+        let mut content = w
+            .spool
+            .read_content(&claim.id)
+            .await
+            .map_err(|e| Failure::Local(e.to_string()))?;
+        let u = &w.config.upstream;
+        if (u.rewrite_sender || claim.rewrite_sender) && !u.mailbox.is_empty() {
+            content = rewrite_sender(&content, &u.mailbox);
+        }
+        let mut refreshed = false;
+        let mut draft = mime_body_len(&content) > MIME_ROUTE_LIMIT;
+        if draft {
+            t.note(&format!(
+                "the message ({} bytes) is too large for one sendMail request (4 MB of base64): sending it as a draft",
+                content.len()
+            ));
+        }
+        loop {
+            let token = w.tokens.token().await.map_err(Failure::Auth)?;
+            let sent = if draft {
+                self.send_draft(&client, claim, &token.token, t).await
+            } else {
+                client
+                    .send_mime(&u.mailbox, &token.token, &content, &claim.pending, t)
+                    .await
+            };
+            let outcome: GraphOutcome = match sent {
+                Ok(()) => return Ok(()),
+                Err(o) => o,
+            };
+            if outcome.use_draft_route && !draft {
+                t.note("Microsoft Graph found the message too large for sendMail: sending it as a draft");
+                draft = true;
+                continue;
+            }
+            if outcome.verdict.action == Action::RefreshAuth {
+                if !refreshed {
+                    t.note("Microsoft Graph refused the token; fetching a fresh one and trying once more");
+                    w.tokens.invalidate().await;
+                    refreshed = true;
+                    continue;
+                }
+                let cause = super::super::outcome::graph_cause(&outcome);
+                w.tokens.mark_sign_in_needed(&cause).await;
+            }
+            return Err(Failure::Graph(outcome));
+        }
+    }
+}
+
+impl Lane {
+    /// The draft route (not wired yet): the message fails with the size.
+    async fn send_draft(
+        &mut self,
+        _client: &GraphClient,
+        _claim: &Claim,
+        _token: &crate::secrets::Secret,
+        _t: &mut Transcript,
+    ) -> Result<(), GraphOutcome> {
+        Err(crate::graph::errors::classify_response(
+            crate::graph::errors::Route::Draft,
+            413,
+            None,
+            b"",
+        ))
+    }
+}

@@ -1,0 +1,82 @@
+//! Graph mode for the end-to-end tests: the fake identity platform (with
+//! the Graph roles the test asks for) and a fake Microsoft Graph that
+//! accepts its tokens, a config pointing `postern serve` at them, and a
+//! device sending a message whose headers and envelope differ.
+
+use postern_testkit::{FakeGraph, GraphMailbox, GraphOptions, IdentityOptions};
+
+use super::{python, set, text, Postern, Upstream, MAILBOX};
+use postern_testkit::FakeExchangeOptions;
+
+/// The fakes of a Graph test. `up.exchange` is there but unused.
+pub struct GraphUpstream {
+    pub up: Upstream,
+    pub graph: FakeGraph,
+}
+
+impl GraphUpstream {
+    /// App-only tokens with these Graph `roles` (e.g. `["Mail.Send"]`).
+    pub async fn start(roles: &[&str]) -> GraphUpstream {
+        let up = Upstream::start_with(
+            FakeExchangeOptions::default(),
+            IdentityOptions {
+                graph_roles: roles.iter().map(|r| r.to_string()).collect(),
+                ..Default::default()
+            },
+        )
+        .await;
+        let graph = FakeGraph::start(GraphOptions {
+            identity: Some(up.identity.clone()),
+            mailboxes: vec![GraphMailbox::new(MAILBOX)],
+            rbac_scope: None,
+        })
+        .await;
+        GraphUpstream { up, graph }
+    }
+
+    /// `postern serve` in Graph mode against these fakes, client credentials.
+    pub async fn serve(&self, change: impl FnOnce(&mut toml::Table)) -> Postern {
+        let endpoint = self.graph.endpoint();
+        Postern::start_with(&self.up, move |c| {
+            set(c, "upstream.mode", "graph");
+            c["upstream"].as_table_mut().unwrap().remove("host");
+            c["upstream"].as_table_mut().unwrap().remove("port");
+            set(c, "graph.endpoint", endpoint);
+            change(c);
+        })
+        .await
+    }
+}
+
+const SEND_RAW: &str = r#"
+import smtplib, sys
+host, port, sender, path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+rcpts = sys.argv[5:]
+msg = open(path, "rb").read()
+s = smtplib.SMTP(host, port, timeout=300)
+s.ehlo("scanner.test")
+s.mail(sender)
+for r in rcpts:
+    s.rcpt(r)
+code, reply = s.data(msg)
+print(code, reply.decode())
+s.quit()
+"#;
+
+/// Sends `message` (bytes as written, CRLF lines) from [`MAILBOX`] to the
+/// envelope `rcpts`, whatever its headers say; returns the reply to DATA.
+pub fn send_raw(p: &Postern, message: &[u8], rcpts: &[&str]) -> String {
+    let path = p.dir.path().join(format!("msg-{}.eml", rcpts.len()));
+    std::fs::write(&path, message).unwrap();
+    let (host, port) = (p.smtp.ip().to_string(), p.smtp.port().to_string());
+    let mut args = vec![
+        host.as_str(),
+        port.as_str(),
+        MAILBOX,
+        path.to_str().unwrap(),
+    ];
+    args.extend_from_slice(rcpts);
+    let out = python(SEND_RAW, &args);
+    assert!(out.status.success(), "send: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
