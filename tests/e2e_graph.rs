@@ -112,3 +112,120 @@ async fn throttled_is_deferred_then_delivered() {
     );
     assert!(t.contains("(Retry-After: 1)"), "{t}");
 }
+
+/// A scan of `size` bytes (deterministic noise, as a scanner's PDF is to
+/// compression) and the message carrying it as a base64 attachment.
+fn scan_message(subject: &str, size: usize) -> (Vec<u8>, Vec<u8>) {
+    use base64::Engine as _;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let scan: Vec<u8> = (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&scan);
+    let mut m = format!(
+        "From: Scanner <{MAILBOX}>\r\nTo: Alice <{ALICE}>, {DAVE}\r\nSubject: {subject}\r\n\
+         Message-ID: <{subject}@test.postern>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nYour scan.\r\n\
+         --b1\r\nContent-Type: application/pdf; name=\"scan.pdf\"\r\n\
+         Content-Disposition: attachment; filename=\"scan.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n"
+    )
+    .into_bytes();
+    for line in b64.as_bytes().chunks(76) {
+        m.extend_from_slice(line);
+        m.extend_from_slice(b"\r\n");
+    }
+    m.extend_from_slice(b"--b1--\r\n");
+    (m, scan)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A 25 MB scan goes by the draft route: exactly the envelope, the
+/// attachment byte-identical (sha256), uploaded in ranges without the
+/// token, resumed after a connection dropped mid-range, no draft or
+/// upload session left behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn large_scan_goes_by_the_draft_route() {
+    let g = GraphUpstream::start(&["Mail.Send", "Mail.ReadWrite"]).await;
+    g.graph.push_fault(GraphFault::DropUpload {
+        after_bytes: 1_000_000,
+    });
+    let p = g.serve(|_| {}).await;
+    let (message, scan) = scan_message("big-scan", 25 * 1024 * 1024);
+    accepted(&send_raw(&p, &message, &[ALICE, CAROL]));
+    drop(message);
+
+    let got = g.graph.wait_for_delivered(1, PATIENCE).await;
+    assert_eq!(got.len(), 1, "{:?}\n{}", got, p.log());
+    let m = &got[0];
+    assert_eq!(m.route, Some(postern_testkit::Route::Draft));
+    assert_eq!(m.to, [ALICE]);
+    assert_eq!(m.bcc, [CAROL]);
+    assert!(m.cc.is_empty());
+    assert_eq!(m.subject, "big-scan");
+    assert_eq!(m.attachments.len(), 1, "{:?}", m.attachments);
+    let a = &m.attachments[0];
+    assert_eq!(a.name, "scan.pdf");
+    assert_eq!(a.size, scan.len());
+    assert_eq!(a.sha256, sha256_hex(&scan));
+    assert!(g.graph.drafts(MAILBOX).is_empty());
+    assert_eq!(g.graph.open_upload_sessions(), 0);
+    assert_eq!(g.graph.requests(RequestKind::SendMail), 0);
+    // 7 ranges of 3,932,160 bytes, one sent twice after the drop.
+    assert_eq!(g.graph.requests(RequestKind::UploadChunk), 8);
+
+    let q = p.wait_all(1, "sent");
+    let msg = by_subject(&q, "big-scan");
+    assert_eq!(msg["attempts"], 1, "{msg:#}");
+    assert!(msg.get("graph_draft").is_none(), "{msg:#}");
+    let t = transcript(&p, msg);
+    assert!(t.contains("sending it as a draft"), "{t}");
+    assert!(
+        t.contains("(Content-Range: bytes 0-3932159/26214400)"),
+        "{t}"
+    );
+    assert!(t.contains("(no Authorization header)"), "{t}");
+    assert!(
+        t.contains("the upload broke off; asking Graph where to resume"),
+        "{t}"
+    );
+    assert!(t.contains(&format!("{DAVE} is in the To header")), "{t}");
+    assert!(
+        !t.contains("/upload/"),
+        "the upload URL is a credential: {t}"
+    );
+}
+
+/// Without Mail.ReadWrite the draft route is refused: that message fails,
+/// saying which permission to grant; nothing is left in the mailbox, and a
+/// small message after it still goes.
+#[tokio::test(flavor = "multi_thread")]
+async fn draft_route_without_read_write_fails_that_message_explained() {
+    let g = GraphUpstream::start(&["Mail.Send"]).await;
+    let p = g.serve(|_| {}).await;
+    let (message, _) = scan_message("no-readwrite", 5 * 1024 * 1024);
+    accepted(&send_raw(&p, &message, &[ALICE]));
+    let q = p.wait_all(1, "failed");
+    let msg = by_subject(&q, "no-readwrite");
+    assert!(field(msg, "summary").contains("Mail.ReadWrite"), "{msg:#}");
+    assert!(field(msg, "fix").contains("Grant admin consent"), "{msg:#}");
+    assert!(g.graph.drafts(MAILBOX).is_empty());
+
+    accepted(&send_raw(&p, &small("after"), &[ALICE]));
+    let got = g.graph.wait_for_delivered(1, PATIENCE).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].subject, "after");
+}

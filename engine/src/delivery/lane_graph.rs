@@ -16,6 +16,7 @@ use super::super::transcript::Transcript;
 use super::super::upstream::SendReport;
 use super::Lane;
 use crate::graph::client::{mime_body_len, GraphClient, MIME_ROUTE_LIMIT};
+use crate::graph::draft_route::DraftJob;
 use crate::graph::errors::GraphOutcome;
 use crate::spool::Claim;
 use crate::throttle::Slot;
@@ -71,28 +72,36 @@ impl Lane {
             Ok(c) => c.clone(),
             Err(e) => return Err(Failure::Local(e.clone())),
         };
-        let mut content = w
-            .spool
-            .read_content(&claim.id)
-            .await
-            .map_err(|e| Failure::Local(e.to_string()))?;
         let u = &w.config.upstream;
-        if (u.rewrite_sender || claim.rewrite_sender) && !u.mailbox.is_empty() {
-            content = rewrite_sender(&content, &u.mailbox);
-        }
-        let mut refreshed = false;
-        let mut draft = mime_body_len(&content) > MIME_ROUTE_LIMIT;
+        // The size decides the route before anything is read: a large
+        // scan is never loaded whole.
+        let size = w
+            .spool
+            .content_size(&claim.id)
+            .map_err(|e| Failure::Local(e.to_string()))?;
+        let mut draft = mime_body_len(size) > MIME_ROUTE_LIMIT;
         if draft {
             t.note(&format!(
-                "the message ({} bytes) is too large for one sendMail request (4 MB of base64): sending it as a draft",
-                content.len()
+                "the message ({size} bytes) is too large for one sendMail request (4 MB of base64): sending it as a draft"
             ));
         }
+        let mut content = Vec::new();
+        let mut refreshed = false;
         loop {
             let token = w.tokens.token().await.map_err(Failure::Auth)?;
             let sent = if draft {
                 self.send_draft(&client, claim, &token.token, t).await
             } else {
+                if content.is_empty() {
+                    content = w
+                        .spool
+                        .read_content(&claim.id)
+                        .await
+                        .map_err(|e| Failure::Local(e.to_string()))?;
+                    if (u.rewrite_sender || claim.rewrite_sender) && !u.mailbox.is_empty() {
+                        content = rewrite_sender(&content, &u.mailbox);
+                    }
+                }
                 client
                     .send_mime(&u.mailbox, &token.token, &content, &claim.pending, t)
                     .await
@@ -122,19 +131,26 @@ impl Lane {
 }
 
 impl Lane {
-    /// The draft route (not wired yet): the message fails with the size.
+    /// The draft route ([`crate::graph::draft_route`]).
     async fn send_draft(
         &mut self,
-        _client: &GraphClient,
-        _claim: &Claim,
-        _token: &crate::secrets::Secret,
-        _t: &mut Transcript,
+        client: &GraphClient,
+        claim: &Claim,
+        token: &crate::secrets::Secret,
+        t: &mut Transcript,
     ) -> Result<(), GraphOutcome> {
-        Err(crate::graph::errors::classify_response(
-            crate::graph::errors::Route::Draft,
-            413,
-            None,
-            b"",
-        ))
+        let u = &self.w.config.upstream;
+        let rewrite = (u.rewrite_sender || claim.rewrite_sender) && !u.mailbox.is_empty();
+        DraftJob {
+            client,
+            token,
+            mailbox: &u.mailbox,
+            spool: &self.w.spool,
+            id: &claim.id,
+            envelope: &claim.pending,
+            rewrite_from: rewrite.then_some(u.mailbox.as_str()),
+        }
+        .send(t)
+        .await
     }
 }

@@ -27,7 +27,7 @@ use crate::secrets::Secret;
 /// The most base64 the MIME route sends in one request. Graph's limit is
 /// "4 MB"; a little under 4 MiB leaves room for the fake's and the real
 /// service's counting either way. Larger messages go by the draft route.
-pub const MIME_ROUTE_LIMIT: usize = 4_000_000;
+pub const MIME_ROUTE_LIMIT: u64 = 4_000_000;
 
 /// How long one request may take as a whole (an upload range of 3.75 MB
 /// on a slow office uplink included).
@@ -163,6 +163,8 @@ impl GraphClient {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
+                // Without the URL: the upload URL is a credential.
+                let e = e.without_url();
                 t.note(&format!("no answer from Microsoft Graph: {}", chain(&e)));
                 return Err(network_failure());
             }
@@ -172,6 +174,7 @@ impl GraphClient {
         let body = match resp.bytes().await {
             Ok(b) => b.to_vec(),
             Err(e) => {
+                let e = e.without_url();
                 t.note(&format!(
                     "the answer from Microsoft Graph broke off: {}",
                     chain(&e)
@@ -235,11 +238,11 @@ pub fn mime_body(content: &[u8], envelope: &[String], t: &mut Transcript) -> Vec
         .into_bytes()
 }
 
-/// The length of the MIME route's body for `content`, without building it.
-pub fn mime_body_len(content: &[u8]) -> usize {
-    // The restricted headers differ from the stored ones by a Bcc line at
-    // most a few hundred bytes long per recipient; the body is the bulk.
-    content.len().div_ceil(3) * 4
+/// About the length of the MIME route's body for a message of `size`
+/// bytes, without building it (the restricted headers differ from the
+/// stored ones by a line or two; a 413 still switches routes).
+pub fn mime_body_len(size: u64) -> u64 {
+    size.div_ceil(3) * 4
 }
 
 /// Where the header section ends: just after the blank line (or the whole

@@ -3,7 +3,7 @@
 //! The rules they follow are written out in `docs/graph.md`.
 //!
 //! - [`client`]: the HTTP client (one per engine) and the MIME route's
-//!   request; the only piece here that does network I/O.
+//!   request.
 //! - [`errors`]: what a Graph HTTP answer means for the message (the same
 //!   `Verdict` as SMTP replies).
 //! - [`envelope`]: exactly the envelope — the header section Graph is given
@@ -14,9 +14,12 @@
 //!   exact decoded size.
 //! - [`draft`]: the draft route's JSON bodies (the draft message, inline
 //!   attachments, upload-session items).
+//! - [`draft_route`]: the draft route's requests, from the stored file to
+//!   `send`, with the draft id kept in the spool meanwhile.
 
 pub mod client;
 pub mod draft;
+pub mod draft_route;
 pub mod envelope;
 pub mod errors;
 pub mod mime_decode;

@@ -354,6 +354,26 @@ impl Spool {
         Ok(content)
     }
 
+    /// Where the message content is: its file and the offset the content
+    /// starts at (after the envelope line), for reading it piece by piece.
+    pub fn content_location(&self, id: &MessageId) -> Result<(PathBuf, u64), SpoolError> {
+        let offset = {
+            let index = self.inner.index.lock().unwrap();
+            index
+                .get(id)
+                .ok_or_else(|| SpoolError::NotFound(id.clone()))?
+                .content_offset
+        };
+        Ok((self.msg_path(id), offset))
+    }
+
+    /// The content's size in bytes (the file without the envelope line).
+    pub fn content_size(&self, id: &MessageId) -> Result<u64, SpoolError> {
+        let (path, offset) = self.content_location(id)?;
+        let len = std::fs::metadata(&path).map_err(io_err(&path))?.len();
+        Ok(len.saturating_sub(offset))
+    }
+
     /// Applies `change` to a message's status and persists it. Final states
     /// (sent, failed) are fsynced so a crash right after does not resend.
     pub async fn update(

@@ -184,6 +184,12 @@ pub struct Status {
     /// `upstream.rewrite_sender` is off: "resend with sender rewriting".
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rewrite_sender: bool,
+    /// Graph's draft route: the id of the draft created for this message
+    /// and not yet sent or deleted. Written before any attachment is
+    /// uploaded, so a crash leaves no draft Postern does not know of: the
+    /// next attempt deletes it first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_draft: Option<String>,
 }
 
 impl Status {
@@ -206,6 +212,7 @@ impl Status {
                 .collect(),
             updated_at: envelope.received_at,
             rewrite_sender: false,
+            graph_draft: None,
         }
     }
 

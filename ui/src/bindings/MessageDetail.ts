@@ -41,4 +41,11 @@ fix?: string | null, recipients: Array<Recipient>, updated_at: number,
  * Send this message as the mailbox (sender rewriting) even when
  * `upstream.rewrite_sender` is off: "resend with sender rewriting".
  */
-rewrite_sender?: boolean, };
+rewrite_sender?: boolean, 
+/**
+ * Graph's draft route: the id of the draft created for this message
+ * and not yet sent or deleted. Written before any attachment is
+ * uploaded, so a crash leaves no draft Postern does not know of: the
+ * next attempt deletes it first.
+ */
+graph_draft?: string | null, };
