@@ -229,3 +229,88 @@ async fn draft_route_without_read_write_fails_that_message_explained() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].subject, "after");
 }
+
+/// A 401 from Graph: a fresh token, once, and the message goes in the
+/// same attempt; refused again, the queue is held for a sign-in.
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_token_is_refreshed_once_then_held() {
+    let g = GraphUpstream::start(&["Mail.Send"]).await;
+    g.graph.push_fault(GraphFault::InvalidToken);
+    let p = g.serve(|_| {}).await;
+    accepted(&send_raw(&p, &small("refreshed"), &[ALICE]));
+    let got = g.graph.wait_for_delivered(1, PATIENCE).await;
+    assert_eq!(got.len(), 1);
+    let q = p.wait_all(1, "sent");
+    let msg = by_subject(&q, "refreshed");
+    assert_eq!(msg["attempts"], 1, "{msg:#}");
+    assert!(transcript(&p, msg).contains("fetching a fresh one and trying once more"));
+    assert_eq!(g.up.identity.issued_tokens(), 2);
+
+    g.graph.push_fault(GraphFault::InvalidToken);
+    g.graph.push_fault(GraphFault::InvalidToken);
+    accepted(&send_raw(&p, &small("refused"), &[ALICE]));
+    let q = p.wait_queue("the second message held", |q| {
+        q.iter()
+            .any(|m| m["subject"] == "refused" && m["state"] == "held")
+    });
+    let msg = by_subject(&q, "refused");
+    assert!(
+        field(msg, "summary").contains("rejected Postern's sign-in token"),
+        "{msg:#}"
+    );
+    assert_eq!(g.graph.delivered().len(), 1);
+}
+
+/// A 413 on sendMail (the mailbox's or the service's size limit counted
+/// differently from Postern's estimate) sends the message again at once
+/// as a draft.
+#[tokio::test(flavor = "multi_thread")]
+async fn too_large_for_sendmail_goes_as_a_draft() {
+    let g = GraphUpstream::start(&["Mail.Send", "Mail.ReadWrite"]).await;
+    g.graph.push_fault(GraphFault::Reply {
+        kind: RequestKind::SendMail,
+        status: 413,
+        code: "ErrorMessageSizeExceeded".into(),
+        retry_after: None,
+    });
+    let p = g.serve(|_| {}).await;
+    accepted(&send_raw(&p, &small("fallback"), &[ALICE, CAROL]));
+    let got = g.graph.wait_for_delivered(1, PATIENCE).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].route, Some(postern_testkit::Route::Draft));
+    assert_eq!(got[0].to, [ALICE]);
+    assert_eq!(got[0].bcc, [CAROL]);
+    let q = p.wait_all(1, "sent");
+    assert_eq!(by_subject(&q, "fallback")["attempts"], 1);
+}
+
+/// A draft whose clean-up failed stays recorded and is deleted by the next
+/// attempt before anything else: one delivery, no draft left.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leftover_draft_is_deleted_by_the_next_attempt() {
+    let g = GraphUpstream::start(&["Mail.Send", "Mail.ReadWrite"]).await;
+    for kind in [RequestKind::Send, RequestKind::DeleteDraft] {
+        g.graph.push_fault(GraphFault::Reply {
+            kind,
+            status: 503,
+            code: String::new(),
+            retry_after: Some(1),
+        });
+    }
+    let p = g.serve(|_| {}).await;
+    let (message, scan) = scan_message("leftover", 5 * 1024 * 1024);
+    accepted(&send_raw(&p, &message, &[ALICE]));
+    let got = g.graph.wait_for_delivered(1, PATIENCE).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].attachments[0].sha256, sha256_hex(&scan));
+    let q = p.wait_all(1, "sent");
+    let msg = by_subject(&q, "leftover");
+    assert_eq!(msg["attempts"], 2, "{msg:#}");
+    let t = transcript(&p, msg);
+    assert!(t.contains("could not be deleted now"), "{t}");
+    assert!(t.contains("an earlier attempt left draft"), "{t}");
+    assert!(g.graph.drafts(MAILBOX).is_empty());
+    assert_eq!(g.graph.requests(RequestKind::DeleteDraft), 2);
+    assert_eq!(g.graph.requests(RequestKind::CreateDraft), 2);
+    assert_eq!(g.graph.delivered().len(), 1);
+}

@@ -90,7 +90,15 @@ impl Lane {
         loop {
             let token = w.tokens.token().await.map_err(Failure::Auth)?;
             let sent = if draft {
-                self.send_draft(&client, claim, &token.token, t).await
+                self.draft_job(&client, claim, &token.token).send(t).await
+            } else if let Err(o) = self
+                .draft_job(&client, claim, &token.token)
+                .delete_leftover(t)
+                .await
+            {
+                // A draft an earlier attempt left goes first, whatever the
+                // route this time.
+                Err(o)
             } else {
                 if content.is_empty() {
                     content = w
@@ -131,14 +139,13 @@ impl Lane {
 }
 
 impl Lane {
-    /// The draft route ([`crate::graph::draft_route`]).
-    async fn send_draft(
-        &mut self,
-        client: &GraphClient,
-        claim: &Claim,
-        token: &crate::secrets::Secret,
-        t: &mut Transcript,
-    ) -> Result<(), GraphOutcome> {
+    /// The draft route ([`crate::graph::draft_route`]) for `claim`.
+    fn draft_job<'a>(
+        &'a self,
+        client: &'a GraphClient,
+        claim: &'a Claim,
+        token: &'a crate::secrets::Secret,
+    ) -> DraftJob<'a> {
         let u = &self.w.config.upstream;
         let rewrite = (u.rewrite_sender || claim.rewrite_sender) && !u.mailbox.is_empty();
         DraftJob {
@@ -150,7 +157,5 @@ impl Lane {
             envelope: &claim.pending,
             rewrite_from: rewrite.then_some(u.mailbox.as_str()),
         }
-        .send(t)
-        .await
     }
 }

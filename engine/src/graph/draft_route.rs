@@ -426,7 +426,7 @@ impl DraftJob<'_> {
     }
 
     /// Deletes the draft an earlier attempt left (recorded in the status).
-    async fn delete_leftover(&self, t: &mut Transcript) -> Result<(), GraphOutcome> {
+    pub async fn delete_leftover(&self, t: &mut Transcript) -> Result<(), GraphOutcome> {
         let Some(old) = self.spool.get(self.id).and_then(|m| m.status.graph_draft) else {
             return Ok(());
         };
