@@ -207,6 +207,20 @@ async fn large_scan_goes_by_the_draft_route() {
         !t.contains("/upload/"),
         "the upload URL is a credential: {t}"
     );
+    #[cfg(target_os = "linux")]
+    {
+        // Peak resident memory of `postern serve` over receiving and
+        // uploading the scan, shown for the benchmark (issue #13 asks for
+        // under 64 MB while uploading). Not asserted: in a debug build,
+        // receiving the 35 MB message alone peaks at about 80 MB.
+        let status = std::fs::read_to_string(format!("/proc/{}/status", p.pid())).unwrap();
+        let hwm_kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        eprintln!("postern serve peak RSS (VmHWM): {hwm_kb} kB");
+    }
 }
 
 /// Without Mail.ReadWrite the draft route is refused: that message fails,
