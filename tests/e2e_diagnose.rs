@@ -478,3 +478,52 @@ async fn send_test_refuses_addresses_that_would_add_commands() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].rcpt_to, vec!["bob@contoso.com"]);
 }
+
+/// Graph mode (issue #13): the token for the Graph resource is checked;
+/// the SMTP checks are skipped, saying why, rather than run against the
+/// tenant's MX.
+#[tokio::test(flavor = "multi_thread")]
+async fn graph_mode_checks_the_token_and_skips_smtp() {
+    let up = Upstream::start().await;
+    let graph = postern_testkit::FakeGraph::start(postern_testkit::GraphOptions {
+        identity: Some(up.identity.clone()),
+        mailboxes: vec![postern_testkit::GraphMailbox::new(MAILBOX)],
+        rbac_scope: None,
+    })
+    .await;
+    let dns = healthy_dns().await;
+    let endpoint = graph.endpoint();
+    let p = prepared(&up, &dns, |c| {
+        set(c, "upstream.mode", "graph");
+        c["upstream"].as_table_mut().unwrap().remove("host");
+        c["upstream"].as_table_mut().unwrap().remove("port");
+        set(c, "graph.endpoint", endpoint.clone());
+    });
+    let (_, checks) = diagnose(&p);
+    expect(
+        &checks,
+        "config.mode",
+        "ok",
+        &format!("Microsoft Graph at {endpoint}"),
+    );
+    expect(
+        &checks,
+        "auth.token",
+        "ok",
+        "Microsoft issued an access token",
+    );
+    for id in [
+        "network.tcp",
+        "network.starttls",
+        "network.tls",
+        "auth.smtp",
+    ] {
+        expect(
+            &checks,
+            id,
+            "skip",
+            "Microsoft Graph mode does not use SMTP",
+        );
+    }
+    assert_eq!(up.exchange.stats().connections, 0, "no SMTP connection");
+}

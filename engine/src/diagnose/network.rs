@@ -38,6 +38,18 @@ pub(crate) fn settings(cx: &Context<'_>) -> Option<UpstreamSettings> {
 pub(crate) async fn check(cx: &mut Context<'_>) {
     let tcp_title = "Connection to the upstream server";
     let ids = ["network.tcp", "network.starttls", "network.tls"];
+    if cx.config.upstream.mode == UpstreamMode::Graph {
+        // Graph goes over HTTPS to graph.endpoint, not SMTP: its own checks
+        // (TLS to the endpoint, the token's roles, the mailbox) are to come.
+        for id in ids {
+            cx.push(Check::skip(
+                id,
+                tcp_title,
+                "Microsoft Graph mode does not use SMTP",
+            ));
+        }
+        return;
+    }
     let Some(settings) = settings(cx) else {
         for id in ids {
             cx.push(Check::skip(
