@@ -329,3 +329,25 @@ async fn a_leftover_draft_is_deleted_by_the_next_attempt() {
     assert_eq!(g.graph.requests(RequestKind::CreateDraft), 2);
     assert_eq!(g.graph.delivered().len(), 1);
 }
+
+/// An `upstream.ca_file` that holds no certificate: the Graph client cannot
+/// be built, so the queue is held with the file to fix (nothing is sent,
+/// nothing fails).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unusable_ca_file_holds_the_queue() {
+    let g = GraphUpstream::start(&["Mail.Send"]).await;
+    let bad = g.up.dir.path().join("not-a-ca.pem");
+    std::fs::write(&bad, "not a certificate\n").unwrap();
+    let p = g
+        .serve(|c| set(c, "upstream.ca_file", bad.display().to_string()))
+        .await;
+    accepted(&send_raw(&p, &small("bad-ca"), &[ALICE]));
+    let q = p.wait_all(1, "held");
+    let msg = by_subject(&q, "bad-ca");
+    assert!(field(msg, "fix").contains("upstream.ca_file"), "{msg:#}");
+    assert!(
+        field(msg, "last_reply").contains("holds no PEM certificate"),
+        "{msg:#}"
+    );
+    assert!(g.graph.delivered().is_empty());
+}

@@ -8,7 +8,7 @@
 //! Messages whose base64 does not fit one request go by the draft route
 //! (`graph::draft_route`).
 
-use super::super::classify::Action;
+use super::super::classify::{Action, Verdict};
 use super::super::outcome::Failure;
 use super::super::reply::Reply;
 use super::super::rewrite::rewrite_sender;
@@ -17,7 +17,7 @@ use super::super::upstream::SendReport;
 use super::Lane;
 use crate::graph::client::{mime_body_len, GraphClient, MIME_ROUTE_LIMIT};
 use crate::graph::draft_route::DraftJob;
-use crate::graph::errors::GraphOutcome;
+use crate::graph::errors::{GraphError, GraphOutcome};
 use crate::spool::Claim;
 use crate::throttle::Slot;
 
@@ -27,6 +27,25 @@ pub(super) fn accepted_reply() -> Reply {
         code: 202,
         enhanced: None,
         text: "Accepted by Microsoft Graph".into(),
+    }
+}
+
+/// The Graph client could not be built (`upstream.ca_file` unreadable or
+/// not PEM): nothing can go until the admin fixes the file.
+fn client_unusable(problem: &str) -> GraphOutcome {
+    GraphOutcome {
+        verdict: Verdict {
+            action: Action::Hold,
+            summary: "Postern cannot set up its HTTPS connection to Microsoft Graph.",
+            fix: "Check upstream.ca_file: it must be a readable file of PEM certificates (or remove the key); then restart Postern.",
+        },
+        retry_after: None,
+        use_draft_route: false,
+        status: None,
+        error: Some(GraphError {
+            code: "client".into(),
+            message: problem.to_string(),
+        }),
     }
 }
 
@@ -70,7 +89,7 @@ impl Lane {
         let w = self.w.clone();
         let client: GraphClient = match w.graph.as_ref().expect("graph mode") {
             Ok(c) => c.clone(),
-            Err(e) => return Err(Failure::Local(e.clone())),
+            Err(e) => return Err(Failure::Graph(client_unusable(e))),
         };
         let u = &w.config.upstream;
         // The size decides the route before anything is read: a large

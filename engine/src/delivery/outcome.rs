@@ -177,7 +177,11 @@ impl Failure {
 /// error code and message, or that there was no answer.
 pub(super) fn graph_cause(o: &GraphOutcome) -> String {
     let Some(status) = o.status else {
-        return "no answer from Microsoft Graph (network error)".into();
+        // No HTTP answer: a local problem says what it was.
+        return match &o.error {
+            Some(e) => e.message.clone(),
+            None => "no answer from Microsoft Graph (network error)".into(),
+        };
     };
     let mut cause = format!("Microsoft Graph answered {status}");
     if let Some(e) = &o.error {
