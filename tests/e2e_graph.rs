@@ -351,3 +351,53 @@ async fn an_unusable_ca_file_holds_the_queue() {
     );
     assert!(g.graph.delivered().is_empty());
 }
+
+/// The draft id survives a kill -9: an upload refused for an hour and a
+/// clean-up that did not get through leave the message deferred with its
+/// draft recorded; after a restart the retry deletes that draft first and
+/// delivers once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recorded_draft_survives_kill_9_and_is_deleted_after_restart() {
+    let g = GraphUpstream::start(&["Mail.Send", "Mail.ReadWrite"]).await;
+    for kind in [RequestKind::UploadChunk, RequestKind::DeleteDraft] {
+        g.graph.push_fault(GraphFault::Reply {
+            kind,
+            status: 503,
+            code: String::new(),
+            retry_after: Some(3600),
+        });
+    }
+    let mut p = g.serve(|_| {}).await;
+    let (message, scan) = scan_message("crash", 5 * 1024 * 1024);
+    accepted(&send_raw(&p, &message, &[ALICE]));
+    let q = p.wait_queue("deferred with its draft recorded", |q| {
+        q.iter()
+            .any(|m| m["state"] == "deferred" && m["graph_draft"].is_string())
+    });
+    let id = by_subject(&q, "crash")["id"].as_str().unwrap().to_string();
+    let draft = by_subject(&q, "crash")["graph_draft"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let left = g.graph.drafts(MAILBOX);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id.as_deref(), Some(draft.as_str()));
+
+    p.kill9();
+    p.spawn();
+    let out = p.cli(&["queue", "retry", &id]);
+    assert!(out.status.success(), "{}", text(&out));
+    let got = g.graph.wait_for_delivered(1, PATIENCE).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].attachments[0].sha256, sha256_hex(&scan));
+    let q = p.wait_all(1, "sent");
+    let msg = by_subject(&q, "crash");
+    assert!(msg.get("graph_draft").is_none(), "{msg:#}");
+    assert!(
+        transcript(&p, msg).contains(&format!("an earlier attempt left draft {draft}")),
+        "{}",
+        transcript(&p, msg)
+    );
+    assert!(g.graph.drafts(MAILBOX).is_empty());
+    assert_eq!(g.graph.delivered().len(), 1);
+}
