@@ -281,6 +281,15 @@ fn graph_mode() {
         err.contains("graph.endpoint") && err.contains("service root"),
         "{err}"
     );
+    let err = parse("[upstream]\nmode = \"graph\"\n[limits]\nmax_connections = 5")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("limits.max_connections") && err.contains("at most 4"),
+        "{err}"
+    );
+    parse("[upstream]\nmode = \"graph\"\n[limits]\nmax_connections = 4").unwrap();
+    parse("[limits]\nmax_connections = 5").unwrap();
     let err = parse("[graph]\nendpont = \"https://graph.microsoft.com\"")
         .unwrap_err()
         .to_string();

@@ -12,6 +12,9 @@ use super::{
     UpstreamAuth, UpstreamMode,
 };
 
+/// Graph's limit of concurrent requests per app and mailbox.
+pub const GRAPH_MAX_CONCURRENT: usize = 4;
+
 impl Config {
     /// Checks what serde cannot: values that parse but make no sense.
     pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
@@ -183,6 +186,14 @@ impl Config {
         }
         if self.limits.max_connections == 0 {
             return Err(bad("limits.max_connections", "must be at least 1".into()));
+        }
+        if u.mode == UpstreamMode::Graph && self.limits.max_connections > GRAPH_MAX_CONCURRENT {
+            return Err(bad(
+                "limits.max_connections",
+                format!(
+                    "Microsoft Graph takes at most {GRAPH_MAX_CONCURRENT} requests at a time per mailbox; set it to {GRAPH_MAX_CONCURRENT} or less"
+                ),
+            ));
         }
         let d = &self.delivery;
         if d.retry_first.is_zero() || d.retry_max < d.retry_first {
