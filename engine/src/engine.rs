@@ -158,8 +158,8 @@ async fn housekeeping(spool: Spool, config: Arc<Config>, mut shutdown: watch::Re
     }
 }
 
-/// Microsoft's limits apply to client submission (one mailbox); connector
-/// relay and Direct Send have none by default.
+/// Microsoft's mailbox limits apply to client submission and Graph (one
+/// mailbox); connector relay and Direct Send have none by default.
 pub fn throttle_limits(config: &Config) -> Limits {
     let l = &config.limits;
     match config.upstream.mode {
