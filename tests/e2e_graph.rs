@@ -52,6 +52,10 @@ async fn mime_route_delivers_to_exactly_the_envelope() {
     let m = &got[0];
     assert_eq!(m.route, Some(postern_testkit::Route::Mime));
     assert_eq!(m.mailbox, MAILBOX);
+    assert!(
+        m.save_to_sent_items,
+        "the default keeps a copy in Sent Items"
+    );
     let mut rcpts = m.recipients();
     rcpts.sort();
     assert_eq!(rcpts, [ALICE, CAROL]);
@@ -172,6 +176,10 @@ async fn large_scan_goes_by_the_draft_route() {
     assert_eq!(got.len(), 1, "{:?}\n{}", got, p.log());
     let m = &got[0];
     assert_eq!(m.route, Some(postern_testkit::Route::Draft));
+    assert!(
+        m.save_to_sent_items,
+        "the default keeps a copy in Sent Items"
+    );
     assert_eq!(m.to, [ALICE]);
     assert_eq!(m.bcc, [CAROL]);
     assert!(m.cc.is_empty());
@@ -222,6 +230,41 @@ async fn large_scan_goes_by_the_draft_route() {
             .unwrap();
         eprintln!("postern serve peak RSS (VmHWM): {hwm_kb} kB");
     }
+}
+
+/// `graph.save_to_sent_items = false`, as the README writes it: a small
+/// scan goes as JSON `sendMail` with `saveToSentItems: false` (still only
+/// Mail.Send, exactly the envelope, the attachment byte-identical); a 5 MB
+/// scan goes as a draft marked to leave no copy in Sent Items.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_copy_in_sent_items_when_switched_off() {
+    let g = GraphUpstream::start(&["Mail.Send", "Mail.ReadWrite"]).await;
+    let p = g.serve(|c| set(c, "graph.save_to_sent_items", false)).await;
+    let (message, scan) = scan_message("small-nocopy", 300 * 1024);
+    accepted(&send_raw(&p, &message, &[ALICE, CAROL]));
+    let got = g.graph.wait_for_delivered(1, PATIENCE).await;
+    let m = &got[0];
+    assert_eq!(m.route, Some(postern_testkit::Route::Json), "{m:?}");
+    assert!(!m.save_to_sent_items);
+    assert_eq!(m.to, [ALICE]);
+    assert_eq!(m.bcc, [CAROL]);
+    assert_eq!(m.subject, "small-nocopy");
+    assert_eq!(m.attachments.len(), 1);
+    assert_eq!(m.attachments[0].sha256, sha256_hex(&scan));
+
+    let (message, scan) = scan_message("big-nocopy", 5 * 1024 * 1024);
+    accepted(&send_raw(&p, &message, &[ALICE]));
+    let got = g.graph.wait_for_delivered(2, PATIENCE).await;
+    let m = &got[1];
+    assert_eq!(m.route, Some(postern_testkit::Route::Draft), "{m:?}");
+    assert!(!m.save_to_sent_items);
+    assert_eq!(m.attachments[0].sha256, sha256_hex(&scan));
+    assert_eq!(g.graph.requests(RequestKind::SendMail), 1);
+    let q = p.wait_all(2, "sent");
+    let t = transcript(&p, by_subject(&q, "small-nocopy"));
+    assert!(t.contains("saveToSentItems false"), "{t}");
+    let t = transcript(&p, by_subject(&q, "big-nocopy"));
+    assert!(t.contains("leave no copy in Sent Items"), "{t}");
 }
 
 /// Without Mail.ReadWrite the draft route is refused: that message fails,
@@ -400,4 +443,51 @@ async fn a_recorded_draft_survives_kill_9_and_is_deleted_after_restart() {
     );
     assert!(g.graph.drafts(MAILBOX).is_empty());
     assert_eq!(g.graph.delivered().len(), 1);
+}
+
+/// kill -9 after Microsoft took the draft's send but before its answer
+/// reached Postern (the fake delivers, then never answers): after the
+/// restart Postern asks Graph about the draft, finds it is no longer one,
+/// and records the message as sent — one delivery, no second send, no
+/// draft left.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_send_that_reached_microsoft_before_kill_9_is_not_sent_again() {
+    let g = GraphUpstream::start(&["Mail.Send", "Mail.ReadWrite"]).await;
+    g.graph.push_fault(GraphFault::AnswerLost {
+        kind: RequestKind::Send,
+    });
+    let mut p = g.serve(|_| {}).await;
+    let (message, scan) = scan_message("answer-lost", 5 * 1024 * 1024);
+    accepted(&send_raw(&p, &message, &[ALICE]));
+    let got = g.graph.wait_for_delivered(1, PATIENCE).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].attachments[0].sha256, sha256_hex(&scan));
+    // Postern is waiting for the answer now; its status says so.
+    let q = p.queue();
+    let id = by_subject(&q, "answer-lost")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let state =
+        std::fs::read_to_string(p.spool_dir().join("msg").join(format!("{id}.state"))).unwrap();
+    assert!(
+        serde_json::from_str::<Value>(&state).unwrap()["graph_send_posted"] == true,
+        "{state}"
+    );
+
+    p.kill9();
+    // Restarted, the interrupted message is due again at once.
+    p.spawn();
+    let q = p.wait_all(1, "sent");
+    let msg = by_subject(&q, "answer-lost");
+    let t = transcript(&p, msg);
+    assert!(
+        t.contains("Microsoft took the message; it is not sent again"),
+        "{t}"
+    );
+    assert!(msg.get("graph_draft").is_none(), "{msg:#}");
+    assert_eq!(g.graph.delivered().len(), 1, "sent twice");
+    assert_eq!(g.graph.requests(RequestKind::Send), 1);
+    assert_eq!(g.graph.requests(RequestKind::CreateDraft), 1);
+    assert!(g.graph.drafts(MAILBOX).is_empty());
 }

@@ -16,8 +16,9 @@ use super::super::transcript::Transcript;
 use super::super::upstream::SendReport;
 use super::Lane;
 use crate::graph::client::{mime_body_len, GraphClient, MIME_ROUTE_LIMIT};
-use crate::graph::draft_route::DraftJob;
+use crate::graph::draft_route::{DraftJob, Leftover};
 use crate::graph::errors::{GraphError, GraphOutcome};
+use crate::graph::json_route::JsonSent;
 use crate::spool::Claim;
 use crate::throttle::Slot;
 
@@ -108,30 +109,37 @@ impl Lane {
         let mut refreshed = false;
         loop {
             let token = w.tokens.token().await.map_err(Failure::Auth)?;
-            let sent = if draft {
-                self.draft_job(&client, claim, &token.token).send(t).await
-            } else if let Err(o) = self
-                .draft_job(&client, claim, &token.token)
-                .delete_leftover(t)
-                .await
-            {
-                // A draft an earlier attempt left goes first, whatever the
-                // route this time.
-                Err(o)
-            } else {
-                if content.is_empty() {
-                    content = w
-                        .spool
-                        .read_content(&claim.id)
-                        .await
-                        .map_err(|e| Failure::Local(e.to_string()))?;
-                    if (u.rewrite_sender || claim.rewrite_sender) && !u.mailbox.is_empty() {
-                        content = rewrite_sender(&content, &u.mailbox);
+            // What an earlier attempt left is settled first, whatever the
+            // route this time: a send that reached Microsoft is not
+            // repeated, a leftover draft is deleted.
+            let job = self.draft_job(&client, claim, &token.token);
+            let sent = match job.recover(t).await {
+                Ok(Leftover::AlreadySent) => return Ok(()),
+                Err(o) => Err(o),
+                Ok(_) if draft => job.send(t).await,
+                Ok(_) if !w.config.graph.save_to_sent_items => match job.send_json(t).await {
+                    Ok(JsonSent::Sent) => Ok(()),
+                    Ok(JsonSent::TooLarge) => {
+                        draft = true;
+                        continue;
                     }
+                    Err(o) => Err(o),
+                },
+                Ok(_) => {
+                    if content.is_empty() {
+                        content = w
+                            .spool
+                            .read_content(&claim.id)
+                            .await
+                            .map_err(|e| Failure::Local(e.to_string()))?;
+                        if (u.rewrite_sender || claim.rewrite_sender) && !u.mailbox.is_empty() {
+                            content = rewrite_sender(&content, &u.mailbox);
+                        }
+                    }
+                    client
+                        .send_mime(&u.mailbox, &token.token, &content, &claim.pending, t)
+                        .await
                 }
-                client
-                    .send_mime(&u.mailbox, &token.token, &content, &claim.pending, t)
-                    .await
             };
             let outcome: GraphOutcome = match sent {
                 Ok(()) => return Ok(()),
@@ -175,6 +183,7 @@ impl Lane {
             id: &claim.id,
             envelope: &claim.pending,
             rewrite_from: rewrite.then_some(u.mailbox.as_str()),
+            save_to_sent_items: self.w.config.graph.save_to_sent_items,
         }
     }
 }

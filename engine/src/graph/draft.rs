@@ -73,6 +73,43 @@ pub struct DraftMessage {
     pub bcc_recipients: Vec<GraphRecipient>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub internet_message_headers: Vec<InternetMessageHeader>,
+    /// [`no_sent_copy`] when `graph.save_to_sent_items` is off.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub single_value_extended_properties: Vec<ExtendedProperty>,
+}
+
+/// A `singleValueLegacyExtendedProperty`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExtendedProperty {
+    pub id: &'static str,
+    pub value: &'static str,
+}
+
+/// Exchange's `PidTagDeleteAfterSubmit`: the message is removed once it is
+/// submitted, so sending a draft leaves no copy in Sent Items. (A draft has
+/// no `saveToSentItems`; that parameter exists only on `sendMail`.)
+pub fn no_sent_copy() -> ExtendedProperty {
+    ExtendedProperty {
+        id: "Boolean 0x0E01",
+        value: "true",
+    }
+}
+
+/// The JSON body of `POST /users/{id}/sendMail`: the message with its
+/// (small) attachments inline, and whether Graph keeps a copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JsonSendMail {
+    pub message: JsonMessage,
+    pub save_to_sent_items: bool,
+}
+
+/// A message with its attachments, for [`JsonSendMail`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JsonMessage {
+    #[serde(flatten)]
+    pub message: DraftMessage,
+    pub attachments: Vec<FileAttachment>,
 }
 
 /// A `#microsoft.graph.fileAttachment`, for `POST .../attachments`.
@@ -171,6 +208,7 @@ pub fn draft(plan: &ScanPlan, sizes: &[u64], envelope: &[String]) -> Draft {
                 value: value.clone(),
             })
             .collect(),
+        single_value_extended_properties: Vec::new(),
     };
     let attachments = plan
         .attachments

@@ -47,6 +47,18 @@ pub struct DraftJob<'a> {
     /// Sender rewriting: the From becomes this mailbox, the device's From
     /// moves to Reply-To.
     pub rewrite_from: Option<&'a str>,
+    /// `graph.save_to_sent_items`: off, the draft is marked to leave no
+    /// copy in Sent Items ([`super::draft::no_sent_copy`]).
+    pub save_to_sent_items: bool,
+}
+
+/// A scanned message, ready to go as a draft or as JSON `sendMail`.
+pub(super) struct Prepared {
+    pub plan: ScanPlan,
+    pub sizes: Vec<u64>,
+    pub draft: super::draft::Draft,
+    pub path: std::path::PathBuf,
+    pub base: u64,
 }
 
 /// The message content of a spool file: offsets count from the content's
@@ -138,6 +150,30 @@ struct Created {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct IsDraft {
+    is_draft: bool,
+}
+
+/// What [`DraftJob::recover`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Leftover {
+    Nothing,
+    /// A draft left by an earlier attempt was deleted.
+    Deleted,
+    /// An earlier attempt's send reached Microsoft: the message is sent.
+    AlreadySent,
+}
+
+/// How the steps after creating the draft failed.
+enum Failed {
+    /// Before the send, or Graph refused the send: delete the draft.
+    Before(GraphOutcome),
+    /// The send got no answer: Microsoft may have it; keep the draft id.
+    SendUnanswered(GraphOutcome),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Session {
     upload_url: String,
     #[serde(default)]
@@ -166,45 +202,20 @@ fn next_offset(body: &[u8]) -> Option<u64> {
 impl DraftJob<'_> {
     /// Sends the message by the draft route; `Ok` when Graph answered the
     /// final `send` with `202`.
+    /// [`Self::recover`] must have run first in this attempt.
     pub async fn send(&self, t: &mut Transcript) -> Result<(), GraphOutcome> {
-        self.delete_leftover(t).await?;
-        let (path, base) = self
-            .spool
-            .content_location(self.id)
-            .map_err(|e| local("spool", e))?;
-        let (plan, sizes) = {
-            let path = path.to_path_buf();
-            tokio::task::spawn_blocking(move || -> Result<_, GraphOutcome> {
-                let w = open(&path, base).map_err(|e| local("spool", e))?;
-                let plan = scan(BufReader::new(w)).map_err(unreadable)?;
-                let mut sizes = Vec::new();
-                for a in &plan.attachments {
-                    let w = open(&path, base).map_err(|e| local("spool", e))?;
-                    sizes.push(decoded_size(w, a.range.clone(), a.encoding).map_err(unreadable)?);
-                }
-                Ok((plan, sizes))
-            })
-            .await
-            .map_err(|e| local("scan", e))??
-        };
-        let mut d = draft(&plan, &sizes, self.envelope);
-        for note in &d.notes {
-            t.note(note);
-        }
-        if let Some(mailbox) = self.rewrite_from {
-            let original = d.message.from.take();
-            if d.message.reply_to.is_empty() {
-                d.message.reply_to.extend(original);
-            }
-            d.message.from = Some(GraphRecipient {
-                email_address: super::draft::EmailAddress {
-                    address: mailbox.to_string(),
-                    name: None,
-                },
-            });
-            t.note(&format!(
-                "sender rewriting: From is {mailbox}, the device's From moves to Reply-To"
-            ));
+        let Prepared {
+            plan,
+            sizes,
+            draft: mut d,
+            path,
+            base,
+        } = self.prepare(t).await?;
+        if !self.save_to_sent_items {
+            d.message
+                .single_value_extended_properties
+                .push(super::draft::no_sent_copy());
+            t.note("graph.save_to_sent_items is off: the draft is marked to leave no copy in Sent Items");
         }
         t.note(&format!(
             "draft route: {} attachment(s), {} bytes decoded",
@@ -243,15 +254,78 @@ impl DraftJob<'_> {
         let result = self
             .fill_and_send(&draft_id, &plan, &d.attachments, &path, base, t)
             .await;
-        match &result {
+        match result {
             Ok(()) => {
-                let _ = self.spool.update(self.id, |s| s.graph_draft = None).await;
+                let _ = self
+                    .spool
+                    .update(self.id, |s| {
+                        s.graph_draft = None;
+                        s.graph_send_posted = false;
+                    })
+                    .await;
+                Ok(())
             }
-            Err(_) => {
+            Err(Failed::SendUnanswered(o)) => {
+                t.note(&format!(
+                    "no answer to the send of draft {draft_id}: Microsoft may have taken it; the next attempt asks Graph before sending anything"
+                ));
+                Err(o)
+            }
+            Err(Failed::Before(o)) => {
                 self.delete_draft(&draft_id, t).await;
+                Err(o)
             }
         }
-        result
+    }
+
+    /// Scans the stored message and builds its draft (recipients, sender
+    /// rewriting), noting what changed in the transcript.
+    pub(super) async fn prepare(&self, t: &mut Transcript) -> Result<Prepared, GraphOutcome> {
+        let (path, base) = self
+            .spool
+            .content_location(self.id)
+            .map_err(|e| local("spool", e))?;
+        let (plan, sizes) = {
+            let path = path.to_path_buf();
+            tokio::task::spawn_blocking(move || -> Result<_, GraphOutcome> {
+                let w = open(&path, base).map_err(|e| local("spool", e))?;
+                let plan = scan(BufReader::new(w)).map_err(unreadable)?;
+                let mut sizes = Vec::new();
+                for a in &plan.attachments {
+                    let w = open(&path, base).map_err(|e| local("spool", e))?;
+                    sizes.push(decoded_size(w, a.range.clone(), a.encoding).map_err(unreadable)?);
+                }
+                Ok((plan, sizes))
+            })
+            .await
+            .map_err(|e| local("scan", e))??
+        };
+        let mut d = draft(&plan, &sizes, self.envelope);
+        for note in &d.notes {
+            t.note(note);
+        }
+        if let Some(mailbox) = self.rewrite_from {
+            let original = d.message.from.take();
+            if d.message.reply_to.is_empty() {
+                d.message.reply_to.extend(original);
+            }
+            d.message.from = Some(GraphRecipient {
+                email_address: super::draft::EmailAddress {
+                    address: mailbox.to_string(),
+                    name: None,
+                },
+            });
+            t.note(&format!(
+                "sender rewriting: From is {mailbox}, the device's From moves to Reply-To"
+            ));
+        }
+        Ok(Prepared {
+            plan,
+            sizes,
+            draft: d,
+            path: path.to_path_buf(),
+            base,
+        })
     }
 
     async fn fill_and_send(
@@ -262,23 +336,47 @@ impl DraftJob<'_> {
         path: &Path,
         base: u64,
         t: &mut Transcript,
-    ) -> Result<(), GraphOutcome> {
+    ) -> Result<(), Failed> {
         for (part, route) in plan.attachments.iter().zip(routes) {
             match route {
-                AttachmentRoute::Inline => self.inline(draft_id, part, path, base, t).await?,
-                AttachmentRoute::Upload(req) => {
-                    self.upload(draft_id, part, req, path, base, t).await?
-                }
+                AttachmentRoute::Inline => self
+                    .inline(draft_id, part, path, base, t)
+                    .await
+                    .map_err(Failed::Before)?,
+                AttachmentRoute::Upload(req) => self
+                    .upload(draft_id, part, req, path, base, t)
+                    .await
+                    .map_err(Failed::Before)?,
             }
         }
+        // Recorded before the request: from here a crash or a lost answer
+        // leaves "maybe sent", which the next attempt settles by asking.
+        self.spool
+            .update(self.id, |s| s.graph_send_posted = true)
+            .await
+            .map_err(|e| Failed::Before(local("spool", e)))?;
         let url = self
             .client
             .user_url(self.mailbox, &["messages", draft_id, "send"]);
-        let answer = self
+        let answer = match self
             .client
             .request(Method::POST, url, Some(self.token), None, t)
-            .await?;
-        expect(answer, &[202], Route::Draft, t).map(|_| ())
+            .await
+        {
+            Ok(a) => a,
+            Err(o) => return Err(Failed::SendUnanswered(o)),
+        };
+        match expect(answer, &[202], Route::Draft, t) {
+            Ok(_) => Ok(()),
+            Err(o) => {
+                // Graph answered, and not 202: the send did not happen.
+                let _ = self
+                    .spool
+                    .update(self.id, |s| s.graph_send_posted = false)
+                    .await;
+                Err(Failed::Before(o))
+            }
+        }
     }
 
     async fn inline(
@@ -289,17 +387,7 @@ impl DraftJob<'_> {
         base: u64,
         t: &mut Transcript,
     ) -> Result<(), GraphOutcome> {
-        let (path, range, enc) = (path.to_path_buf(), part.range.clone(), part.encoding);
-        let decoded = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-            let mut out = Vec::new();
-            for c in chunks(open(&path, base)?, range, enc, INLINE_LIMIT as usize)? {
-                out.extend_from_slice(&c?);
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|e| local("decode", e))?
-        .map_err(unreadable)?;
+        let decoded = decode_small(part, path, base).await?;
         let body = serde_json::to_vec(&file_attachment(part, &decoded)).expect("serialises");
         drop(decoded);
         let url = self
@@ -425,25 +513,64 @@ impl DraftJob<'_> {
         Ok(())
     }
 
-    /// Deletes the draft an earlier attempt left (recorded in the status).
-    pub async fn delete_leftover(&self, t: &mut Transcript) -> Result<(), GraphOutcome> {
-        let Some(old) = self.spool.get(self.id).and_then(|m| m.status.graph_draft) else {
-            return Ok(());
+    /// Settles what an earlier attempt left (recorded in the status): a
+    /// draft whose `send` was posted without a known answer is asked about
+    /// (`GET`): gone, or no longer a draft, means Microsoft took the message
+    /// — [`Leftover::AlreadySent`], never sent again; still a draft, or a
+    /// draft never sent, is deleted.
+    pub async fn recover(&self, t: &mut Transcript) -> Result<Leftover, GraphOutcome> {
+        let Some(status) = self.spool.get(self.id).map(|m| m.status) else {
+            return Ok(Leftover::Nothing);
         };
+        let Some(old) = status.graph_draft else {
+            return Ok(Leftover::Nothing);
+        };
+        let url = self.client.user_url(self.mailbox, &["messages", &old]);
+        if status.graph_send_posted {
+            let mut ask = url.clone();
+            ask.query_pairs_mut().append_pair("$select", "isDraft");
+            let answer = self
+                .client
+                .request(Method::GET, ask, Some(self.token), None, t)
+                .await?;
+            let answer = expect(answer, &[200, 404], Route::Draft, t)?;
+            let sent = answer.status == 404
+                || !serde_json::from_slice::<IsDraft>(&answer.body)
+                    .map_err(|_| network_failure())?
+                    .is_draft;
+            if sent {
+                t.note(&format!(
+                    "the send of draft {old} was posted by an earlier attempt and Graph no longer holds it as a draft: Microsoft took the message; it is not sent again"
+                ));
+                self.spool
+                    .update(self.id, |s| {
+                        s.graph_draft = None;
+                        s.graph_send_posted = false;
+                    })
+                    .await
+                    .map_err(|e| local("spool", e))?;
+                return Ok(Leftover::AlreadySent);
+            }
+            t.note(&format!(
+                "draft {old} is still a draft: its send did not reach Microsoft"
+            ));
+        }
         t.note(&format!(
             "an earlier attempt left draft {old}; deleting it first"
         ));
-        let url = self.client.user_url(self.mailbox, &["messages", &old]);
         let answer = self
             .client
             .request(Method::DELETE, url, Some(self.token), None, t)
             .await?;
         expect(answer, &[200, 204, 404], Route::Draft, t)?;
         self.spool
-            .update(self.id, |s| s.graph_draft = None)
+            .update(self.id, |s| {
+                s.graph_draft = None;
+                s.graph_send_posted = false;
+            })
             .await
             .map_err(|e| local("spool", e))?;
-        Ok(())
+        Ok(Leftover::Deleted)
     }
 
     /// Deletes this attempt's draft after a failure; when that does not get
@@ -466,6 +593,26 @@ impl DraftJob<'_> {
             ));
         }
     }
+}
+
+/// The decoded bytes of an attachment under [`INLINE_LIMIT`], read from
+/// the spool file off the async threads.
+pub(super) async fn decode_small(
+    part: &AttachmentPart,
+    path: &Path,
+    base: u64,
+) -> Result<Vec<u8>, GraphOutcome> {
+    let (path, range, enc) = (path.to_path_buf(), part.range.clone(), part.encoding);
+    tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for c in chunks(open(&path, base)?, range, enc, INLINE_LIMIT as usize)? {
+            out.extend_from_slice(&c?);
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| local("decode", e))?
+    .map_err(unreadable)
 }
 
 #[cfg(test)]

@@ -16,11 +16,14 @@
 //!   attachments, upload-session items).
 //! - [`draft_route`]: the draft route's requests, from the stored file to
 //!   `send`, with the draft id kept in the spool meanwhile.
+//! - [`json_route`]: JSON `sendMail` without a Sent Items copy
+//!   (`graph.save_to_sent_items = false`).
 
 pub mod client;
 pub mod draft;
 pub mod draft_route;
 pub mod envelope;
 pub mod errors;
+pub mod json_route;
 pub mod mime_decode;
 pub mod mime_scan;

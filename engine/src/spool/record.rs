@@ -190,6 +190,12 @@ pub struct Status {
     /// next attempt deletes it first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graph_draft: Option<String>,
+    /// The draft's `send` was posted and its answer is not known yet (a
+    /// crash, a lost answer): Microsoft may have taken the message. The
+    /// next attempt asks Graph whether the draft is still a draft before
+    /// anything else, and never sends a message twice.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub graph_send_posted: bool,
 }
 
 impl Status {
@@ -213,6 +219,7 @@ impl Status {
             updated_at: envelope.received_at,
             rewrite_sender: false,
             graph_draft: None,
+            graph_send_posted: false,
         }
     }
 

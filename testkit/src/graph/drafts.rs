@@ -201,5 +201,6 @@ pub(super) async fn send_draft(
         st.uploads.retain(|_, u| u.draft_id != mid);
     }
     shared.deliver(message);
+    shared.maybe_lose_answer(RequestKind::Send).await;
     StatusCode::ACCEPTED.into_response()
 }

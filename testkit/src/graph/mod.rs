@@ -205,6 +205,8 @@ pub struct GraphMessage {
     pub raw: Option<Vec<u8>>,
     /// The MIME route: the copy recipients see (Bcc header removed).
     pub visible: Option<Vec<u8>>,
+    /// Whether a copy stays in Sent Items: `sendMail`'s `saveToSentItems`,
+    /// or for a draft its `PidTagDeleteAfterSubmit` (`Boolean 0x0E01`).
     pub save_to_sent_items: bool,
     /// JSON/draft: `body.contentType` (`text` or `html`) and content.
     pub body_type: Option<String>,
@@ -280,6 +282,11 @@ pub enum GraphFault {
     /// The next authenticated request answers `401
     /// InvalidAuthenticationToken` whatever its token.
     InvalidToken,
+    /// The next `sendMail` or draft `send` is carried out (the message is
+    /// delivered) but its answer never comes: the request hangs until the
+    /// client gives up or dies — Microsoft took the message, the client
+    /// does not know.
+    AnswerLost { kind: RequestKind },
 }
 
 struct Draft {
@@ -348,6 +355,18 @@ impl Shared {
     fn deliver(&self, message: GraphMessage) {
         self.lock().delivered.push(message);
         self.delivered.send_modify(|n| *n += 1);
+    }
+
+    /// After delivering: when an [`GraphFault::AnswerLost`] for `kind` is
+    /// queued, never answer (until the fake shuts down).
+    async fn maybe_lose_answer(&self, kind: RequestKind) {
+        let lost = self.take_fault(|f| match f {
+            GraphFault::AnswerLost { kind: k } if *k == kind => Some(()),
+            _ => None,
+        });
+        if lost.is_some() {
+            let _ = self.shutdown.subscribe().wait_for(|&s| s).await;
+        }
     }
 }
 

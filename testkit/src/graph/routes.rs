@@ -363,6 +363,7 @@ async fn send_mail(
         return r;
     }
     shared.deliver(message);
+    shared.maybe_lose_answer(RequestKind::SendMail).await;
     StatusCode::ACCEPTED.into_response()
 }
 
@@ -438,6 +439,20 @@ pub(super) fn parse_message(
     for a in v["attachments"].as_array().into_iter().flatten() {
         attachments.push(parse_attachment(a)?);
     }
+    // PidTagDeleteAfterSubmit: Exchange removes the item once submitted,
+    // so no copy stays in Sent Items.
+    let delete_after_submit = v["singleValueExtendedProperties"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|p| {
+            p["id"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case("Boolean 0x0E01"))
+                && p["value"]
+                    .as_str()
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        });
     Ok(GraphMessage {
         mailbox: mailbox.address.clone(),
         route: Some(route),
@@ -453,7 +468,7 @@ pub(super) fn parse_message(
         body: v["body"]["content"].as_str().map(str::to_string),
         headers,
         attachments,
-        save_to_sent_items: true,
+        save_to_sent_items: !delete_after_submit,
         ..Default::default()
     })
 }

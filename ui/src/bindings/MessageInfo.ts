@@ -43,4 +43,11 @@ rewrite_sender?: boolean,
  * uploaded, so a crash leaves no draft Postern does not know of: the
  * next attempt deletes it first.
  */
-graph_draft?: string | null, };
+graph_draft?: string | null, 
+/**
+ * The draft's `send` was posted and its answer is not known yet (a
+ * crash, a lost answer): Microsoft may have taken the message. The
+ * next attempt asks Graph whether the draft is still a draft before
+ * anything else, and never sends a message twice.
+ */
+graph_send_posted?: boolean, };
