@@ -491,3 +491,88 @@ async fn a_send_that_reached_microsoft_before_kill_9_is_not_sent_again() {
     assert_eq!(g.graph.requests(RequestKind::CreateDraft), 1);
     assert!(g.graph.drafts(MAILBOX).is_empty());
 }
+
+/// kill -9 while Graph has created the draft but its answer (the id) has
+/// not reached Postern: after the restart the draft is found by Postern's
+/// tag and deleted, the message goes once, and nothing is left.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_draft_created_unheard_before_kill_9_is_found_and_deleted() {
+    let g = GraphUpstream::start(&["Mail.Send", "Mail.ReadWrite"]).await;
+    g.graph.push_fault(GraphFault::AnswerLost {
+        kind: RequestKind::CreateDraft,
+    });
+    let mut p = g.serve(|_| {}).await;
+    let (message, scan) = scan_message("create-lost", 5 * 1024 * 1024);
+    accepted(&send_raw(&p, &message, &[ALICE]));
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while g.graph.drafts(MAILBOX).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no draft created");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let id = by_subject(&p.queue(), "create-lost")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let state =
+        std::fs::read_to_string(p.spool_dir().join("msg").join(format!("{id}.state"))).unwrap();
+    let state: Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["graph_draft_creating"], true, "{state:#}");
+    assert!(state.get("graph_draft").is_none(), "{state:#}");
+
+    p.kill9();
+    p.spawn();
+    let q = p.wait_all(1, "sent");
+    let msg = by_subject(&q, "create-lost");
+    let t = transcript(&p, msg);
+    assert!(t.contains("looking for it by its tag"), "{t}");
+    assert!(t.contains("left by that attempt"), "{t}");
+    let got = g.graph.delivered();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].attachments[0].sha256, sha256_hex(&scan));
+    assert!(g.graph.drafts(MAILBOX).is_empty(), "a draft was left");
+    assert_eq!(g.graph.requests(RequestKind::CreateDraft), 2);
+    assert_eq!(g.graph.requests(RequestKind::ListDrafts), 1);
+}
+
+/// kill -9 in the middle of uploading a 25 MB scan (the second range is
+/// stored, its answer never comes): after the restart the recorded draft
+/// is deleted, the scan uploaded again from the start, and delivered once,
+/// byte-identical, with no draft or upload session left.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_upload_delivers_once_after_restart() {
+    let g = GraphUpstream::start(&["Mail.Send", "Mail.ReadWrite"]).await;
+    g.graph.push_fault(GraphFault::AnswerLost {
+        kind: RequestKind::UploadChunk,
+    });
+    let mut p = g.serve(|_| {}).await;
+    let (message, scan) = scan_message("mid-upload", 25 * 1024 * 1024);
+    accepted(&send_raw(&p, &message, &[ALICE]));
+    drop(message);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    // The fault is used once the first range is stored; from then on
+    // Postern waits for an answer that does not come.
+    while g.graph.faults_left() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no upload range stored"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(g.graph.open_upload_sessions(), 1);
+    p.kill9();
+    assert_eq!(g.graph.requests(RequestKind::Send), 0);
+    p.spawn();
+    let q = p.wait_all(1, "sent");
+    let msg = by_subject(&q, "mid-upload");
+    assert!(
+        transcript(&p, msg).contains("an earlier attempt left draft"),
+        "{}",
+        transcript(&p, msg)
+    );
+    let got = g.graph.delivered();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].attachments[0].sha256, sha256_hex(&scan));
+    assert!(g.graph.drafts(MAILBOX).is_empty(), "a draft was left");
+    assert_eq!(g.graph.open_upload_sessions(), 0);
+    assert_eq!(g.graph.requests(RequestKind::CreateDraft), 2);
+}

@@ -82,7 +82,20 @@ pub struct DraftMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ExtendedProperty {
     pub id: &'static str,
-    pub value: &'static str,
+    pub value: String,
+}
+
+/// A named property of Postern's own (its GUID is Postern's), set on each
+/// draft to the spool message id: a draft whose creation was not answered
+/// (a crash, a lost answer) is found by it and deleted.
+pub const MESSAGE_TAG: &str = "String {5e0f3b8a-2c4d-4a71-9b6e-7d18c2a9f043} Name PosternMessage";
+
+/// The tag of the drafts made for spool message `id`.
+pub fn message_tag(id: &str) -> ExtendedProperty {
+    ExtendedProperty {
+        id: MESSAGE_TAG,
+        value: id.to_string(),
+    }
 }
 
 /// Exchange's `PidTagDeleteAfterSubmit`: the message is removed once it is
@@ -91,7 +104,7 @@ pub struct ExtendedProperty {
 pub fn no_sent_copy() -> ExtendedProperty {
     ExtendedProperty {
         id: "Boolean 0x0E01",
-        value: "true",
+        value: "true".into(),
     }
 }
 

@@ -149,6 +149,11 @@ struct Created {
 }
 
 #[derive(Deserialize)]
+struct Listed {
+    value: Vec<Created>,
+}
+
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct IsDraft {
     is_draft: bool,
@@ -222,8 +227,17 @@ impl DraftJob<'_> {
             plan.attachments.len(),
             sizes.iter().sum::<u64>()
         ));
+        d.message
+            .single_value_extended_properties
+            .push(super::draft::message_tag(self.id.as_str()));
         let body = serde_json::to_vec(&d.message).expect("the draft serialises");
         let url = self.client.user_url(self.mailbox, &["messages"]);
+        // Marked before the request: a draft created without Postern
+        // hearing of it is found by its tag at the next attempt.
+        self.spool
+            .update(self.id, |s| s.graph_draft_creating = true)
+            .await
+            .map_err(|e| local("spool", e))?;
         let answer = self
             .client
             .request(
@@ -236,10 +250,17 @@ impl DraftJob<'_> {
             .await?;
         let created = match expect(answer, &[201], Route::Draft, t) {
             Ok(a) => a,
-            Err(o) if o.status == Some(403) && lacks_read_write(self.token) => {
-                return Err(no_read_write(o))
+            Err(o) => {
+                // Graph answered, and not 201: no draft was made.
+                let _ = self
+                    .spool
+                    .update(self.id, |s| s.graph_draft_creating = false)
+                    .await;
+                if o.status == Some(403) && lacks_read_write(self.token) {
+                    return Err(no_read_write(o));
+                }
+                return Err(o);
             }
-            Err(o) => return Err(o),
         };
         let draft_id = serde_json::from_slice::<Created>(&created.body)
             .map_err(|_| network_failure())?
@@ -247,7 +268,10 @@ impl DraftJob<'_> {
         // Known before anything is uploaded: a crash from here on leaves a
         // draft the next attempt finds and deletes.
         self.spool
-            .update(self.id, |s| s.graph_draft = Some(draft_id.clone()))
+            .update(self.id, |s| {
+                s.graph_draft = Some(draft_id.clone());
+                s.graph_draft_creating = false;
+            })
             .await
             .map_err(|e| local("spool", e))?;
         t.note(&format!("draft {draft_id} created and recorded"));
@@ -523,6 +547,9 @@ impl DraftJob<'_> {
             return Ok(Leftover::Nothing);
         };
         let Some(old) = status.graph_draft else {
+            if status.graph_draft_creating {
+                return self.delete_untracked(t).await;
+            }
             return Ok(Leftover::Nothing);
         };
         let url = self.client.user_url(self.mailbox, &["messages", &old]);
@@ -571,6 +598,51 @@ impl DraftJob<'_> {
             .await
             .map_err(|e| local("spool", e))?;
         Ok(Leftover::Deleted)
+    }
+
+    /// A draft's creation got no answer: deletes every draft tagged with
+    /// this message ([`super::draft::message_tag`]).
+    async fn delete_untracked(&self, t: &mut Transcript) -> Result<Leftover, GraphOutcome> {
+        t.note(
+            "an earlier attempt got no answer when creating its draft; looking for it by its tag",
+        );
+        let mut url = self
+            .client
+            .user_url(self.mailbox, &["mailFolders", "drafts", "messages"]);
+        url.query_pairs_mut()
+            .append_pair(
+                "$filter",
+                &format!(
+                    "singleValueExtendedProperties/Any(ep: ep/id eq '{}' and ep/value eq '{}')",
+                    super::draft::MESSAGE_TAG,
+                    self.id.as_str()
+                ),
+            )
+            .append_pair("$select", "id");
+        let answer = self
+            .client
+            .request(Method::GET, url, Some(self.token), None, t)
+            .await?;
+        let answer = expect(answer, &[200], Route::Draft, t)?;
+        let found: Listed = serde_json::from_slice(&answer.body).map_err(|_| network_failure())?;
+        for d in &found.value {
+            t.note(&format!("deleting draft {} left by that attempt", d.id));
+            let url = self.client.user_url(self.mailbox, &["messages", &d.id]);
+            let answer = self
+                .client
+                .request(Method::DELETE, url, Some(self.token), None, t)
+                .await?;
+            expect(answer, &[200, 204, 404], Route::Draft, t)?;
+        }
+        self.spool
+            .update(self.id, |s| s.graph_draft_creating = false)
+            .await
+            .map_err(|e| local("spool", e))?;
+        Ok(if found.value.is_empty() {
+            Leftover::Nothing
+        } else {
+            Leftover::Deleted
+        })
     }
 
     /// Deletes this attempt's draft after a failure; when that does not get

@@ -196,6 +196,11 @@ pub struct Status {
     /// anything else, and never sends a message twice.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub graph_send_posted: bool,
+    /// A draft is being created and its id is not known yet: after a
+    /// crash or a lost answer the next attempt looks for drafts tagged
+    /// with this message's id and deletes them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub graph_draft_creating: bool,
 }
 
 impl Status {
@@ -220,6 +225,7 @@ impl Status {
             rewrite_sender: false,
             graph_draft: None,
             graph_send_posted: false,
+            graph_draft_creating: false,
         }
     }
 

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -77,7 +79,59 @@ pub(super) async fn create_draft(
     m.id = Some(mid.clone());
     let answer = message_json(&m);
     shared.lock().drafts.insert(mid, Draft { message: m });
+    shared.maybe_lose_answer(RequestKind::CreateDraft).await;
     (StatusCode::CREATED, Json(answer)).into_response()
+}
+
+/// `GET .../mailFolders/drafts/messages` with the one `$filter` Graph
+/// documents for extended properties:
+/// `singleValueExtendedProperties/Any(ep: ep/id eq '<id>' and ep/value eq '<value>')`;
+/// answers `{"value": [{"id"}...]}` for the mailbox's drafts that have it.
+pub(super) async fn list_drafts(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let (_call, mailbox) =
+        match draft_checks(&shared, &headers, RequestKind::ListDrafts, &id, 0).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+    let filter = q.get("$filter").map(String::as_str).unwrap_or_default();
+    let quoted = |after: &str| -> Option<String> {
+        let rest = &filter[filter.find(after)? + after.len()..];
+        let rest = rest.strip_prefix('\'')?;
+        Some(rest[..rest.find('\'')?].to_string())
+    };
+    let (Some(pid), Some(value)) = (quoted("ep/id eq "), quoted("ep/value eq ")) else {
+        return error(
+            400,
+            "ErrorInvalidUrlQueryFilter",
+            "The query filter contains one or more invalid nodes.",
+        );
+    };
+    if !filter.starts_with("singleValueExtendedProperties/Any(ep: ") {
+        return error(
+            400,
+            "ErrorInvalidUrlQueryFilter",
+            "The query filter contains one or more invalid nodes.",
+        );
+    }
+    let st = shared.lock();
+    let found: Vec<Value> = st
+        .drafts
+        .values()
+        .filter(|d| d.message.mailbox == mailbox.address)
+        .filter(|d| {
+            d.message
+                .properties
+                .iter()
+                .any(|(i, v)| i.eq_ignore_ascii_case(&pid) && *v == value)
+        })
+        .map(|d| json!({ "id": d.message.id }))
+        .collect();
+    Json(json!({ "value": found })).into_response()
 }
 
 pub(super) async fn get_draft(

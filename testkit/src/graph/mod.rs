@@ -214,6 +214,8 @@ pub struct GraphMessage {
     /// JSON/draft: `internetMessageHeaders` (name, value).
     pub headers: Vec<(String, String)>,
     pub attachments: Vec<GraphAttachment>,
+    /// JSON/draft: `singleValueExtendedProperties` (id, value).
+    pub properties: Vec<(String, String)>,
 }
 
 impl GraphMessage {
@@ -242,6 +244,8 @@ pub enum RequestKind {
     UploadStatus,
     UploadCancel,
     Send,
+    /// `GET /users/{id}/mailFolders/drafts/messages?$filter=...`
+    ListDrafts,
 }
 
 impl RequestKind {
@@ -259,6 +263,7 @@ impl RequestKind {
             "uploadStatus" => RequestKind::UploadStatus,
             "uploadCancel" => RequestKind::UploadCancel,
             "send" => RequestKind::Send,
+            "listDrafts" => RequestKind::ListDrafts,
             _ => return None,
         })
     }
@@ -282,7 +287,8 @@ pub enum GraphFault {
     /// The next authenticated request answers `401
     /// InvalidAuthenticationToken` whatever its token.
     InvalidToken,
-    /// The next `sendMail` or draft `send` is carried out (the message is
+    /// The next `sendMail`, draft `send`, draft creation or upload range
+    /// (not the last) is carried out (the message is
     /// delivered) but its answer never comes: the request hangs until the
     /// client gives up or dies — Microsoft took the message, the client
     /// does not know.
@@ -483,6 +489,11 @@ impl FakeGraph {
     /// Upload sessions open (created, not completed nor deleted).
     pub fn open_upload_sessions(&self) -> usize {
         self.shared.lock().uploads.len()
+    }
+
+    /// Faults queued and not used yet.
+    pub fn faults_left(&self) -> usize {
+        self.shared.lock().faults.len()
     }
 
     /// Requests of `kind` received so far (including refused ones).

@@ -30,6 +30,10 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1.0/users/{id}/sendMail", post(send_mail))
         .route("/v1.0/users/{id}/messages", post(drafts::create_draft))
         .route(
+            "/v1.0/users/{id}/mailFolders/drafts/messages",
+            get(drafts::list_drafts),
+        )
+        .route(
             "/v1.0/users/{id}/messages/{mid}",
             get(drafts::get_draft).delete(drafts::delete_draft),
         )
@@ -439,20 +443,20 @@ pub(super) fn parse_message(
     for a in v["attachments"].as_array().into_iter().flatten() {
         attachments.push(parse_attachment(a)?);
     }
-    // PidTagDeleteAfterSubmit: Exchange removes the item once submitted,
-    // so no copy stays in Sent Items.
-    let delete_after_submit = v["singleValueExtendedProperties"]
+    let properties: Vec<(String, String)> = v["singleValueExtendedProperties"]
         .as_array()
         .into_iter()
         .flatten()
-        .any(|p| {
-            p["id"]
-                .as_str()
-                .is_some_and(|id| id.eq_ignore_ascii_case("Boolean 0x0E01"))
-                && p["value"]
-                    .as_str()
-                    .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        });
+        .map(|p| {
+            let text = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+            (text("id"), text("value"))
+        })
+        .collect();
+    // PidTagDeleteAfterSubmit: Exchange removes the item once submitted,
+    // so no copy stays in Sent Items.
+    let delete_after_submit = properties.iter().any(|(id, value)| {
+        id.eq_ignore_ascii_case("Boolean 0x0E01") && value.eq_ignore_ascii_case("true")
+    });
     Ok(GraphMessage {
         mailbox: mailbox.address.clone(),
         route: Some(route),
@@ -469,6 +473,7 @@ pub(super) fn parse_message(
         headers,
         attachments,
         save_to_sent_items: !delete_after_submit,
+        properties,
         ..Default::default()
     })
 }

@@ -221,22 +221,29 @@ async fn range(
     if data.len() != len {
         return bad_range("The body's length does not match Content-Range.");
     }
-    let mut st = shared.lock();
-    let Some(session) = st.uploads.get_mut(&token) else {
-        return no_session();
+    // Some(next offset) while the upload goes on; None once complete.
+    let progress_at = {
+        let mut st = shared.lock();
+        let Some(session) = st.uploads.get_mut(&token) else {
+            return no_session();
+        };
+        if session.received.len() != a {
+            // Another PUT of the same range won the race.
+            let next = session.received.len();
+            drop(st);
+            return bad_range(&format!("The next expected range starts at {next}."));
+        }
+        session.received.extend_from_slice(&data);
+        (session.received.len() < session.size).then_some(session.received.len())
     };
-    if session.received.len() != a {
-        // Another PUT of the same range won the race.
-        let next = session.received.len();
-        drop(st);
-        return bad_range(&format!("The next expected range starts at {next}."));
-    }
-    session.received.extend_from_slice(&data);
-    if session.received.len() < session.size {
-        let next = session.received.len();
+    if let Some(next) = progress_at {
+        shared.maybe_lose_answer(RequestKind::UploadChunk).await;
         return (StatusCode::OK, Json(progress(next))).into_response();
     }
-    let session = st.uploads.remove(&token).expect("present");
+    let mut st = shared.lock();
+    let Some(session) = st.uploads.remove(&token) else {
+        return no_session();
+    };
     let att = GraphAttachment::new(
         &session.name,
         &session.content_type,
