@@ -576,3 +576,42 @@ async fn kill_9_mid_upload_delivers_once_after_restart() {
     assert_eq!(g.graph.open_upload_sessions(), 0);
     assert_eq!(g.graph.requests(RequestKind::CreateDraft), 2);
 }
+
+/// A message deleted from the queue while its draft is in the mailbox (an
+/// upload refused for an hour, the clean-up refused too): the delete
+/// removes the draft as well, and says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_message_removes_its_draft_from_the_mailbox() {
+    let g = GraphUpstream::start(&["Mail.Send", "Mail.ReadWrite"]).await;
+    for kind in [RequestKind::UploadChunk, RequestKind::DeleteDraft] {
+        g.graph.push_fault(GraphFault::Reply {
+            kind,
+            status: 503,
+            code: String::new(),
+            retry_after: Some(3600),
+        });
+    }
+    let p = g.serve(|_| {}).await;
+    let (message, _) = scan_message("deleted", 5 * 1024 * 1024);
+    accepted(&send_raw(&p, &message, &[ALICE]));
+    let q = p.wait_queue("deferred with its draft recorded", |q| {
+        q.iter()
+            .any(|m| m["state"] == "deferred" && m["graph_draft"].is_string())
+    });
+    let id = by_subject(&q, "deleted")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(g.graph.drafts(MAILBOX).len(), 1);
+
+    let out = p.cli(&["queue", "delete", &id]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("its unsent draft removed from the mailbox"),
+        "{}",
+        text(&out)
+    );
+    assert!(g.graph.drafts(MAILBOX).is_empty(), "the draft stayed");
+    assert!(p.queue().is_empty());
+    assert!(g.graph.delivered().is_empty());
+}

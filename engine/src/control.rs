@@ -221,10 +221,30 @@ impl Controller {
                 }
                 Err(e) => Response::err(e),
             },
-            Request::Delete { id } => match self.spool.delete(&id).await {
-                Ok(()) => Response::ok(json!({ "deleted": id })),
-                Err(e) => Response::err(e),
-            },
+            Request::Delete { id } => {
+                let draft = self.spool.get(&id).is_some_and(|m| {
+                    m.status.graph_draft.is_some() || m.status.graph_draft_creating
+                });
+                match self.spool.delete(&id).await {
+                    Ok(()) if draft => {
+                        match crate::graph::recovery::drafts_of_deleted(
+                            &self.config,
+                            &self.tokens,
+                            &id,
+                        )
+                        .await
+                        {
+                            Ok(n) => Response::ok(json!({ "deleted": id, "drafts_deleted": n })),
+                            Err(note) => {
+                                tracing::warn!(%id, "deleted from the queue, but {note}");
+                                Response::ok(json!({ "deleted": id, "draft_left": note }))
+                            }
+                        }
+                    }
+                    Ok(()) => Response::ok(json!({ "deleted": id })),
+                    Err(e) => Response::err(e),
+                }
+            }
             Request::ResendRewritten { id } => match self.spool.resend_rewritten(&id).await {
                 Ok(()) => {
                     self.recheck();

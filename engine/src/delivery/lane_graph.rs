@@ -16,9 +16,10 @@ use super::super::transcript::Transcript;
 use super::super::upstream::SendReport;
 use super::Lane;
 use crate::graph::client::{mime_body_len, GraphClient, MIME_ROUTE_LIMIT};
-use crate::graph::draft_route::{DraftJob, Leftover};
+use crate::graph::draft_route::DraftJob;
 use crate::graph::errors::{GraphError, GraphOutcome};
 use crate::graph::json_route::JsonSent;
+use crate::graph::recovery::Leftover;
 use crate::spool::Claim;
 use crate::throttle::Slot;
 

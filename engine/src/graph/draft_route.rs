@@ -90,7 +90,7 @@ fn open(path: &Path, base: u64) -> std::io::Result<Window> {
     Ok(Window { file, base })
 }
 
-fn local(what: &str, e: impl std::fmt::Display) -> GraphOutcome {
+pub(super) fn local(what: &str, e: impl std::fmt::Display) -> GraphOutcome {
     let mut o = network_failure();
     o.verdict = Verdict {
         action: Action::Retry,
@@ -144,29 +144,8 @@ fn lacks_read_write(token: &Secret) -> bool {
 }
 
 #[derive(Deserialize)]
-struct Created {
-    id: String,
-}
-
-#[derive(Deserialize)]
-struct Listed {
-    value: Vec<Created>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct IsDraft {
-    is_draft: bool,
-}
-
-/// What [`DraftJob::recover`] found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Leftover {
-    Nothing,
-    /// A draft left by an earlier attempt was deleted.
-    Deleted,
-    /// An earlier attempt's send reached Microsoft: the message is sent.
-    AlreadySent,
+pub(super) struct Created {
+    pub id: String,
 }
 
 /// How the steps after creating the draft failed.
@@ -535,114 +514,6 @@ impl DraftJob<'_> {
             offset = offset.max(end);
         }
         Ok(())
-    }
-
-    /// Settles what an earlier attempt left (recorded in the status): a
-    /// draft whose `send` was posted without a known answer is asked about
-    /// (`GET`): gone, or no longer a draft, means Microsoft took the message
-    /// — [`Leftover::AlreadySent`], never sent again; still a draft, or a
-    /// draft never sent, is deleted.
-    pub async fn recover(&self, t: &mut Transcript) -> Result<Leftover, GraphOutcome> {
-        let Some(status) = self.spool.get(self.id).map(|m| m.status) else {
-            return Ok(Leftover::Nothing);
-        };
-        let Some(old) = status.graph_draft else {
-            if status.graph_draft_creating {
-                return self.delete_untracked(t).await;
-            }
-            return Ok(Leftover::Nothing);
-        };
-        let url = self.client.user_url(self.mailbox, &["messages", &old]);
-        if status.graph_send_posted {
-            let mut ask = url.clone();
-            ask.query_pairs_mut().append_pair("$select", "isDraft");
-            let answer = self
-                .client
-                .request(Method::GET, ask, Some(self.token), None, t)
-                .await?;
-            let answer = expect(answer, &[200, 404], Route::Draft, t)?;
-            let sent = answer.status == 404
-                || !serde_json::from_slice::<IsDraft>(&answer.body)
-                    .map_err(|_| network_failure())?
-                    .is_draft;
-            if sent {
-                t.note(&format!(
-                    "the send of draft {old} was posted by an earlier attempt and Graph no longer holds it as a draft: Microsoft took the message; it is not sent again"
-                ));
-                self.spool
-                    .update(self.id, |s| {
-                        s.graph_draft = None;
-                        s.graph_send_posted = false;
-                    })
-                    .await
-                    .map_err(|e| local("spool", e))?;
-                return Ok(Leftover::AlreadySent);
-            }
-            t.note(&format!(
-                "draft {old} is still a draft: its send did not reach Microsoft"
-            ));
-        }
-        t.note(&format!(
-            "an earlier attempt left draft {old}; deleting it first"
-        ));
-        let answer = self
-            .client
-            .request(Method::DELETE, url, Some(self.token), None, t)
-            .await?;
-        expect(answer, &[200, 204, 404], Route::Draft, t)?;
-        self.spool
-            .update(self.id, |s| {
-                s.graph_draft = None;
-                s.graph_send_posted = false;
-            })
-            .await
-            .map_err(|e| local("spool", e))?;
-        Ok(Leftover::Deleted)
-    }
-
-    /// A draft's creation got no answer: deletes every draft tagged with
-    /// this message ([`super::draft::message_tag`]).
-    async fn delete_untracked(&self, t: &mut Transcript) -> Result<Leftover, GraphOutcome> {
-        t.note(
-            "an earlier attempt got no answer when creating its draft; looking for it by its tag",
-        );
-        let mut url = self
-            .client
-            .user_url(self.mailbox, &["mailFolders", "drafts", "messages"]);
-        url.query_pairs_mut()
-            .append_pair(
-                "$filter",
-                &format!(
-                    "singleValueExtendedProperties/Any(ep: ep/id eq '{}' and ep/value eq '{}')",
-                    super::draft::MESSAGE_TAG,
-                    self.id.as_str()
-                ),
-            )
-            .append_pair("$select", "id");
-        let answer = self
-            .client
-            .request(Method::GET, url, Some(self.token), None, t)
-            .await?;
-        let answer = expect(answer, &[200], Route::Draft, t)?;
-        let found: Listed = serde_json::from_slice(&answer.body).map_err(|_| network_failure())?;
-        for d in &found.value {
-            t.note(&format!("deleting draft {} left by that attempt", d.id));
-            let url = self.client.user_url(self.mailbox, &["messages", &d.id]);
-            let answer = self
-                .client
-                .request(Method::DELETE, url, Some(self.token), None, t)
-                .await?;
-            expect(answer, &[200, 204, 404], Route::Draft, t)?;
-        }
-        self.spool
-            .update(self.id, |s| s.graph_draft_creating = false)
-            .await
-            .map_err(|e| local("spool", e))?;
-        Ok(if found.value.is_empty() {
-            Leftover::Nothing
-        } else {
-            Leftover::Deleted
-        })
     }
 
     /// Deletes this attempt's draft after a failure; when that does not get

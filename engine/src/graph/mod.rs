@@ -16,6 +16,8 @@
 //!   attachments, upload-session items).
 //! - [`draft_route`]: the draft route's requests, from the stored file to
 //!   `send`, with the draft id kept in the spool meanwhile.
+//! - [`recovery`]: what an earlier attempt left (a send without an answer,
+//!   a recorded or untracked draft), settled before the next one sends.
 //! - [`json_route`]: JSON `sendMail` without a Sent Items copy
 //!   (`graph.save_to_sent_items = false`).
 
@@ -27,3 +29,4 @@ pub mod errors;
 pub mod json_route;
 pub mod mime_decode;
 pub mod mime_scan;
+pub mod recovery;
