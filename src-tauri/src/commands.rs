@@ -65,23 +65,25 @@ pub async fn run(command: Command, config_path: PathBuf) -> i32 {
                 })
                 .await
             }
-            Some(QueueAction::Delete { id }) => with_id(&id, |id| {
-                ask(
-                    &config,
-                    Request::Delete { id: id.clone() },
-                    move |v| match v["draft_left"].as_str() {
-                        Some(note) => println!(
-                            "Message {id} deleted; {}.",
-                            crate::terminal::clean(note, false)
-                        ),
-                        None if v["drafts_deleted"].as_u64().unwrap_or(0) > 0 => println!(
+            Some(QueueAction::Delete { id }) => {
+                with_id(&id, |id| {
+                    ask(
+                        &config,
+                        Request::Delete { id: id.clone() },
+                        move |v| match v["draft_left"].as_str() {
+                            Some(note) => println!(
+                                "Message {id} deleted; {}.",
+                                crate::terminal::clean(note, false)
+                            ),
+                            None if v["drafts_deleted"].as_u64().unwrap_or(0) > 0 => println!(
                             "Message {id} deleted, and its unsent draft removed from the mailbox."
                         ),
-                        None => println!("Message {id} deleted."),
-                    },
-                )
-            })
-            .await,
+                            None => println!("Message {id} deleted."),
+                        },
+                    )
+                })
+                .await
+            }
         },
         Command::Status { json } => {
             ask(&config, Request::Status, move |v| {
