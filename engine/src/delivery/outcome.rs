@@ -166,7 +166,10 @@ impl Failure {
     pub(super) fn fix_override(&self) -> &str {
         match self {
             Failure::Auth(
-                AuthError::SignInNeeded(m) | AuthError::SignedOut(m) | AuthError::NotConfigured(m),
+                AuthError::SignInNeeded(m)
+                | AuthError::SignedOut(m)
+                | AuthError::NotConfigured(m)
+                | AuthError::Untrusted(m),
             ) => m,
             _ => "",
         }
