@@ -366,7 +366,10 @@ impl TokenSource {
         }
         let token_url = TokenUrl::new(i.token_url.clone())
             .map_err(|e| AuthError::NotConfigured(format!("oauth.authority: {e}")))?;
-        let http = i.http.as_ref().map_err(|e| AuthError::NotConfigured(e.clone()))?;
+        let http = i
+            .http
+            .as_ref()
+            .map_err(|e| AuthError::NotConfigured(e.clone()))?;
         let client = BasicClient::new(ClientId::new(i.client_id.clone()))
             .set_auth_type(AuthType::RequestBody)
             .set_token_uri(token_url);

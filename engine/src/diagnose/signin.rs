@@ -55,6 +55,9 @@ pub(crate) async fn check(cx: &mut Context<'_>) {
             "the mailbox password is stored".to_string(),
         ),
         UpstreamSecret::OAuth { user, token } => {
+            if u.mode == UpstreamMode::Graph {
+                cx.graph_token = Some(token.token.clone());
+            }
             let minutes = token.expires_at.saturating_sub(now_ms()) / 60_000;
             let found = format!(
                 "Microsoft issued an access token for {user} (valid {minutes} more minutes)"

@@ -68,6 +68,11 @@ impl GraphClient {
         Ok(GraphClient { http, root })
     }
 
+    /// The underlying HTTP client (diagnose's TLS probe).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// `{endpoint}/v1.0/users/{mailbox}/{rest...}`, each segment escaped.
     pub fn user_url(&self, mailbox: &str, rest: &[&str]) -> Url {
         let mut url = self.root.clone();
