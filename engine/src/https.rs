@@ -67,6 +67,9 @@ pub fn certificate_problem(e: &(dyn Error + 'static), host: &str) -> Option<Stri
         C::UnknownIssuer => format!(
             "the certificate {host} presented is signed by a CA this machine does not trust (upstream.ca_file does not hold it either)"
         ),
+        C::BadSignature => format!(
+            "the certificate {host} presented is signed by a CA this machine does not trust (one of the same name is trusted, but did not sign it)"
+        ),
         C::NotValidForName | C::NotValidForNameContext { .. } => {
             format!("the certificate {host} presented is not valid for the name {host}")
         }

@@ -24,7 +24,8 @@ pub struct TlsFront {
 impl TlsFront {
     /// Serves TLS and forwards to `backend` (a plain TCP address).
     pub async fn start(backend: SocketAddr) -> TlsFront {
-        let material = TlsMaterial::generate("localhost", false);
+        let name = format!("Postern testkit TLS front CA {}", rand::random::<u64>());
+        let material = TlsMaterial::generate_with_ca("localhost", false, &name);
         let acceptor = TlsAcceptor::from(material.good.clone());
         let listener = TcpListener::bind("127.0.0.1:0")
             .await

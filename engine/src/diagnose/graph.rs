@@ -252,7 +252,7 @@ pub(crate) fn verdicts(
             let rw = if has(READ_WRITE) {
                 Check::ok(rw_id, rw_t, format!("the token's {claim} claim holds {READ_WRITE}: messages over about 3 MB (scans) can go as drafts with attachments"))
             } else if probe_ok {
-                Check::ok(rw_id, rw_t, format!("granted outside the token (RBAC for Applications): the mailbox's Drafts folder answered, so messages over about 3 MB can go as drafts"))
+                Check::ok(rw_id, rw_t, "granted outside the token (RBAC for Applications): the mailbox's Drafts folder answered, so messages over about 3 MB can go as drafts")
             } else {
                 Check::warn(
                     rw_id,
