@@ -137,7 +137,7 @@ pub fn explain(e: &AuthError) -> String {
         ("AADSTS90002", "Microsoft does not know this tenant: set oauth.tenant to your domain or the tenant id."),
         ("AADSTS50059", "App-only sign-in needs your tenant: set oauth.tenant to your domain or the tenant id."),
         ("AADSTS7000218", "No client secret was sent: store the app's client secret."),
-        ("AADSTS70011", "Microsoft refused the scope: the app asks for https://outlook.office365.com/.default."),
+        ("AADSTS70011", "Microsoft refused the scope Postern asked for (https://outlook.office365.com/.default for SMTP, <graph.endpoint>/.default for Microsoft Graph): check upstream.mode and graph.endpoint."),
     ]
     .iter()
     .find(|(code, _)| text.contains(&format!("{code}:")))
