@@ -135,9 +135,10 @@ pub enum AuthError {
     #[error("could not reach the Microsoft sign-in service: {0}")]
     Transient(String),
     /// The token endpoint's certificate was refused (a TLS-inspecting
-    /// proxy whose CA is not in `upstream.ca_file`, a wrong clock, …). Retried
-    /// like a network problem; the text says what to do.
-    #[error("{0}")]
+    /// proxy whose CA is not in `upstream.ca_file`, a wrong clock, …): what
+    /// was wrong with it. Retried like a network problem; what to do is
+    /// [`crate::https::UNTRUSTED_FIX`].
+    #[error("Postern cannot trust the Microsoft sign-in service: {0}")]
     Untrusted(String),
     #[error(transparent)]
     Keychain(#[from] SecretError),
@@ -470,10 +471,7 @@ pub(crate) fn classify_token_error<RE: std::error::Error + 'static>(
                 .and_then(|u| u.host_str().map(str::to_string))
                 .unwrap_or_else(|| token_url.to_string());
             match crate::https::certificate_problem(&e, &host) {
-                Some(problem) => AuthError::Untrusted(format!(
-                    "Postern cannot trust the Microsoft sign-in service: {problem}. {}",
-                    crate::https::UNTRUSTED_FIX
-                )),
+                Some(problem) => AuthError::Untrusted(problem),
                 None => AuthError::Transient(error_chain(&e)),
             }
         }

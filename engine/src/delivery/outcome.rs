@@ -166,11 +166,9 @@ impl Failure {
     pub(super) fn fix_override(&self) -> &str {
         match self {
             Failure::Auth(
-                AuthError::SignInNeeded(m)
-                | AuthError::SignedOut(m)
-                | AuthError::NotConfigured(m)
-                | AuthError::Untrusted(m),
+                AuthError::SignInNeeded(m) | AuthError::SignedOut(m) | AuthError::NotConfigured(m),
             ) => m,
+            Failure::Auth(AuthError::Untrusted(_)) => crate::https::UNTRUSTED_FIX,
             _ => "",
         }
     }

@@ -29,6 +29,8 @@ use crate::graph::errors::{classify_response, Route};
 use crate::https::{certificate_problem, error_chain, UNTRUSTED_FIX};
 
 pub(crate) const SEND: &str = "Mail.Send";
+/// How long the TLS probe may take (a filtered port never answers).
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 pub(crate) const READ_WRITE: &str = "Mail.ReadWrite";
 
 /// TLS to the Graph endpoint: connect, handshake, certificate. Any HTTP
@@ -76,7 +78,8 @@ pub(crate) async fn tls(cx: &mut Context<'_>) {
     if let Ok(mut segs) = probe.path_segments_mut() {
         segs.pop_if_empty().push("v1.0").push("");
     }
-    match client.http().get(probe).send().await {
+    let request = client.http().get(probe).timeout(PROBE_TIMEOUT);
+    match request.send().await {
         Ok(_) => {
             cx.graph_tls_ok = true;
             let anchors = if cx.config.upstream.ca_file.is_some() {

@@ -134,7 +134,7 @@ fn auth_error(e: &AuthError) -> (String, String) {
             format!("could not reach the Microsoft sign-in service: {reason}"),
             "Check that this machine can reach login.microsoftonline.com over HTTPS (port 443), through any proxy.".into(),
         ),
-        AuthError::Untrusted(reason) => (reason.clone(), crate::https::UNTRUSTED_FIX.into()),
+        AuthError::Untrusted(_) => (e.to_string(), crate::https::UNTRUSTED_FIX.into()),
         AuthError::Keychain(k) => (
             format!("cannot read the keychain: {k}"),
             "Start or unlock the keychain (see the keychain check).".into(),
