@@ -17,6 +17,7 @@ pub mod dns;
 pub mod engine;
 pub mod events;
 pub mod graph;
+pub mod https;
 pub mod listener;
 pub mod platform;
 pub mod secrets;

@@ -10,6 +10,7 @@
 //! - [`graph`]: an in-process fake of Microsoft Graph's mail endpoints
 //!   (sendMail, drafts, upload sessions), checking the identity fake's
 //!   tokens, with recorded deliveries and injectable faults.
+//! - [`tls_front`]: HTTPS with a test CA in front of one of the HTTP fakes.
 //!
 //! All listen on `127.0.0.1:0` and stop when their handle is dropped. The
 //! replies they give follow `docs/exchange-online.md` (§2–§4); where that
@@ -20,6 +21,7 @@ pub mod dns;
 pub mod exchange;
 pub mod graph;
 pub mod identity;
+pub mod tls_front;
 
 pub use dns::{FakeDns, Zone};
 pub use exchange::{
@@ -34,3 +36,4 @@ pub use identity::{
     ClientRegistration, FakeIdentity, IdentityOptions, TokenInfo, TokenInspector, TokenValidator,
     GRAPH_RESOURCE,
 };
+pub use tls_front::TlsFront;

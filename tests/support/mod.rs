@@ -250,7 +250,7 @@ impl Postern {
         self.smtp = plain.unwrap();
     }
 
-    fn config_text(&self) -> String {
+    pub fn config_text(&self) -> String {
         std::fs::read_to_string(&self.config_path).unwrap()
     }
 

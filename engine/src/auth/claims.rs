@@ -20,6 +20,9 @@ pub const SMTP_APP_ROLE: &str = "SMTP.SendAsApp";
 pub struct Claims {
     /// App roles granted (app-only tokens); empty when none were consented.
     pub roles: Vec<String>,
+    /// Delegated permissions (`scp`, space-separated in the token); empty
+    /// for app-only tokens.
+    pub scopes: Vec<String>,
     /// `aud`: the resource the token is for.
     pub audience: String,
     /// `exp` in unix seconds, when present.
@@ -40,6 +43,8 @@ pub struct AppTokenCheck {
 struct Payload {
     #[serde(default)]
     roles: Vec<String>,
+    #[serde(default)]
+    scp: String,
     #[serde(default)]
     aud: Audience,
     #[serde(default)]
@@ -79,6 +84,7 @@ pub fn decode(token: &str) -> Result<Claims, String> {
     };
     Ok(Claims {
         roles: p.roles,
+        scopes: p.scp.split_whitespace().map(str::to_string).collect(),
         audience,
         exp: p.exp,
     })
@@ -131,7 +137,7 @@ pub fn explain(e: &AuthError) -> String {
         ("AADSTS90002", "Microsoft does not know this tenant: set oauth.tenant to your domain or the tenant id."),
         ("AADSTS50059", "App-only sign-in needs your tenant: set oauth.tenant to your domain or the tenant id."),
         ("AADSTS7000218", "No client secret was sent: store the app's client secret."),
-        ("AADSTS70011", "Microsoft refused the scope: the app asks for https://outlook.office365.com/.default."),
+        ("AADSTS70011", "Microsoft refused the scope Postern asked for (https://outlook.office365.com/.default for SMTP, <graph.endpoint>/.default for Microsoft Graph): check upstream.mode and graph.endpoint."),
     ]
     .iter()
     .find(|(code, _)| text.contains(&format!("{code}:")))
@@ -164,6 +170,13 @@ mod tests {
         assert_eq!(c.roles, [SMTP_APP_ROLE, "full_access_as_app"]);
         assert_eq!(c.audience, "https://outlook.office365.com");
         assert_eq!(c.exp, Some(1767225600));
+        assert!(c.scopes.is_empty());
+        let d = decode(&jwt(
+            r#"{"aud":"https://graph.microsoft.com","scp":"Mail.Send Mail.ReadWrite"}"#,
+        ))
+        .unwrap();
+        assert_eq!(d.scopes, ["Mail.Send", "Mail.ReadWrite"]);
+        assert!(d.roles.is_empty());
     }
 
     #[test]

@@ -134,13 +134,19 @@ pub enum AuthError {
     /// Network trouble or a hiccup at the token endpoint: try again later.
     #[error("could not reach the Microsoft sign-in service: {0}")]
     Transient(String),
+    /// The token endpoint's certificate was refused (a TLS-inspecting
+    /// proxy whose CA is not in `upstream.ca_file`, a wrong clock, …): what
+    /// was wrong with it. Retried like a network problem; what to do is
+    /// [`crate::https::UNTRUSTED_FIX`].
+    #[error("Postern cannot trust the Microsoft sign-in service: {0}")]
+    Untrusted(String),
     #[error(transparent)]
     Keychain(#[from] SecretError),
 }
 
 impl AuthError {
     pub fn is_transient(&self) -> bool {
-        matches!(self, AuthError::Transient(_))
+        matches!(self, AuthError::Transient(_) | AuthError::Untrusted(_))
     }
 }
 
@@ -170,7 +176,8 @@ struct Inner {
     /// What the token is asked for ([`scopes`]).
     scopes: Vec<String>,
     secrets: SecretStore,
-    http: reqwest::Client,
+    /// Trusting `upstream.ca_file` too; `Err` when that file is unusable.
+    http: Result<reqwest::Client, String>,
     /// The cached token. Holding this async mutex across a refresh is what
     /// makes refreshes single-flight: other callers wait, then reuse.
     cache: tokio::sync::Mutex<Option<AccessToken>>,
@@ -185,11 +192,7 @@ impl TokenSource {
             o.authority.trim_end_matches('/'),
             o.tenant
         );
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(TOKEN_TIMEOUT)
-            .build()
-            .expect("HTTP client builds");
+        let http = http_client(config);
         let state = match config.upstream_gap() {
             Some(reason) if config.upstream.auth == UpstreamAuth::OAuth => {
                 AccountState::NotConfigured { reason }
@@ -364,6 +367,10 @@ impl TokenSource {
         }
         let token_url = TokenUrl::new(i.token_url.clone())
             .map_err(|e| AuthError::NotConfigured(format!("oauth.authority: {e}")))?;
+        let http = i
+            .http
+            .as_ref()
+            .map_err(|e| AuthError::NotConfigured(e.clone()))?;
         let client = BasicClient::new(ClientId::new(i.client_id.clone()))
             .set_auth_type(AuthType::RequestBody)
             .set_token_uri(token_url);
@@ -380,9 +387,9 @@ impl TokenSource {
             let resp = client
                 .exchange_client_credentials()
                 .add_scopes(i.scopes.iter().cloned().map(Scope::new))
-                .request_async(&i.http)
+                .request_async(http)
                 .await
-                .map_err(classify_token_error)?;
+                .map_err(|e| classify_token_error(e, &i.token_url))?;
             return Ok(access_token_of(&resp));
         }
         let key = SecretKey::RefreshToken {
@@ -396,9 +403,9 @@ impl TokenSource {
         let resp = client
             .exchange_refresh_token(&RefreshToken::new(refresh.expose().to_string()))
             .add_scopes(i.scopes.iter().cloned().map(Scope::new))
-            .request_async(&i.http)
+            .request_async(http)
             .await
-            .map_err(classify_token_error)?;
+            .map_err(|e| classify_token_error(e, &i.token_url))?;
         // Microsoft rotates refresh tokens: store the new one before using
         // the access token, so the keychain always holds a live one.
         if let Some(new_refresh) = resp.refresh_token() {
@@ -408,6 +415,12 @@ impl TokenSource {
         }
         Ok(access_token_of(&resp))
     }
+}
+
+/// The HTTP client for the token (and device-code) endpoints: rustls,
+/// trusting the web PKI roots and `upstream.ca_file`, no redirects.
+pub(crate) fn http_client(config: &Config) -> Result<reqwest::Client, String> {
+    crate::https::client(config.upstream.ca_file.as_deref(), TOKEN_TIMEOUT)
 }
 
 pub(crate) fn access_token_of(resp: &oauth2::basic::BasicTokenResponse) -> AccessToken {
@@ -427,6 +440,7 @@ pub(crate) fn access_token_of(resp: &oauth2::basic::BasicTokenResponse) -> Acces
 /// the OAuth error code, never by the AADSTS description text.
 pub(crate) fn classify_token_error<RE: std::error::Error + 'static>(
     e: RequestTokenError<RE, oauth2::basic::BasicErrorResponse>,
+    token_url: &str,
 ) -> AuthError {
     match e {
         RequestTokenError::ServerResponse(resp) => {
@@ -451,7 +465,16 @@ pub(crate) fn classify_token_error<RE: std::error::Error + 'static>(
                 other => AuthError::Transient(format!("{}: {described}", other.as_ref())),
             }
         }
-        RequestTokenError::Request(e) => AuthError::Transient(error_chain(&e)),
+        RequestTokenError::Request(e) => {
+            let host = url::Url::parse(token_url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_else(|| token_url.to_string());
+            match crate::https::certificate_problem(&e, &host) {
+                Some(problem) => AuthError::Untrusted(problem),
+                None => AuthError::Transient(error_chain(&e)),
+            }
+        }
         RequestTokenError::Parse(e, _) => {
             AuthError::Transient(format!("unexpected answer from the token endpoint: {e}"))
         }

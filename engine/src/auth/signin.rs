@@ -57,12 +57,8 @@ fn endpoints(config: &Config) -> (String, String, String) {
     )
 }
 
-fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("HTTP client builds")
+fn http_client(config: &Config) -> Result<reqwest::Client, AuthError> {
+    super::http_client(config).map_err(AuthError::NotConfigured)
 }
 
 fn require_client_id(config: &Config) -> Result<String, AuthError> {
@@ -114,6 +110,8 @@ pub async fn interactive(
 ) -> Result<AccessToken, AuthError> {
     let client_id = require_client_id(config)?;
     let (auth_url, token_url, _) = endpoints(config);
+    let http = http_client(config)?;
+    let token_host = token_url.clone();
     let (listener, listener6, port) = bind_loopback().await?;
     let redirect = format!("http://localhost:{port}{REDIRECT_PATH}");
 
@@ -148,9 +146,9 @@ pub async fn interactive(
     let result = client
         .exchange_code(AuthorizationCode::new(code))
         .set_pkce_verifier(verifier)
-        .request_async(&http_client())
+        .request_async(&http)
         .await
-        .map_err(classify_token_error);
+        .map_err(|e| classify_token_error(e, &token_host));
     let outcome = match result {
         Ok(resp) => keep(secrets, &client_id, &resp).await,
         Err(e) => Err(e),
@@ -364,19 +362,20 @@ pub async fn device_code(
 ) -> Result<AccessToken, AuthError> {
     let client_id = require_client_id(config)?;
     let (_, token_url, device_url) = endpoints(config);
+    let http = http_client(config)?;
+    let token_host = token_url.clone();
     let client = BasicClient::new(ClientId::new(client_id.clone()))
         .set_auth_type(AuthType::RequestBody)
         .set_token_uri(TokenUrl::new(token_url).map_err(bad_authority)?)
         .set_device_authorization_url(
             DeviceAuthorizationUrl::new(device_url).map_err(bad_authority)?,
         );
-    let http = http_client();
     let details: DeviceAuthorizationResponse<MicrosoftDeviceFields> = client
         .exchange_device_code()
         .add_scopes(delegated_scopes(config))
         .request_async(&http)
         .await
-        .map_err(classify_token_error)?;
+        .map_err(|e| classify_token_error(e, &token_host))?;
     let message = details.extra_fields().message.clone().unwrap_or_default();
     ui.device_code(
         details.verification_uri().as_str(),

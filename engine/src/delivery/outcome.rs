@@ -168,6 +168,7 @@ impl Failure {
             Failure::Auth(
                 AuthError::SignInNeeded(m) | AuthError::SignedOut(m) | AuthError::NotConfigured(m),
             ) => m,
+            Failure::Auth(AuthError::Untrusted(_)) => crate::https::UNTRUSTED_FIX,
             _ => "",
         }
     }

@@ -176,6 +176,8 @@ mod tests {
             upstream_addrs: Vec::new(),
             tcp_ok: false,
             tls_ok: false,
+            graph_tls_ok: false,
+            graph_token: None,
             checks: Vec::new(),
         }
     }

@@ -5,10 +5,13 @@
 //! [`run`] goes through the areas in order — configuration and keychain
 //! (`setup`), the device listener (`listener`), the domain's DNS records
 //! (`records`), the path to Microsoft (`network`) and the sign-in
-//! (`signin`) — and returns the list. A check whose prerequisite failed is
+//! (`signin`); in Graph mode the path is TLS to `graph.endpoint` and,
+//! after the sign-in, the token's permissions and the mailbox (`graph`) —
+//! and returns the list. A check whose prerequisite failed is
 //! a [`Verdict::Skip`] that says which. Nothing here prints and nothing
 //! sends mail: the CLI prints the list, and the GUI can show the same one.
 
+mod graph;
 mod listener;
 mod network;
 mod records;
@@ -134,6 +137,11 @@ pub(crate) struct Context<'a> {
     /// Upstream answered TCP, and STARTTLS + TLS worked.
     pub tcp_ok: bool,
     pub tls_ok: bool,
+    /// Graph mode: `graph.endpoint` answered over TLS (or is plain HTTP on
+    /// loopback).
+    pub graph_tls_ok: bool,
+    /// Graph mode: the access token the sign-in check obtained (never shown).
+    pub graph_token: Option<crate::secrets::Secret>,
     pub checks: Vec<Check>,
 }
 
@@ -166,6 +174,8 @@ pub async fn run(config: &Config, source: &Path) -> Vec<Check> {
         upstream_addrs: Vec::new(),
         tcp_ok: false,
         tls_ok: false,
+        graph_tls_ok: false,
+        graph_token: None,
         checks: Vec::new(),
     };
     setup::config(&mut cx, source);
@@ -174,6 +184,9 @@ pub async fn run(config: &Config, source: &Path) -> Vec<Check> {
     records::check(&mut cx).await;
     network::check(&mut cx).await;
     signin::check(&mut cx).await;
+    if config.upstream.mode == crate::config::UpstreamMode::Graph {
+        graph::check(&mut cx).await;
+    }
     cx.checks
 }
 

@@ -39,8 +39,7 @@ pub(crate) async fn check(cx: &mut Context<'_>) {
     let tcp_title = "Connection to the upstream server";
     let ids = ["network.tcp", "network.starttls", "network.tls"];
     if cx.config.upstream.mode == UpstreamMode::Graph {
-        // Graph goes over HTTPS to graph.endpoint, not SMTP: its own checks
-        // (TLS to the endpoint, the token's roles, the mailbox) are to come.
+        // Graph goes over HTTPS to graph.endpoint, not SMTP.
         for id in ids {
             cx.push(Check::skip(
                 id,
@@ -48,6 +47,7 @@ pub(crate) async fn check(cx: &mut Context<'_>) {
                 "Microsoft Graph mode does not use SMTP",
             ));
         }
+        super::graph::tls(cx).await;
         return;
     }
     let Some(settings) = settings(cx) else {

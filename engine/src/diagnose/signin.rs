@@ -55,6 +55,9 @@ pub(crate) async fn check(cx: &mut Context<'_>) {
             "the mailbox password is stored".to_string(),
         ),
         UpstreamSecret::OAuth { user, token } => {
+            if u.mode == UpstreamMode::Graph {
+                cx.graph_token = Some(token.token.clone());
+            }
             let minutes = token.expires_at.saturating_sub(now_ms()) / 60_000;
             let found = format!(
                 "Microsoft issued an access token for {user} (valid {minutes} more minutes)"
@@ -131,6 +134,7 @@ fn auth_error(e: &AuthError) -> (String, String) {
             format!("could not reach the Microsoft sign-in service: {reason}"),
             "Check that this machine can reach login.microsoftonline.com over HTTPS (port 443), through any proxy.".into(),
         ),
+        AuthError::Untrusted(_) => (e.to_string(), crate::https::UNTRUSTED_FIX.into()),
         AuthError::Keychain(k) => (
             format!("cannot read the keychain: {k}"),
             "Start or unlock the keychain (see the keychain check).".into(),

@@ -10,7 +10,6 @@
 //! (method and path, never the token) and each status, and the envelope's
 //! notes.
 
-use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -60,20 +59,18 @@ impl GraphClient {
     pub fn new(config: &Config) -> Result<GraphClient, ClientError> {
         let root = Url::parse(config.graph.root())
             .map_err(|e| ClientError(format!("graph.endpoint: {e}")))?;
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .redirect(reqwest::redirect::Policy::none())
+        let http = crate::https::client_builder(config.upstream.ca_file.as_deref())
+            .map_err(ClientError)?
             .connect_timeout(config.upstream.timeout)
-            .timeout(config.upstream.timeout.max(MIN_REQUEST_TIMEOUT));
-        if let Some(ca) = &config.upstream.ca_file {
-            for cert in read_ca_file(ca)? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder
+            .timeout(config.upstream.timeout.max(MIN_REQUEST_TIMEOUT))
             .build()
             .map_err(|e| ClientError(format!("cannot set up HTTPS for Graph: {e}")))?;
         Ok(GraphClient { http, root })
+    }
+
+    /// The underlying HTTP client (diagnose's TLS probe).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// `{endpoint}/v1.0/users/{mailbox}/{rest...}`, each segment escaped.
@@ -276,28 +273,6 @@ fn request_target(url: &Url, graph: bool) -> String {
             url.host_str().unwrap_or("an unnamed host")
         )
     }
-}
-
-fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
-    let pem = std::fs::read(path).map_err(|e| {
-        ClientError(format!(
-            "upstream.ca_file: cannot read {}: {e}",
-            path.display()
-        ))
-    })?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-        ClientError(format!(
-            "upstream.ca_file: {} holds no usable PEM certificate: {e}",
-            path.display()
-        ))
-    })?;
-    if certs.is_empty() {
-        return Err(ClientError(format!(
-            "upstream.ca_file: {} holds no PEM certificate",
-            path.display()
-        )));
-    }
-    Ok(certs)
 }
 
 fn chain(e: &dyn std::error::Error) -> String {

@@ -31,7 +31,7 @@ mod auth;
 mod data;
 mod limits;
 mod session;
-mod tls;
+pub(crate) mod tls;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;

@@ -41,12 +41,26 @@ impl TlsMaterial {
     /// Makes the CA and both server certificates. `request_client_cert`
     /// asks clients for a certificate (optional, any accepted).
     pub fn generate(hostname: &str, request_client_cert: bool) -> TlsMaterial {
+        TlsMaterial::generate_with_ca(
+            hostname,
+            request_client_cert,
+            "Postern testkit fake Exchange CA",
+        )
+    }
+
+    /// [`TlsMaterial::generate`] with the CA's common name (fakes whose CAs
+    /// must not be mistaken for each other by name).
+    pub fn generate_with_ca(
+        hostname: &str,
+        request_client_cert: bool,
+        ca_name: &str,
+    ) -> TlsMaterial {
         let ca_key = KeyPair::generate().expect("generate CA key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params
             .distinguished_name
-            .push(DnType::CommonName, "Postern testkit fake Exchange CA");
+            .push(DnType::CommonName, ca_name);
         ca_params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyCertSign,

@@ -4,13 +4,21 @@
 //!
 //! Endpoints, under `/v1.0` (Bearer token checked with
 //! [`crate::FakeIdentity::inspector`]: known, unexpired, `aud` =
-//! `https://graph.microsoft.com` or this fake's own [`FakeGraph::endpoint`],
-//! else `401 InvalidAuthenticationToken`; permission missing from `roles` /
-//! `scp` → `403 ErrorAccessDenied`):
+//! `https://graph.microsoft.com`, this fake's own [`FakeGraph::endpoint`]
+//! or one added with [`FakeGraph::add_endpoint`], else `401
+//! InvalidAuthenticationToken`; permission missing from `roles` / `scp` →
+//! `403 ErrorAccessDenied`):
 //! - `GET /users/{id}` (any valid Graph token; real Graph wants
 //!   `User.Read.All` here) → `{id, mail, userPrincipalName, displayName}`,
 //!   unknown → `404 Request_ResourceNotFound` (what Graph answers for a
 //!   directory lookup). `{id}` is the address (case-insensitive) or the id.
+//! - `GET /users/{id}/mailFolders/{name}` (`Mail.ReadWrite`; real Graph
+//!   also takes `Mail.ReadBasic` / `Mail.Read`, which Postern never asks
+//!   for): a well-known folder (`drafts`, `inbox`, `sentitems`,
+//!   `deleteditems`, `outbox`) → `{id, displayName, …}`, only the fields
+//!   named by `$select` when given; another name → `404 ErrorItemNotFound`.
+//!   `postern diagnose` reads the Drafts folder to learn, without sending,
+//!   that the mailbox exists, is licensed and in the app's scope.
 //! - `POST /users/{id}/sendMail` (`Mail.Send`): `text/plain` = base64 MIME,
 //!   or JSON `{message, saveToSentItems}` → `202`, empty body.
 //! - Drafts (`Mail.ReadWrite`): `POST /users/{id}/messages` → `201`,
@@ -234,6 +242,7 @@ impl GraphMessage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RequestKind {
     GetUser,
+    GetMailFolder,
     SendMail,
     CreateDraft,
     GetDraft,
@@ -253,6 +262,7 @@ impl RequestKind {
     pub fn parse(name: &str) -> Option<RequestKind> {
         Some(match name {
             "getUser" => RequestKind::GetUser,
+            "getMailFolder" => RequestKind::GetMailFolder,
             "sendMail" => RequestKind::SendMail,
             "createDraft" => RequestKind::CreateDraft,
             "getDraft" => RequestKind::GetDraft,
@@ -322,6 +332,8 @@ struct State {
     in_flight: HashMap<String, usize>,
     max_in_flight: HashMap<String, usize>,
     next_id: u64,
+    /// Other addresses this fake is reached at ([`FakeGraph::add_endpoint`]).
+    endpoints: Vec<String>,
 }
 
 struct Shared {
@@ -453,6 +465,17 @@ impl FakeGraph {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Another address this fake is reached at (a [`crate::TlsFront`] in
+    /// front of it): tokens whose `aud` is `url` are accepted, and the
+    /// identity fake issues them.
+    pub fn add_endpoint(&self, url: &str) {
+        let url = url.trim_end_matches('/').to_string();
+        if let Some(id) = &self.shared.opts.identity {
+            id.allow_graph_resource(&url);
+        }
+        self.shared.lock().endpoints.push(url);
     }
 
     /// Queues a fault.

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -27,6 +27,10 @@ use crate::identity::GRAPH_RESOURCE;
 pub(super) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1.0/users/{id}", get(get_user))
+        .route(
+            "/v1.0/users/{id}/mailFolders/{folder}",
+            get(get_mail_folder),
+        )
         .route("/v1.0/users/{id}/sendMail", post(send_mail))
         .route("/v1.0/users/{id}/messages", post(drafts::create_draft))
         .route(
@@ -172,7 +176,10 @@ pub(super) fn authorize(
                 return Err(invalid("Lifetime validation failed, the token is expired."));
             }
             let aud = info.audience.trim_end_matches('/');
-            if aud != GRAPH_RESOURCE && aud != shared.endpoint {
+            let known = aud == GRAPH_RESOURCE
+                || aud == shared.endpoint
+                || shared.lock().endpoints.iter().any(|e| e == aud);
+            if !known {
                 return Err(invalid("Invalid audience."));
             }
             Some(info)
@@ -281,6 +288,87 @@ async fn get_user(
         "displayName": m.display_name,
     }))
     .into_response()
+}
+
+/// The well-known folders Graph names (a subset), with their display names.
+const WELL_KNOWN_FOLDERS: [(&str, &str); 5] = [
+    ("drafts", "Drafts"),
+    ("inbox", "Inbox"),
+    ("sentitems", "Sent Items"),
+    ("deleteditems", "Deleted Items"),
+    ("outbox", "Outbox"),
+];
+
+async fn get_mail_folder(
+    State(shared): State<Arc<Shared>>,
+    Path((id, folder)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let _call = InFlight::begin(&shared, RequestKind::GetMailFolder, &id).await;
+    let mailbox = match authorize(
+        &shared,
+        &headers,
+        RequestKind::GetMailFolder,
+        &id,
+        Some("Mail.ReadWrite"),
+        true,
+    ) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let Some((name, display)) = WELL_KNOWN_FOLDERS
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(&folder))
+    else {
+        return error(
+            404,
+            "ErrorItemNotFound",
+            "The specified object was not found in the store.",
+        );
+    };
+    let drafts = if *name == "drafts" {
+        let st = shared.lock();
+        st.drafts
+            .values()
+            .filter(|d| d.message.mailbox.eq_ignore_ascii_case(&mailbox.address))
+            .count()
+    } else {
+        0
+    };
+    let full = json!({
+        "id": format!("{}-{name}", mailbox.id()),
+        "displayName": display,
+        "parentFolderId": format!("{}-msgfolderroot", mailbox.id()),
+        "childFolderCount": 0,
+        "unreadItemCount": 0,
+        "totalItemCount": drafts,
+        "isHidden": false,
+    });
+    let select = query.as_deref().and_then(|q| {
+        q.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            matches!(k, "$select" | "%24select").then(|| v.to_string())
+        })
+    });
+    let mut body = serde_json::Map::new();
+    body.insert(
+        "@odata.context".into(),
+        json!(format!(
+            "https://graph.microsoft.com/v1.0/$metadata#users('{}')/mailFolders/$entity",
+            mailbox.address
+        )),
+    );
+    for (k, v) in full.as_object().expect("an object") {
+        let wanted = match &select {
+            None => true,
+            Some(fields) => fields.split(',').any(|f| f.trim() == k),
+        };
+        if wanted {
+            body.insert(k.clone(), v.clone());
+        }
+    }
+    Json(Value::Object(body)).into_response()
 }
 
 async fn send_mail(
