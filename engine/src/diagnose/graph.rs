@@ -234,10 +234,12 @@ pub(crate) fn verdicts(
                     send_t,
                     format!("the token's {claim} claim holds {SEND}"),
                 )
-            } else if probe_ok && !has(READ_WRITE) {
+            } else if (probe_ok && !has(READ_WRITE)) || (!delegated && perms.is_empty()) {
                 // The Drafts folder answered without Mail.ReadWrite in the
-                // token: grants come from RBAC for Applications, which
-                // tokens do not show.
+                // token, or an app-only token lists no permission at all
+                // (what the README's RBAC setup, with no tenant-wide
+                // consent, gives): grants from RBAC for Applications do not
+                // show in tokens, so this cannot be called a failure.
                 Check::warn(
                     send_id,
                     send_t,

@@ -150,3 +150,29 @@ fn a_token_that_is_not_a_jwt_skips_the_permissions() {
     let c = verdicts(Err("not a JWT".into()), false, Some(&Probe::Ok), MB);
     assert_eq!(tags(&c), [Verdict::Skip, Verdict::Skip, Verdict::Ok]);
 }
+
+#[test]
+fn an_app_token_listing_nothing_may_be_rbac_only_so_it_warns() {
+    // RBAC for Applications without tenant-wide consent: an empty roles
+    // claim, and no Mail.ReadWrite to probe the mailbox with.
+    let c = verdicts(
+        perms(&[]),
+        false,
+        Some(&refused(403, "ErrorAccessDenied")),
+        MB,
+    );
+    assert_eq!(c[0].verdict, Verdict::Warn, "{:?}", c[0]);
+    assert!(
+        c[0].fix.contains("Test-ServicePrincipalAuthorization"),
+        "{:?}",
+        c[0]
+    );
+    // A delegated token listing nothing is simply missing the consent.
+    let c = verdicts(
+        perms(&[]),
+        true,
+        Some(&refused(403, "ErrorAccessDenied")),
+        MB,
+    );
+    assert_eq!(c[0].verdict, Verdict::Fail, "{:?}", c[0]);
+}
