@@ -81,8 +81,8 @@ const fn v(action: Action, summary: &'static str, fix: &'static str) -> Verdict 
 }
 
 const SEND_AS_FIX: &str = "In the Exchange admin center grant the mailbox Send As on the sender, or turn on sender rewriting (upstream.rewrite_sender = true).";
-const SMTP_AUTH_FIX: &str = "Turn SMTP AUTH on for the mailbox (Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false) and for the tenant (Set-TransportConfig -SmtpClientAuthenticationDisabled $false). If the tenant has Security Defaults on, SMTP AUTH stays blocked: keep them on and use a connector instead (upstream.mode = \"relay\"), or Direct Send for internal recipients only.";
-const SECURITY_DEFAULTS_FIX: &str = "Keep Security Defaults on (turning them off weakens every account) and send another way: a connector (upstream.mode = \"relay\", from a static IP or with a certificate), or Direct Send (upstream.mode = \"direct-send\") if every recipient is inside the organisation. If Conditional Access blocks it instead, exclude this mailbox's SMTP sign-in from the policy.";
+const SMTP_AUTH_FIX: &str = "Turn SMTP AUTH on for the mailbox (Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false) and for the tenant (Set-TransportConfig -SmtpClientAuthenticationDisabled $false). If the tenant has Security Defaults on, SMTP AUTH stays blocked: keep them on and send through Microsoft Graph instead (upstream.mode = \"graph\", an app with the Mail.Send permission: see the README), or a connector (upstream.mode = \"relay\").";
+const SECURITY_DEFAULTS_FIX: &str = "Keep Security Defaults on (turning them off weakens every account) and send another way: Microsoft Graph (upstream.mode = \"graph\", an app with the Mail.Send permission: see the README), which works with Security Defaults on; a connector (upstream.mode = \"relay\", from a static IP or with a certificate); or Direct Send (upstream.mode = \"direct-send\") if every recipient is inside the organisation. If Conditional Access blocks it instead, exclude this mailbox's SMTP sign-in from the policy.";
 
 /// Decides what `reply`, received at `stage`, means for the message.
 pub fn classify(stage: Stage, reply: &Reply) -> Verdict {
@@ -115,7 +115,7 @@ pub fn classify(stage: Stage, reply: &Reply) -> Verdict {
             return v(
                 Hold,
                 "Microsoft 365 has turned off password (basic) sign-in for SMTP.",
-                "Switch Postern to Microsoft sign-in (OAuth); or, while that is not possible, allow SMTP AUTH with Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false. With Security Defaults on neither works: use a connector (upstream.mode = \"relay\") instead.",
+                "Switch Postern to Microsoft sign-in (OAuth); or, while that is not possible, allow SMTP AUTH with Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false. With Security Defaults on neither works: send through Microsoft Graph (upstream.mode = \"graph\") instead.",
             )
         }
         "5.7.139" => {
