@@ -7,7 +7,7 @@ mod support;
 
 use postern_testkit::{GraphFault, RequestKind};
 use serde_json::Value;
-use support::graph::{send_raw, GraphUpstream};
+use support::graph::{scan_message, send_raw, sha256_hex, GraphUpstream};
 use support::mail::{by_subject, field};
 use support::*;
 
@@ -115,46 +115,6 @@ async fn throttled_is_deferred_then_delivered() {
         "{t}"
     );
     assert!(t.contains("(Retry-After: 1)"), "{t}");
-}
-
-/// A scan of `size` bytes (deterministic noise, as a scanner's PDF is to
-/// compression) and the message carrying it as a base64 attachment.
-fn scan_message(subject: &str, size: usize) -> (Vec<u8>, Vec<u8>) {
-    use base64::Engine as _;
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let scan: Vec<u8> = (0..size)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&scan);
-    let mut m = format!(
-        "From: Scanner <{MAILBOX}>\r\nTo: Alice <{ALICE}>, {DAVE}\r\nSubject: {subject}\r\n\
-         Message-ID: <{subject}@test.postern>\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
-         --b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nYour scan.\r\n\
-         --b1\r\nContent-Type: application/pdf; name=\"scan.pdf\"\r\n\
-         Content-Disposition: attachment; filename=\"scan.pdf\"\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\n"
-    )
-    .into_bytes();
-    for line in b64.as_bytes().chunks(76) {
-        m.extend_from_slice(line);
-        m.extend_from_slice(b"\r\n");
-    }
-    m.extend_from_slice(b"--b1--\r\n");
-    (m, scan)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// A 25 MB scan goes by the draft route: exactly the envelope, the
