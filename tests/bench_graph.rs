@@ -13,41 +13,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::graph::{send_raw, GraphUpstream};
+use support::graph::{scan_message, send_raw, GraphUpstream};
 use support::*;
 
 const ALICE: &str = "alice@contoso.com";
 const SIZE: usize = 25 * 1024 * 1024;
 const ROUNDS: usize = 3;
-
-/// A message carrying a `SIZE`-byte scan (incompressible noise) in base64.
-fn scan_message() -> Vec<u8> {
-    use base64::Engine as _;
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    let scan: Vec<u8> = (0..SIZE)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&scan);
-    let mut m = format!(
-        "From: Scanner <{MAILBOX}>\r\nTo: {ALICE}\r\nSubject: bench\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
-         --b1\r\nContent-Type: text/plain\r\n\r\nYour scan.\r\n\
-         --b1\r\nContent-Type: application/pdf; name=\"scan.pdf\"\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\n"
-    )
-    .into_bytes();
-    for line in b64.as_bytes().chunks(76) {
-        m.extend_from_slice(line);
-        m.extend_from_slice(b"\r\n");
-    }
-    m.extend_from_slice(b"--b1--\r\n");
-    m
-}
 
 fn vm_hwm_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -101,7 +72,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a benchmark: run it on a release build (see the module doc)"]
 async fn graph_and_submission_with_a_25_mb_scan() {
-    let message = scan_message();
+    let (message, _) = scan_message("bench", SIZE);
     let (mut graph, mut smtp) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         // Alternate which goes first.

@@ -472,7 +472,7 @@ pub(crate) fn classify_token_error<RE: std::error::Error + 'static>(
                 .unwrap_or_else(|| token_url.to_string());
             match crate::https::certificate_problem(&e, &host) {
                 Some(problem) => AuthError::Untrusted(problem),
-                None => AuthError::Transient(error_chain(&e)),
+                None => AuthError::Transient(crate::https::error_chain(&e)),
             }
         }
         RequestTokenError::Parse(e, _) => {
@@ -480,17 +480,6 @@ pub(crate) fn classify_token_error<RE: std::error::Error + 'static>(
         }
         RequestTokenError::Other(e) => AuthError::Transient(e),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -125,6 +125,24 @@ impl GraphClient {
         self.request_with(method, url, token, body, &[], t).await
     }
 
+    /// `POST` of a JSON `body` with the token.
+    pub async fn post_json(
+        &self,
+        url: Url,
+        token: &Secret,
+        body: Vec<u8>,
+        t: &mut Transcript,
+    ) -> Result<Answer, GraphOutcome> {
+        self.request(
+            Method::POST,
+            url,
+            Some(token),
+            Some(("application/json", body)),
+            t,
+        )
+        .await
+    }
+
     /// [`Self::request`] with extra headers (`Content-Range` for uploads).
     pub async fn request_with(
         &self,
@@ -162,7 +180,10 @@ impl GraphClient {
             Err(e) => {
                 // Without the URL: the upload URL is a credential.
                 let e = e.without_url();
-                t.note(&format!("no answer from Microsoft Graph: {}", chain(&e)));
+                t.note(&format!(
+                    "no answer from Microsoft Graph: {}",
+                    crate::https::error_chain(&e)
+                ));
                 return Err(network_failure());
             }
         };
@@ -174,7 +195,7 @@ impl GraphClient {
                 let e = e.without_url();
                 t.note(&format!(
                     "the answer from Microsoft Graph broke off: {}",
-                    chain(&e)
+                    crate::https::error_chain(&e)
                 ));
                 return Err(network_failure());
             }
@@ -273,17 +294,6 @@ fn request_target(url: &Url, graph: bool) -> String {
             url.host_str().unwrap_or("an unnamed host")
         )
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

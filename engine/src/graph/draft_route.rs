@@ -217,16 +217,7 @@ impl DraftJob<'_> {
             .update(self.id, |s| s.graph_draft_creating = true)
             .await
             .map_err(|e| local("spool", e))?;
-        let answer = self
-            .client
-            .request(
-                Method::POST,
-                url,
-                Some(self.token),
-                Some(("application/json", body)),
-                t,
-            )
-            .await?;
+        let answer = self.client.post_json(url, self.token, body, t).await?;
         let created = match expect(answer, &[201], Route::Draft, t) {
             Ok(a) => a,
             Err(o) => {
@@ -396,16 +387,7 @@ impl DraftJob<'_> {
         let url = self
             .client
             .user_url(self.mailbox, &["messages", draft_id, "attachments"]);
-        let answer = self
-            .client
-            .request(
-                Method::POST,
-                url,
-                Some(self.token),
-                Some(("application/json", body)),
-                t,
-            )
-            .await?;
+        let answer = self.client.post_json(url, self.token, body, t).await?;
         expect(answer, &[201], Route::Draft, t).map(|_| ())
     }
 
@@ -424,16 +406,7 @@ impl DraftJob<'_> {
             &["messages", draft_id, "attachments", "createUploadSession"],
         );
         let body = serde_json::to_vec(req).expect("serialises");
-        let answer = self
-            .client
-            .request(
-                Method::POST,
-                url,
-                Some(self.token),
-                Some(("application/json", body)),
-                t,
-            )
-            .await?;
+        let answer = self.client.post_json(url, self.token, body, t).await?;
         let answer = expect(answer, &[200, 201], Route::Draft, t)?;
         let session: Session =
             serde_json::from_slice(&answer.body).map_err(|_| network_failure())?;

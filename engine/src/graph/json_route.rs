@@ -7,8 +7,6 @@
 //! `Mail.Send`. A message with an attachment of 3 MB or more, or whose
 //! request would pass Graph's 4 MB, goes by the draft route instead.
 
-use reqwest::Method;
-
 use super::client::{expect, MIME_ROUTE_LIMIT};
 use super::draft::{file_attachment, AttachmentRoute, JsonMessage, JsonSendMail};
 use super::draft_route::{decode_small, DraftJob, Prepared};
@@ -67,16 +65,7 @@ impl DraftJob<'_> {
             plan.attachments.len()
         ));
         let url = self.client.user_url(self.mailbox, &["sendMail"]);
-        let answer = self
-            .client
-            .request(
-                Method::POST,
-                url,
-                Some(self.token),
-                Some(("application/json", body)),
-                t,
-            )
-            .await?;
+        let answer = self.client.post_json(url, self.token, body, t).await?;
         expect(answer, &[202], Route::Mime, t).map(|_| JsonSent::Sent)
     }
 }
