@@ -72,7 +72,8 @@ impl Stage {
     }
 }
 
-const fn v(action: Action, summary: &'static str, fix: &'static str) -> Verdict {
+/// A verdict from its parts (short, for the reply tables).
+pub(crate) const fn v(action: Action, summary: &'static str, fix: &'static str) -> Verdict {
     Verdict {
         action,
         summary,

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use crate::delivery::classify::{Action, Verdict};
+use crate::delivery::classify::{v, Action, Verdict};
 
 /// Which way the message was being sent when Graph answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,13 +69,6 @@ pub struct GraphOutcome {
     pub error: Option<GraphError>,
 }
 
-const fn v(action: Action, summary: &'static str, fix: &'static str) -> Verdict {
-    Verdict {
-        action,
-        summary,
-        fix,
-    }
-}
 
 const CONSENT_FIX: &str = "In Microsoft Entra ID, App registrations → Postern's app → API permissions, add the Application permission Mail.Send (and Mail.ReadWrite for large scans) and click Grant admin consent.";
 const RBAC_FIX: &str = "Give the app the right on this mailbox: New-ManagementRoleAssignment -App <app id> -Role \"Application Mail.Send\" -CustomResourceScope <scope> (the scope must include the mailbox), or remove the application access policy that excludes it; also check that OData (REST) access is not disabled for the mailbox.";
