@@ -69,7 +69,6 @@ pub struct GraphOutcome {
     pub error: Option<GraphError>,
 }
 
-
 const CONSENT_FIX: &str = "In Microsoft Entra ID, App registrations → Postern's app → API permissions, add the Application permission Mail.Send (and Mail.ReadWrite for large scans) and click Grant admin consent.";
 const RBAC_FIX: &str = "Give the app the right on this mailbox: New-ManagementRoleAssignment -App <app id> -Role \"Application Mail.Send\" -CustomResourceScope <scope> (the scope must include the mailbox), or remove the application access policy that excludes it; also check that OData (REST) access is not disabled for the mailbox.";
 const BOTH_FIX: &str = "Check both: in Microsoft Entra ID, App registrations → API permissions, that Mail.Send has admin consent; and in Exchange Online, that the app's role assignment (New-ManagementRoleAssignment -App <app id> -Role \"Application Mail.Send\" -CustomResourceScope <scope>) covers the mailbox.";

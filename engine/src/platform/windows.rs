@@ -243,50 +243,53 @@ fn dacl_sddl(name: &[u16]) -> io::Result<String> {
 /// The owner of a file or directory, as a SID string.
 pub fn path_owner(path: &Path) -> io::Result<String> {
     let name = wide(path.as_os_str());
-    let mut owner: PSID = ptr::null_mut();
-    let mut sd: PSECURITY_DESCRIPTOR = ptr::null_mut();
-    // SAFETY: `name` is NUL-terminated; `owner` points into `sd`, which is
-    // LocalAlloc'd and freed after the SID is read.
-    unsafe {
-        let code = GetNamedSecurityInfoW(
+    // SAFETY: `name` is NUL-terminated and outlives the call.
+    owner_from(|owner, sd| unsafe {
+        GetNamedSecurityInfoW(
             name.as_ptr(),
             SE_FILE_OBJECT,
             OWNER_SECURITY_INFORMATION,
-            &mut owner,
+            owner,
             ptr::null_mut(),
             ptr::null_mut(),
             ptr::null_mut(),
-            &mut sd,
-        );
-        if code != ERROR_SUCCESS {
-            return Err(win32(code));
-        }
-        let s = sid_string(owner);
-        LocalFree(sd);
-        s
-    }
+            sd,
+        )
+    })
 }
 
 /// The owner of an open kernel object (the control pipe), as a SID string.
 pub fn handle_owner(object: &impl AsRawHandle) -> io::Result<String> {
-    let mut owner: PSID = ptr::null_mut();
-    let mut sd: PSECURITY_DESCRIPTOR = ptr::null_mut();
-    // SAFETY: the handle is open for the call; `owner` points into `sd`,
-    // freed after the SID is read.
-    unsafe {
-        let code = GetSecurityInfo(
+    // SAFETY: the handle is open for the call.
+    owner_from(|owner, sd| unsafe {
+        GetSecurityInfo(
             object.as_raw_handle(),
             SE_KERNEL_OBJECT,
             OWNER_SECURITY_INFORMATION,
-            &mut owner,
+            owner,
             ptr::null_mut(),
             ptr::null_mut(),
             ptr::null_mut(),
-            &mut sd,
-        );
-        if code != ERROR_SUCCESS {
-            return Err(win32(code));
-        }
+            sd,
+        )
+    })
+}
+
+/// The owner SID string from a security query: `query` fills the owner
+/// pointer and the LocalAlloc'd descriptor it points into, and returns a
+/// Win32 error code.
+fn owner_from(
+    query: impl FnOnce(*mut PSID, *mut PSECURITY_DESCRIPTOR) -> u32,
+) -> io::Result<String> {
+    let mut owner: PSID = ptr::null_mut();
+    let mut sd: PSECURITY_DESCRIPTOR = ptr::null_mut();
+    let code = query(&mut owner, &mut sd);
+    if code != ERROR_SUCCESS {
+        return Err(win32(code));
+    }
+    // SAFETY: on success `owner` points into `sd`; the SID is read before
+    // `sd` is freed.
+    unsafe {
         let s = sid_string(owner);
         LocalFree(sd);
         s
