@@ -180,7 +180,9 @@ pub fn throttle_limits(config: &Config) -> Limits {
 /// Graph: 4 requests); relay and Direct Send only by the lane count.
 pub fn throttle_concurrency(config: &Config) -> Option<usize> {
     match config.upstream.mode {
-        UpstreamMode::Submission | UpstreamMode::Graph => Some(config.limits.max_connections.max(1)),
+        UpstreamMode::Submission | UpstreamMode::Graph => {
+            Some(config.limits.max_connections.max(1))
+        }
         _ => None,
     }
 }

@@ -302,7 +302,10 @@ fn send_as_sender_needs_the_apps_own_sign_in_and_accepted_domains() {
     let ok = |mode: &str| {
         format!("[upstream]\nmode = \"{mode}\"\nsend_as = \"sender\"\naccepted_domains = [\"contoso.com\"]\n{app}")
     };
-    assert_eq!(parse(&ok("graph")).unwrap().upstream.send_as, SendAs::Sender);
+    assert_eq!(
+        parse(&ok("graph")).unwrap().upstream.send_as,
+        SendAs::Sender
+    );
     parse(&ok("submission")).unwrap();
     assert_eq!(parse("").unwrap().upstream.send_as, SendAs::Mailbox);
     let cases = [
@@ -327,8 +330,13 @@ fn send_as_sender_needs_the_apps_own_sign_in_and_accepted_domains() {
     ];
     for (text, fix) in cases {
         let err = parse(&text).expect_err(&text).to_string();
-        assert!(err.contains("upstream.send_as") && err.contains(fix), "{text:?} -> {err}");
+        assert!(
+            err.contains("upstream.send_as") && err.contains(fix),
+            "{text:?} -> {err}"
+        );
     }
-    let err = parse("[upstream]\nsend_as = \"everyone\"").unwrap_err().to_string();
+    let err = parse("[upstream]\nsend_as = \"everyone\"")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("send_as"), "{err}");
 }

@@ -17,8 +17,8 @@ use super::transcript::Transcript;
 use super::upstream::{Connection, SendReport, UpstreamError};
 use super::worker::{Worker, MAX_IDLE_WAIT};
 use crate::auth::AccessToken;
-use crate::events::{Event, PROGRESS_MIN_BYTES};
 use crate::config::SendAs;
+use crate::events::{Event, PROGRESS_MIN_BYTES};
 use crate::spool::{now_ms, Claim, State};
 use crate::throttle::{Lease, Slot, Wait as ThrottleWait};
 

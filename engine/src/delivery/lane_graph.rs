@@ -66,7 +66,11 @@ impl Lane {
             }
         ));
         // One of the mailbox's concurrent requests (Graph: 4 per mailbox).
-        let Some(lease) = w.throttle.lease(&self.sending.mailbox, &self.shutdown).await else {
+        let Some(lease) = w
+            .throttle
+            .lease(&self.sending.mailbox, &self.shutdown)
+            .await
+        else {
             w.throttle.release(slot);
             self.release(&claim).await;
             return;
@@ -141,7 +145,13 @@ impl Lane {
                     }
                 }
                 client
-                    .send_mime(&self.sending.mailbox, &token.token, &content, &claim.pending, t)
+                    .send_mime(
+                        &self.sending.mailbox,
+                        &token.token,
+                        &content,
+                        &claim.pending,
+                        t,
+                    )
                     .await
             };
             let outcome: GraphOutcome = match sent {

@@ -123,9 +123,12 @@ impl Lane {
         };
         if verdict.action == Action::Retry && failure.is_server_busy() {
             let d = &w.config.delivery;
-            let pause =
-                w.throttle
-                    .server_busy(&self.sending.mailbox, d.retry_first, d.retry_max, retry_after);
+            let pause = w.throttle.server_busy(
+                &self.sending.mailbox,
+                d.retry_first,
+                d.retry_max,
+                retry_after,
+            );
             tracing::info!(pause = %humantime::format_duration(pause), mailbox = %self.sending.mailbox, "Microsoft is busy; every connection for the mailbox backs off");
         }
         match verdict.action {

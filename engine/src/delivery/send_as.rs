@@ -175,9 +175,7 @@ mod tests {
             user: "relay@contoso.com".into(),
             token,
         });
-        assert!(
-            matches!(&creds, Credentials::XOAuth2 { user, .. } if user == "alice@contoso.com")
-        );
+        assert!(matches!(&creds, Credentials::XOAuth2 { user, .. } if user == "alice@contoso.com"));
         let configured = Sending::configured(&sender_mode());
         let back = configured.credentials(creds);
         assert!(

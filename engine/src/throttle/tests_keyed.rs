@@ -41,12 +41,19 @@ async fn a_429_for_one_mailbox_leaves_the_others_sending() {
         Wait::Busy(asked),
         "the key is the lowercased address"
     );
-    let bob = t.try_acquire("bob@contoso.com", 1).expect("bob is not busy");
+    let bob = t
+        .try_acquire("bob@contoso.com", 1)
+        .expect("bob is not busy");
     t.accepted(bob).await;
-    let relay = t.try_acquire("relay@contoso.com", 1).expect("nor the relay");
+    let relay = t
+        .try_acquire("relay@contoso.com", 1)
+        .expect("nor the relay");
     t.release(relay);
     let status = t.status(&[]);
-    assert_eq!(status.busy_for_secs, None, "the configured mailbox is not busy");
+    assert_eq!(
+        status.busy_for_secs, None,
+        "the configured mailbox is not busy"
+    );
     let alice = status
         .mailboxes
         .iter()
@@ -82,7 +89,13 @@ async fn budgets_and_minutes_are_counted_per_mailbox() {
     let rows: Vec<(&str, u64, Option<u64>)> = status
         .mailboxes
         .iter()
-        .map(|m| (m.address.as_str(), m.recipients_in_window, m.recipients_left))
+        .map(|m| {
+            (
+                m.address.as_str(),
+                m.recipients_in_window,
+                m.recipients_left,
+            )
+        })
         .collect();
     assert_eq!(
         rows,
@@ -92,7 +105,11 @@ async fn budgets_and_minutes_are_counted_per_mailbox() {
             ("bob@contoso.com", 4, Some(1)),
         ]
     );
-    assert_eq!(status.recipients_left, Some(5), "top level: the configured mailbox");
+    assert_eq!(
+        status.recipients_left,
+        Some(5),
+        "top level: the configured mailbox"
+    );
     // A quota refusal for bob blocks bob only.
     t.quota_exceeded("bob@contoso.com", DAY);
     assert!(matches!(
@@ -115,7 +132,10 @@ async fn concurrency_is_capped_per_mailbox() {
     };
     let _b1 = t.lease("bob@contoso.com", &shutdown).await.unwrap();
     tokio::task::yield_now().await;
-    assert!(!waiting.is_finished(), "alice's third must wait for one of hers");
+    assert!(
+        !waiting.is_finished(),
+        "alice's third must wait for one of hers"
+    );
     let alice = |t: &Throttle| {
         t.status(&[])
             .mailboxes
@@ -159,10 +179,17 @@ async fn the_history_file_keeps_each_mailbox_and_reads_old_lines_as_the_configur
     );
     let t = keyed(limits(30, 100), Some(&path));
     let status = t.status(&[]);
-    assert_eq!(status.recipients_in_window, 4, "3 old + 1 new for the relay");
+    assert_eq!(
+        status.recipients_in_window, 4,
+        "3 old + 1 new for the relay"
+    );
     assert_eq!(status.mailboxes[1].address, "bob@contoso.com");
     assert_eq!(status.mailboxes[1].recipients_in_window, 4);
     // The chart counts every mailbox.
-    let total: u64 = t.history(Duration::from_secs(3600)).iter().map(|b| b.2).sum();
+    let total: u64 = t
+        .history(Duration::from_secs(3600))
+        .iter()
+        .map(|b| b.2)
+        .sum();
     assert_eq!(total, 8);
 }

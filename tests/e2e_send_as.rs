@@ -1,0 +1,151 @@
+//! `upstream.send_as = "sender"` against the real `postern serve` and the
+//! fake Graph (issue #13): a message whose From is in an accepted domain is
+//! sent from that sender's own mailbox (`/users/{from}/sendMail`), without
+//! sender rewriting; any other From goes from the configured mailbox,
+//! rewritten as configured. `postern status` shows each mailbox's budget.
+
+mod support;
+
+use serde_json::Value;
+use support::graph::{send_raw, GraphUpstream};
+use support::mail::by_subject;
+use support::*;
+
+const ALICE: &str = "alice@contoso.com";
+const BOB: &str = "bob@contoso.com";
+const CAROL: &str = "carol@fabrikam.com";
+
+fn from(sender: &str, subject: &str) -> Vec<u8> {
+    format!(
+        "From: <{sender}>\r\nTo: <{CAROL}>\r\nSubject: {subject}\r\n\
+         Message-ID: <{subject}@test.postern>\r\n\r\nBody of {subject}.\r\n"
+    )
+    .into_bytes()
+}
+
+fn row<'a>(status: &'a Value, address: &str) -> &'a Value {
+    status["throttle"]["mailboxes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no mailboxes in {status:#}"))
+        .iter()
+        .find(|m| m["address"] == address)
+        .unwrap_or_else(|| panic!("no row for {address} in {status:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_sender_sends_from_their_own_mailbox() {
+    let g = GraphUpstream::start_with_mailboxes(&["Mail.Send"], &[ALICE, BOB]).await;
+    let p = g
+        .serve(|c| {
+            set(c, "upstream.send_as", "sender");
+            set(
+                c,
+                "upstream.accepted_domains",
+                toml::Value::Array(vec!["contoso.com".into()]),
+            );
+            // On for the configured mailbox; never applied to a sender's own.
+            set(c, "upstream.rewrite_sender", true);
+        })
+        .await;
+    // Two devices (two SMTP sessions), both with the relay's MAIL FROM:
+    // the From header decides.
+    for (sender, subject) in [(ALICE, "from-alice"), (BOB, "from-bob")] {
+        let reply = send_raw(&p, &from(sender, subject), &[CAROL]);
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    let reply = send_raw(&p, &from("someone@gmail.com", "from-outside"), &[CAROL]);
+    assert!(reply.starts_with("250"), "{reply}");
+
+    let got = g.graph.wait_for_delivered(3, PATIENCE).await;
+    assert_eq!(got.len(), 3, "{got:#?}");
+    let by = |subject: &str| {
+        got.iter()
+            .find(|m| m.subject == subject)
+            .unwrap_or_else(|| panic!("{subject} not delivered: {got:#?}"))
+    };
+    for (sender, subject) in [(ALICE, "from-alice"), (BOB, "from-bob")] {
+        let m = by(subject);
+        assert_eq!(m.mailbox, sender, "{m:#?}");
+        let raw = String::from_utf8_lossy(m.raw.as_ref().unwrap()).to_string();
+        assert!(raw.starts_with(&format!("From: <{sender}>")), "{raw}");
+        assert!(!raw.contains("Reply-To"), "not rewritten: {raw}");
+        assert_eq!(m.recipients(), [CAROL]);
+    }
+    let outside = by("from-outside");
+    assert_eq!(outside.mailbox, MAILBOX, "{outside:#?}");
+    let raw = String::from_utf8_lossy(outside.raw.as_ref().unwrap()).to_string();
+    assert!(raw.contains(&format!("<{MAILBOX}>")), "rewritten: {raw}");
+    assert!(raw.contains("Reply-To: <someone@gmail.com>"), "{raw}");
+
+    let q = p.wait_all(3, "sent");
+    let t = p.cli_json(&[
+        "queue",
+        "show",
+        by_subject(&q, "from-alice")["id"].as_str().unwrap(),
+    ]);
+    let t = t["transcript"].as_str().unwrap();
+    assert!(
+        t.contains(&format!("C: POST /v1.0/users/{ALICE}/sendMail")),
+        "{t}"
+    );
+    assert!(t.contains("the sender's own mailbox"), "{t}");
+
+    // Each mailbox's budget: one recipient each.
+    let s = p.cli_json(&["status"]);
+    for address in [MAILBOX, ALICE, BOB] {
+        let r = row(&s, address);
+        assert_eq!(r["recipients_in_window"], 1, "{address}: {r:#}");
+        assert_eq!(r["messages_last_minute"], 1, "{address}: {r:#}");
+    }
+    assert_eq!(s["throttle"]["recipients_in_window"], 1, "{s:#}");
+    let out = p.cli(&["status"]);
+    let plain = String::from_utf8_lossy(&out.stdout).to_string();
+    for address in [ALICE, BOB] {
+        assert!(
+            plain
+                .lines()
+                .any(|l| l.contains(address) && l.contains("recipients")),
+            "{plain}"
+        );
+    }
+}
+
+/// A 429 for Alice's mailbox holds Alice's messages for the Retry-After
+/// Graph asked; Bob's go at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttled_mailbox_does_not_hold_up_another() {
+    let g = GraphUpstream::start_with_mailboxes(&["Mail.Send"], &[ALICE, BOB]).await;
+    g.graph.push_fault(postern_testkit::GraphFault::Reply {
+        kind: postern_testkit::RequestKind::SendMail,
+        status: 429,
+        code: "ApplicationThrottled".into(),
+        retry_after: Some(3600),
+    });
+    let p = g
+        .serve(|c| {
+            set(c, "upstream.send_as", "sender");
+            set(
+                c,
+                "upstream.accepted_domains",
+                toml::Value::Array(vec!["contoso.com".into()]),
+            );
+        })
+        .await;
+    let reply = send_raw(&p, &from(ALICE, "alice-1"), &[CAROL]);
+    assert!(reply.starts_with("250"), "{reply}");
+    // Alice's first request took the 429.
+    let deferred = p.wait_all(1, "deferred");
+    assert_eq!(deferred[0]["subject"], "alice-1");
+    let reply = send_raw(&p, &from(BOB, "bob-1"), &[CAROL]);
+    assert!(reply.starts_with("250"), "{reply}");
+    let got = g.graph.wait_for_delivered(1, PATIENCE).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].mailbox, BOB);
+    let s = p.cli_json(&["status"]);
+    let alice = row(&s, ALICE);
+    assert!(
+        alice["busy_for_secs"].as_f64().is_some_and(|b| b > 3000.0),
+        "{alice:#}"
+    );
+    assert!(row(&s, BOB)["busy_for_secs"].is_null(), "{s:#}");
+}
