@@ -149,3 +149,50 @@ async fn a_throttled_mailbox_does_not_hold_up_another() {
     );
     assert!(row(&s, BOB)["busy_for_secs"].is_null(), "{s:#}");
 }
+
+/// Client submission with the app's own sign-in (client credentials): a
+/// sender in an accepted domain signs in as itself (XOAUTH2 `user=`), on
+/// its own connection; any other sender goes as the configured mailbox.
+#[tokio::test(flavor = "multi_thread")]
+async fn submission_signs_in_as_the_sender() {
+    // The app's service principal has FullAccess on Alice's mailbox.
+    let up = Upstream::start_with(
+        postern_testkit::FakeExchangeOptions::default(),
+        postern_testkit::IdentityOptions {
+            app_mailboxes: vec![ALICE.into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let p = Postern::start_with(&up, |c| {
+        set(c, "upstream.send_as", "sender");
+        set(
+            c,
+            "upstream.accepted_domains",
+            toml::Value::Array(vec!["contoso.com".into()]),
+        );
+    })
+    .await;
+    for (sender, subject) in [(ALICE, "smtp-alice"), ("someone@gmail.com", "smtp-outside")] {
+        let reply = send_raw(&p, &from(sender, subject), &[CAROL]);
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    let got = up.wait_for(2).await;
+    assert_eq!(got.len(), 2, "{got:#?}");
+    let by = |subject: &str| {
+        got.iter()
+            .find(|m| String::from_utf8_lossy(&m.data).contains(&format!("Subject: {subject}\r\n")))
+            .unwrap_or_else(|| panic!("{subject} not received: {got:#?}"))
+    };
+    let alice = by("smtp-alice");
+    assert_eq!(alice.auth_user.as_deref(), Some(ALICE), "{alice:#?}");
+    assert_eq!(alice.auth_mechanism.as_deref(), Some("XOAUTH2"));
+    assert_eq!(alice.mail_from, ALICE);
+    assert!(String::from_utf8_lossy(&alice.data).starts_with(&format!("From: <{ALICE}>")));
+    let outside = by("smtp-outside");
+    assert_eq!(outside.auth_user.as_deref(), Some(MAILBOX), "{outside:#?}");
+    assert_eq!(outside.mail_from, MAILBOX);
+    assert_ne!(alice.connection_id, outside.connection_id);
+    let s = p.cli_json(&["status"]);
+    assert_eq!(row(&s, ALICE)["recipients_in_window"], 1, "{s:#}");
+}
