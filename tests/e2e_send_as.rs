@@ -196,3 +196,57 @@ async fn submission_signs_in_as_the_sender() {
     let s = p.cli_json(&["status"]);
     assert_eq!(row(&s, ALICE)["recipients_in_window"], 1, "{s:#}");
 }
+
+/// A scan too large for one request goes by the draft route, in the
+/// sender's own mailbox: the draft is made and sent there, From untouched,
+/// and no draft is left in either mailbox.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_scan_is_drafted_in_the_senders_own_mailbox() {
+    use base64::Engine as _;
+    let g = GraphUpstream::start_with_mailboxes(&["Mail.Send", "Mail.ReadWrite"], &[BOB]).await;
+    let p = g
+        .serve(|c| {
+            set(c, "upstream.send_as", "sender");
+            set(
+                c,
+                "upstream.accepted_domains",
+                toml::Value::Array(vec!["contoso.com".into()]),
+            );
+        })
+        .await;
+    // 3.5 MB of noise: its base64 is over sendMail's 4 MB.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let scan: Vec<u8> = (0..3_500_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&scan);
+    let mut m = format!(
+        "From: Bob <{BOB}>\r\nTo: <{CAROL}>\r\nSubject: bob-scan\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nYour scan.\r\n\
+         --b1\r\nContent-Type: application/pdf; name=\"scan.pdf\"\r\n\
+         Content-Disposition: attachment; filename=\"scan.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n"
+    )
+    .into_bytes();
+    for line in b64.as_bytes().chunks(76) {
+        m.extend_from_slice(line);
+        m.extend_from_slice(b"\r\n");
+    }
+    m.extend_from_slice(b"--b1--\r\n");
+    let reply = send_raw(&p, &m, &[CAROL]);
+    assert!(reply.starts_with("250"), "{reply}");
+    let got = g.graph.wait_for_delivered(1, PATIENCE).await;
+    assert_eq!(got.len(), 1, "{got:#?}\n{}", p.log());
+    assert_eq!(got[0].route, Some(postern_testkit::Route::Draft));
+    assert_eq!(got[0].mailbox, BOB);
+    assert_eq!(got[0].from.as_deref(), Some(BOB), "not rewritten");
+    assert!(got[0].reply_to.is_empty(), "{:?}", got[0].reply_to);
+    assert!(g.graph.drafts(BOB).is_empty());
+    assert!(g.graph.drafts(MAILBOX).is_empty());
+}
