@@ -49,7 +49,8 @@ pub struct MailboxThrottle {
     pub recipients_free_in_secs: Option<f64>,
     pub quota_blocked_for_secs: Option<f64>,
     pub busy_for_secs: Option<f64>,
-    /// Submissions from it in progress right now.
+    /// Its share of `concurrent_per_mailbox` in use: Graph requests in
+    /// progress, or SMTP connections open (idle ones too).
     pub in_flight: u32,
 }
 

@@ -13,6 +13,7 @@ address: string, messages_last_minute: number,
  */
 next_slot_in_secs: number, recipients_in_window: number, recipients_left: number | null, recipients_free_in_secs: number | null, quota_blocked_for_secs: number | null, busy_for_secs: number | null, 
 /**
- * Submissions from it in progress right now.
+ * Its share of `concurrent_per_mailbox` in use: Graph requests in
+ * progress, or SMTP connections open (idle ones too).
  */
 in_flight: number, };
