@@ -250,3 +250,51 @@ async fn a_large_scan_is_drafted_in_the_senders_own_mailbox() {
     assert!(g.graph.drafts(BOB).is_empty());
     assert!(g.graph.drafts(MAILBOX).is_empty());
 }
+
+/// Exchange refuses the sign-in as a sender whose mailbox the app was not
+/// given: that message waits with the fix, the queue is not held, and the
+/// other senders' mail goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_own_mailbox_defers_only_its_message() {
+    let up = Upstream::start_with(
+        postern_testkit::FakeExchangeOptions::default(),
+        postern_testkit::IdentityOptions {
+            app_mailboxes: vec![ALICE.into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let p = Postern::start_with(&up, |c| {
+        set(c, "upstream.send_as", "sender");
+        set(
+            c,
+            "upstream.accepted_domains",
+            toml::Value::Array(vec!["contoso.com".into()]),
+        );
+        set(c, "delivery.retry_first", "1h");
+        set(c, "delivery.retry_max", "1h");
+    })
+    .await;
+    let reply = send_raw(&p, &from(BOB, "smtp-bob"), &[CAROL]);
+    assert!(reply.starts_with("250"), "{reply}");
+    let q = p.wait_all(1, "deferred");
+    let bob = &q[0];
+    assert!(
+        bob["summary"].as_str().unwrap().contains("own mailbox"),
+        "{bob:#}"
+    );
+    assert!(
+        bob["fix"]
+            .as_str()
+            .unwrap()
+            .contains("Add-MailboxPermission"),
+        "{bob:#}"
+    );
+    let reply = send_raw(&p, &from(ALICE, "smtp-alice"), &[CAROL]);
+    assert!(reply.starts_with("250"), "{reply}");
+    let got = up.wait_for(1).await;
+    assert_eq!(got[0].auth_user.as_deref(), Some(ALICE));
+    let s = p.cli_json(&["status"]);
+    assert!(s["attention"].is_null(), "the queue is not held: {s:#}");
+    assert_eq!(s["account"]["state"], "signed-in", "{s:#}");
+}

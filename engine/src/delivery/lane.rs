@@ -289,7 +289,7 @@ impl Lane {
                         refreshed = true;
                         continue;
                     }
-                    if verdict.action == Action::RefreshAuth {
+                    if verdict.action == Action::RefreshAuth && !self.sending.own {
                         self.w.tokens.mark_sign_in_needed(&e.to_string()).await;
                     }
                     return Err(Failure::Upstream(e));

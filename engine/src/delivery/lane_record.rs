@@ -111,6 +111,12 @@ impl Lane {
     pub(super) async fn record_failure(&mut self, claim: &Claim, failure: Failure) {
         let w = self.w.clone();
         let (verdict, cause) = failure.verdict();
+        // One sender's own mailbox refused: that message waits, the queue
+        // does not (send_as = "sender").
+        let verdict = self
+            .sending
+            .own_refusal(&failure, &verdict)
+            .unwrap_or(verdict);
         let retry_after = failure.retry_after();
         let now = now_ms();
         let mut wait = None;

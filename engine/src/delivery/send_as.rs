@@ -16,6 +16,8 @@
 
 use mail_parser::MessageParser;
 
+use super::classify::{Action, Verdict};
+use super::outcome::Failure;
 use super::upstream::Credentials;
 use crate::config::{SendAs, UpstreamConfig};
 use crate::spool::{Claim, Spool};
@@ -55,6 +57,33 @@ impl Sending {
             },
             other => other,
         }
+    }
+}
+
+/// What a refusal of one sender's own mailbox means: that message waits
+/// and is retried, instead of the whole queue being held (the other
+/// mailboxes work).
+const OWN_MAILBOX_REFUSED: Verdict = Verdict {
+    action: Action::Retry,
+    summary: "Microsoft refused to send from the sender's own mailbox (upstream.send_as = \"sender\"); this message waits, the others keep going.",
+    fix: "Give the app access to that mailbox (Graph: Mail.Send within its RBAC scope; SMTP: Add-MailboxPermission with FullAccess for the app's service principal), or remove its domain from upstream.accepted_domains.",
+};
+
+impl Sending {
+    /// A refusal that concerns only this sender's own mailbox (its sign-in
+    /// refused over SMTP, or Graph's 403 / 404 for that user), which
+    /// would otherwise hold the whole queue: retried with the fix instead.
+    /// A token that cannot be had at all is everyone's problem: not this.
+    pub(super) fn own_refusal(&self, failure: &Failure, verdict: &Verdict) -> Option<Verdict> {
+        if !self.own || !matches!(verdict.action, Action::Hold | Action::RefreshAuth) {
+            return None;
+        }
+        let only_this_mailbox = match failure {
+            Failure::Upstream(_) => true,
+            Failure::Graph(o) => matches!(o.status, Some(403 | 404)),
+            _ => false,
+        };
+        only_this_mailbox.then_some(OWN_MAILBOX_REFUSED)
     }
 }
 
@@ -162,6 +191,45 @@ mod tests {
             own_mailbox(&mailbox_mode, "", msg("alice@contoso.com").as_bytes()),
             None
         );
+    }
+
+    #[test]
+    fn a_refusal_of_one_own_mailbox_does_not_hold_the_queue() {
+        let graph = |status: u16, action: Action| {
+            let verdict = Verdict {
+                action,
+                summary: "",
+                fix: "",
+            };
+            let failure = Failure::Graph(crate::graph::errors::GraphOutcome {
+                verdict,
+                retry_after: None,
+                use_draft_route: false,
+                status: Some(status),
+                error: None,
+            });
+            (failure, verdict)
+        };
+        let own = Sending {
+            mailbox: "alice@contoso.com".into(),
+            own: true,
+        };
+        // Outside the app's RBAC scope, or no such user: only Alice's.
+        for status in [403, 404] {
+            let (f, v) = graph(status, Action::Hold);
+            assert_eq!(
+                own.own_refusal(&f, &v).map(|v| v.action),
+                Some(Action::Retry)
+            );
+        }
+        // A refused token is everyone's problem; so is the configured mailbox's.
+        let (f, v) = graph(401, Action::RefreshAuth);
+        assert_eq!(own.own_refusal(&f, &v), None);
+        let (f, v) = graph(403, Action::Hold);
+        let configured = Sending::configured(&sender_mode());
+        assert_eq!(configured.own_refusal(&f, &v), None);
+        let (f, v) = graph(403, Action::FailMessage);
+        assert_eq!(own.own_refusal(&f, &v), None, "a failure stays one");
     }
 
     #[test]
