@@ -18,7 +18,9 @@ use tokio::sync::watch;
 
 use crate::auth::{AccountState, TokenSource};
 use crate::config::{Config, UpstreamAuth, UpstreamMode};
+use crate::delivery::send_as;
 use crate::delivery::worker::{Attention, WorkerState};
+use crate::graph::recovery::drafts_of_deleted;
 use crate::spool::{MessageId, MessageInfo, Spool, State};
 use crate::throttle::{Throttle, ThrottleStatus};
 
@@ -196,6 +198,36 @@ pub struct Controller {
 }
 
 impl Controller {
+    /// Deletes a message; a Graph draft of it in the mailbox goes too (or
+    /// the answer says which Drafts folder to clean).
+    async fn delete(&self, id: MessageId) -> Response {
+        // The mailbox its draft is in, found before the files go.
+        let draft = match self.spool.get(&id) {
+            Some(m) if m.status.graph_draft.is_some() || m.status.graph_draft_creating => {
+                let u = &self.config.upstream;
+                Some(
+                    send_as::resolve_stored(u, &self.spool, &id, &m.from)
+                        .await
+                        .mailbox,
+                )
+            }
+            _ => None,
+        };
+        if let Err(e) = self.spool.delete(&id).await {
+            return Response::err(e);
+        }
+        let Some(mailbox) = draft else {
+            return Response::ok(json!({ "deleted": id }));
+        };
+        match drafts_of_deleted(&self.config, &self.tokens, &mailbox, &id).await {
+            Ok(n) => Response::ok(json!({ "deleted": id, "drafts_deleted": n })),
+            Err(note) => {
+                tracing::warn!(%id, "deleted from the queue, but {note}");
+                Response::ok(json!({ "deleted": id, "draft_left": note }))
+            }
+        }
+    }
+
     pub async fn handle(&self, req: Request) -> Response {
         match req {
             Request::Status => Response::ok(json!(self.status().await)),
@@ -221,30 +253,7 @@ impl Controller {
                 }
                 Err(e) => Response::err(e),
             },
-            Request::Delete { id } => {
-                let draft = self.spool.get(&id).is_some_and(|m| {
-                    m.status.graph_draft.is_some() || m.status.graph_draft_creating
-                });
-                match self.spool.delete(&id).await {
-                    Ok(()) if draft => {
-                        match crate::graph::recovery::drafts_of_deleted(
-                            &self.config,
-                            &self.tokens,
-                            &id,
-                        )
-                        .await
-                        {
-                            Ok(n) => Response::ok(json!({ "deleted": id, "drafts_deleted": n })),
-                            Err(note) => {
-                                tracing::warn!(%id, "deleted from the queue, but {note}");
-                                Response::ok(json!({ "deleted": id, "draft_left": note }))
-                            }
-                        }
-                    }
-                    Ok(()) => Response::ok(json!({ "deleted": id })),
-                    Err(e) => Response::err(e),
-                }
-            }
+            Request::Delete { id } => self.delete(id).await,
             Request::ResendRewritten { id } => match self.spool.resend_rewritten(&id).await {
                 Ok(()) => {
                     self.recheck();

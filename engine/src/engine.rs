@@ -76,8 +76,10 @@ impl Engine {
         let listening = listener.local_addrs();
 
         let tokens = TokenSource::new(&config, secrets);
-        let throttle = Throttle::open(
+        let throttle = Throttle::open_keyed(
             throttle_limits(&config),
+            throttle_concurrency(&config),
+            &config.upstream.mailbox,
             Some(&spool_dir.join("throttle.log")),
             Clock::system(),
         )
@@ -170,6 +172,18 @@ pub fn throttle_limits(config: &Config) -> Limits {
             window: l.recipient_window,
         },
         _ => Limits::none(),
+    }
+}
+
+/// Concurrent submissions per sending mailbox: `limits.max_connections`
+/// where Microsoft counts per mailbox (client submission: 3 connections;
+/// Graph: 4 requests); relay and Direct Send only by the lane count.
+pub fn throttle_concurrency(config: &Config) -> Option<usize> {
+    match config.upstream.mode {
+        UpstreamMode::Submission | UpstreamMode::Graph => {
+            Some(config.limits.max_connections.max(1))
+        }
+        _ => None,
     }
 }
 

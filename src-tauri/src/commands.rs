@@ -363,6 +363,12 @@ fn print_status(v: &Value) {
                 span(b)
             );
         }
+        let rows = t["mailboxes"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        if rows.len() > 1 {
+            for m in rows {
+                println!("Mailbox   {}", mailbox_line(&v["throttle"], m));
+            }
+        }
         match secs("eta_secs") {
             Some(0.0) => {}
             Some(e) => println!("Queue ETA everything submitted in {}", span(e)),
@@ -379,6 +385,27 @@ fn print_status(v: &Value) {
             println!("Fix       {fix}");
         }
     }
+}
+
+/// One sending mailbox's budget (`upstream.send_as = "sender"`).
+fn mailbox_line(t: &Value, m: &Value) -> String {
+    let of = |k: &str| t[k].as_u64().map(|l| format!("/{l}")).unwrap_or_default();
+    let mut line = format!(
+        "{}: {}{} messages in the last minute, {}{} recipients in the window, next slot in {}",
+        m["address"].as_str().unwrap_or(""),
+        m["messages_last_minute"],
+        of("messages_per_minute"),
+        m["recipients_in_window"],
+        of("recipients_per_day"),
+        span(m["next_slot_in_secs"].as_f64().unwrap_or(0.0))
+    );
+    if let Some(b) = m["busy_for_secs"].as_f64() {
+        line.push_str(&format!("; Microsoft asked it to wait {}", span(b)));
+    }
+    if let Some(b) = m["quota_blocked_for_secs"].as_f64() {
+        line.push_str(&format!("; quota spent for {}", span(b)));
+    }
+    line
 }
 
 fn account_line(a: &Value) -> String {

@@ -279,6 +279,10 @@ dir = "{spool}"
     assert_eq!(status.queue.queued, 1, "the last message waits: {status:?}");
     let mut out: BTreeMap<&'static str, Value> = BTreeMap::new();
     out.insert("status", json!(status));
+    out.insert(
+        "status-send-as",
+        json!(send_as_status(&config, &status).await),
+    );
     let queue = c.handle(Request::Queue).await.data.unwrap();
     out.insert("queue", queue);
     let mut messages = serde_json::Map::new();
@@ -409,6 +413,40 @@ dir = "{spool}"
         ],
     };
     (out, normalise)
+}
+
+/// The status with `upstream.send_as = "sender"`: the engine's throttle
+/// with the limits of the run above, once each sender has sent from their
+/// own mailbox and Microsoft asked Bob's to wait (a 429 with Retry-After).
+async fn send_as_status(config: &Config, status: &Status) -> Status {
+    use postern_engine::throttle::{Clock, Throttle};
+    let throttle = Throttle::open_keyed(
+        postern_engine::engine::throttle_limits(config),
+        postern_engine::engine::throttle_concurrency(config),
+        &config.upstream.mailbox,
+        None,
+        Clock::system(),
+    )
+    .unwrap();
+    for (mailbox, rcpts) in [
+        ("scanner@contoso.com", 1),
+        ("scanner@contoso.com", 2),
+        ("alice@contoso.com", 3),
+        ("bob@contoso.com", 1),
+    ] {
+        let slot = throttle.try_acquire(mailbox, rcpts).unwrap();
+        throttle.accepted(slot).await;
+    }
+    let retry_after = Some(Duration::from_secs(300));
+    throttle.server_busy(
+        "bob@contoso.com",
+        Duration::from_secs(60),
+        Duration::from_secs(3600),
+        retry_after,
+    );
+    let mut out = status.clone();
+    out.throttle = Some(throttle.status(&[1]));
+    out
 }
 
 /// The README's example config (its first ```toml block), as the engine

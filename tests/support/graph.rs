@@ -17,6 +17,12 @@ pub struct GraphUpstream {
 impl GraphUpstream {
     /// App-only tokens with these Graph `roles` (e.g. `["Mail.Send"]`).
     pub async fn start(roles: &[&str]) -> GraphUpstream {
+        GraphUpstream::start_with_mailboxes(roles, &[]).await
+    }
+
+    /// As [`GraphUpstream::start`], with these mailboxes besides [`MAILBOX`].
+    #[allow(dead_code)]
+    pub async fn start_with_mailboxes(roles: &[&str], others: &[&str]) -> GraphUpstream {
         let up = Upstream::start_with(
             FakeExchangeOptions::default(),
             IdentityOptions {
@@ -27,7 +33,10 @@ impl GraphUpstream {
         .await;
         let graph = FakeGraph::start(GraphOptions {
             identity: Some(up.identity.clone()),
-            mailboxes: vec![GraphMailbox::new(MAILBOX)],
+            mailboxes: std::iter::once(MAILBOX)
+                .chain(others.iter().copied())
+                .map(GraphMailbox::new)
+                .collect(),
             rbac_scope: None,
         })
         .await;

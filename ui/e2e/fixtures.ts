@@ -2,7 +2,7 @@
 //! answers, written by `cargo test -p postern --lib fixtures`
 //! (src-tauri/src/fixtures.rs) into e2e/fixtures/*.json — a queue with a
 //! sent, a failed (5.7.60), a deferred, a sending and a queued message, the
-//! status, throttle history, account, settings and log lines. Their times
+//! status (also with send_as = "sender": each sender's mailbox), throttle history, account, settings and log lines. Their times
 //! are relative to a fixed "now"; they are shifted to the moment the page
 //! is shown. Only the diagnostics are still written here (they need the
 //! network and the keychain to run for real).
@@ -10,6 +10,7 @@
 import type { Account, Check, ConfigForm, HistoryPoint, LogLine, MessageDetail, MessageInfo, NotificationSettings, SettingsReply, Status, Validation } from "../src/types";
 import type { PendingView } from "../src/ipc";
 import statusJson from "./fixtures/status.json";
+import statusSendAsJson from "./fixtures/status-send-as.json";
 import queueJson from "./fixtures/queue.json";
 import messagesJson from "./fixtures/messages.json";
 import historyJson from "./fixtures/history.json";
@@ -39,6 +40,7 @@ export function shiftTimes<T>(v: T, by: number): T {
 // The JSON modules' inferred types are checked against the generated ones here.
 const engine = {
   status: statusJson as Status,
+  statusSendAs: statusSendAsJson as Status,
   queue: queueJson as MessageInfo[],
   messages: messagesJson as Record<string, MessageDetail>,
   history: historyJson as HistoryPoint[],
@@ -68,7 +70,7 @@ export function fixtures(now: number) {
   ];
   const pending = null as PendingView | null;
   return {
-    queue, transcript, messages: e.messages, status: e.status, history: e.history, account: e.account,
+    queue, transcript, messages: e.messages, status: e.status, statusSendAs: e.statusSendAs, history: e.history, account: e.account,
     config: e.settings.config as ConfigForm, configPath: e.settings.path, firstStart: e.firstStart,
     validateFirstStart: e.validateFirstStart, validateBad: e.validateBad,
     checks, logs: e.logs, notifications: e.notifications, pending,

@@ -17,6 +17,8 @@ if (params.get("scenario") === "attention") {
   data.status.queue.held = 3;
 }
 if (params.get("scenario") === "empty") { data.queue = []; }
+// `?scenario=send-as`: each sender sends from their own mailbox.
+if (params.get("scenario") === "send-as") { data.status = data.statusSendAs; }
 // `?scenario=first-start`: no config file yet (the engine's defaults).
 if (params.get("scenario") === "first-start") { data.config = structuredClone(data.firstStart.config) as ConfigForm; }
 // `?open=ID`: the window was opened by a notification click on message ID.

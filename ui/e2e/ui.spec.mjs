@@ -138,6 +138,19 @@ describe("throttling", () => {
     await page.locator("#throttle-chart svg.chart").waitFor();
     assert.equal(await page.locator("#throttle-chart rect.bar").count(), 24);
     assert.equal(await page.locator("#throttle-chart path.rcpt-line").count(), 1);
+    assert.equal(await page.locator("#throttle-mailboxes table").count(), 0, "one mailbox: no table");
+    await page.close();
+  });
+  it("shows each sending mailbox's budget with send_as = \"sender\"", async () => {
+    await open("throttling", "?scenario=send-as");
+    const rows = page.locator("#throttle-mailboxes tbody tr");
+    await rows.first().waitFor();
+    const text = await rows.allTextContents();
+    assert.equal(text.length, 3, text.join("\n"));
+    assert.match(text[0], /^scanner@contoso\.com2 \/ 23 \/ 10,000/);
+    assert.match(text[1], /^alice@contoso\.com1 \/ 23 \/ 10,000/);
+    assert.match(text[2], /^bob@contoso\.com1 \/ 21 \/ 10,000.*Microsoft asked it to wait/);
+    assert.equal(await page.locator("#throttle-mailboxes tr.tone-warn").count(), 1);
     await page.close();
   });
 });

@@ -234,6 +234,23 @@ pub struct UpstreamConfig {
     /// and read the scans); Microsoft's endpoints always offer TLS, so this
     /// is refused for them.
     pub allow_plaintext: bool,
+    /// Whose mailbox a message is sent from: the configured `mailbox`
+    /// (default), or the sender's own when its address is in
+    /// `accepted_domains` (Graph, or submission with client-credentials).
+    pub send_as: SendAs,
+}
+
+/// `upstream.send_as`: which mailbox a message goes out from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum SendAs {
+    /// The configured `upstream.mailbox`, with sender rewriting as set.
+    #[default]
+    Mailbox,
+    /// The sender's own mailbox: the From header's address (else MAIL
+    /// FROM's, when the message has no From) when its domain is in
+    /// `upstream.accepted_domains`; any other sender goes as `mailbox`.
+    Sender,
 }
 
 impl Default for UpstreamConfig {
@@ -253,6 +270,7 @@ impl Default for UpstreamConfig {
             client_cert: None,
             client_key: None,
             allow_plaintext: false,
+            send_as: SendAs::Mailbox,
         }
     }
 }

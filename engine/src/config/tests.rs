@@ -295,3 +295,48 @@ fn graph_mode() {
         .to_string();
     assert!(err.contains("endpont"), "{err}");
 }
+
+#[test]
+fn send_as_sender_needs_the_apps_own_sign_in_and_accepted_domains() {
+    let app = "[oauth]\nflow = \"client-credentials\"\n";
+    let ok = |mode: &str| {
+        format!("[upstream]\nmode = \"{mode}\"\nsend_as = \"sender\"\naccepted_domains = [\"contoso.com\"]\n{app}")
+    };
+    assert_eq!(
+        parse(&ok("graph")).unwrap().upstream.send_as,
+        SendAs::Sender
+    );
+    parse(&ok("submission")).unwrap();
+    assert_eq!(parse("").unwrap().upstream.send_as, SendAs::Mailbox);
+    let cases = [
+        // No accepted domains: nobody's own mailbox can be chosen.
+        (
+            format!("[upstream]\nmode = \"graph\"\nsend_as = \"sender\"\n{app}"),
+            "accepted_domains",
+        ),
+        // A delegated sign-in is one user: it cannot send as others.
+        (
+            "[upstream]\nmode = \"graph\"\nsend_as = \"sender\"\naccepted_domains = [\"contoso.com\"]\n[oauth]\nflow = \"device-code\"\n".to_string(),
+            "client-credentials",
+        ),
+        (
+            "[upstream]\nsend_as = \"sender\"\naccepted_domains = [\"contoso.com\"]\nauth = \"password\"\n".to_string(),
+            "client-credentials",
+        ),
+        (
+            "[upstream]\nmode = \"relay\"\nhost = \"contoso-com.mail.protection.outlook.com\"\nauth = \"none\"\nsend_as = \"sender\"\naccepted_domains = [\"contoso.com\"]\n".to_string(),
+            "mode = \"graph\"",
+        ),
+    ];
+    for (text, fix) in cases {
+        let err = parse(&text).expect_err(&text).to_string();
+        assert!(
+            err.contains("upstream.send_as") && err.contains(fix),
+            "{text:?} -> {err}"
+        );
+    }
+    let err = parse("[upstream]\nsend_as = \"everyone\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("send_as"), "{err}");
+}

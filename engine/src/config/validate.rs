@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::endpoint::{validate_authority, validate_graph_endpoint};
 use super::{
     check_device_user, is_microsoft_host, legacy_tls, looks_like_address, Config, ConfigError,
-    UpstreamAuth, UpstreamMode,
+    OAuthFlow, SendAs, UpstreamAuth, UpstreamMode,
 };
 
 /// Graph's limit of concurrent requests per app and mailbox.
@@ -195,6 +195,9 @@ impl Config {
                 ),
             ));
         }
+        if let Some(message) = self.send_as_problem() {
+            return Err(bad("upstream.send_as", message));
+        }
         let d = &self.delivery;
         if d.retry_first.is_zero() || d.retry_max < d.retry_first {
             return Err(bad(
@@ -203,6 +206,33 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// Why `upstream.send_as = "sender"` cannot work with the rest of the
+    /// config, and what to do instead.
+    fn send_as_problem(&self) -> Option<String> {
+        let u = &self.upstream;
+        if u.send_as != SendAs::Sender {
+            return None;
+        }
+        if !matches!(u.mode, UpstreamMode::Graph | UpstreamMode::Submission) {
+            return Some(
+                "\"sender\" sends from each sender's own mailbox, which needs a sign-in: use mode = \"graph\" (or \"submission\" with oauth.flow = \"client-credentials\"), or set send_as = \"mailbox\"".into(),
+            );
+        }
+        if u.auth != UpstreamAuth::OAuth || self.oauth.flow != OAuthFlow::ClientCredentials {
+            return Some(
+                "\"sender\" needs the app's own sign-in (auth = \"oauth\", oauth.flow = \"client-credentials\"): a password or a signed-in user (interactive, device-code) can send only as that one mailbox. Set oauth.flow = \"client-credentials\" or send_as = \"mailbox\"".into(),
+            );
+        }
+        if u.accepted_domains.is_empty() {
+            return Some(
+                "\"sender\" sends from the sender's own mailbox only for addresses in upstream.accepted_domains, which is empty: list your domains there, e.g. accepted_domains = [\"contoso.com\"]".into(),
+            );
+        }
+        None
     }
 }
 

@@ -8,21 +8,24 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::classify::{Action, Stage, Verdict};
-use super::outcome::{set_recipient, settle, to_credentials, Failure};
-use super::reply::Reply;
+use super::classify::Action;
+use super::outcome::{to_credentials, Failure};
 use super::rewrite::{envelope_sender, rewrite_sender};
 use super::route;
+use super::send_as::{self, Sending};
 use super::transcript::Transcript;
 use super::upstream::{Connection, SendReport, UpstreamError};
-use super::worker::{Worker, MAX_IDLE_WAIT, THREAD_LIMIT_BACKOFF};
+use super::worker::{Worker, MAX_IDLE_WAIT};
 use crate::auth::AccessToken;
+use crate::config::SendAs;
 use crate::events::{Event, PROGRESS_MIN_BYTES};
-use crate::spool::{now_ms, Claim, RecipientState, State, Status};
-use crate::throttle::{Slot, Wait as ThrottleWait};
+use crate::spool::{now_ms, Claim, State};
+use crate::throttle::{Lease, Slot, Wait as ThrottleWait};
 
 #[path = "lane_graph.rs"]
 mod graph;
+#[path = "lane_record.rs"]
+mod record;
 
 /// Resolves once shutdown is requested, at once if it already was (or
 /// when the engine that could request it is gone).
@@ -41,6 +44,11 @@ pub(super) struct Lane {
     /// The open connection's greeting, EHLO, STARTTLS and AUTH lines, so
     /// every message's transcript shows how its session was established.
     conn_setup: Vec<String>,
+    /// The mailbox the open connection signed in for, and its share of
+    /// that mailbox's concurrent connections.
+    conn_lease: Option<(String, Lease)>,
+    /// The mailbox the current message is sent from (`send_as`).
+    sending: Sending,
     last_used: tokio::time::Instant,
     /// Turns true at shutdown; every wait of the lane watches it.
     shutdown: watch::Receiver<bool>,
@@ -54,11 +62,13 @@ enum Wait {
 impl Lane {
     pub(super) fn new(w: Arc<Worker>, index: usize, shutdown: watch::Receiver<bool>) -> Lane {
         Lane {
+            sending: Sending::configured(&w.config.upstream),
             w,
             index,
             conn: None,
             conn_token: None,
             conn_setup: Vec::new(),
+            conn_lease: None,
             last_used: tokio::time::Instant::now(),
             shutdown,
         }
@@ -76,11 +86,14 @@ impl Lane {
                 }
                 continue;
             }
-            // A full minute window or a quota block holds every message:
-            // wait without claiming one.
+            // A full minute window or a quota block holds every message
+            // sent from the one mailbox: wait without claiming one.
+            let one_mailbox = self.w.config.upstream.send_as == SendAs::Mailbox;
             if let Some(
                 w @ (ThrottleWait::Minute(_) | ThrottleWait::Quota(_) | ThrottleWait::Busy(_)),
-            ) = self.w.throttle.wait_for(1)
+            ) = one_mailbox
+                .then(|| self.w.throttle.wait_for(&self.w.config.upstream.mailbox, 1))
+                .flatten()
             {
                 if let Wait::Shutdown = self.wait(w.duration(), &mut shutdown).await {
                     break;
@@ -113,6 +126,7 @@ impl Lane {
                 }
                 continue;
             };
+            self.sending = send_as::resolve(&self.w.config.upstream, &self.w.spool, &claim).await;
             if self.w.throttle.exceeds_budget(claim.pending.len()) {
                 let failure = Failure::TooManyRecipients {
                     rcpts: claim.pending.len(),
@@ -131,7 +145,7 @@ impl Lane {
                     .min(self.w.config.upstream.max_recipients.max(1))
             };
             let acquired = tokio::select! {
-                a = self.w.throttle.acquire(first as u32, &self.shutdown) => a,
+                a = self.w.throttle.acquire(&self.sending.mailbox, first as u32, &self.shutdown) => a,
                 _ = stopping(&mut shutdown) => {
                     self.release(&claim).await;
                     break;
@@ -195,6 +209,7 @@ impl Lane {
     }
 
     async fn close(&mut self) {
+        self.conn_lease = None;
         if let Some(conn) = self.conn.take() {
             let mut t = Transcript::default();
             conn.quit(&mut t).await;
@@ -203,6 +218,7 @@ impl Lane {
     }
 
     fn drop_connection(&mut self) {
+        self.conn_lease = None;
         if self.conn.take().is_some() {
             *self.w.state.active.lock().unwrap() -= 1;
         }
@@ -216,6 +232,13 @@ impl Lane {
             .is_some_and(|t| !t.is_fresh(now_ms()));
         if stale {
             t.note("the open connection's sign-in is about to expire; reconnecting");
+            self.close().await;
+        }
+        let mailbox = self.sending.mailbox.clone();
+        if self.conn_lease.as_ref().is_some_and(|(m, _)| *m != mailbox) {
+            t.note(&format!(
+                "this message is sent from {mailbox}: closing the connection signed in for another mailbox"
+            ));
             self.close().await;
         }
         if let Some(conn) = self.conn.as_mut() {
@@ -234,18 +257,24 @@ impl Lane {
             .targets(&self.w.settings, t)
             .await
             .map_err(Failure::Route)?;
+        // One of the mailbox's concurrent connections (Exchange: 3).
+        let Some(lease) = self.w.throttle.lease(&mailbox, &self.shutdown).await else {
+            return Err(Failure::Local("Postern is stopping".into()));
+        };
         let mut refreshed = false;
         loop {
             let (creds, token) = match self.w.tokens.credentials().await {
                 Ok(c) => to_credentials(c),
                 Err(e) => return Err(Failure::Auth(e)),
             };
+            let creds = self.sending.credentials(creds);
             let before = t.lines().len();
             match route::open_first(&targets, &creds, t).await {
                 Ok(conn) => {
                     self.conn_setup = t.lines()[before..].to_vec();
                     self.conn = Some(conn);
                     self.conn_token = token;
+                    self.conn_lease = Some((mailbox, lease));
                     *self.w.state.active.lock().unwrap() += 1;
                     return Ok(());
                 }
@@ -260,7 +289,7 @@ impl Lane {
                         refreshed = true;
                         continue;
                     }
-                    if verdict.action == Action::RefreshAuth {
+                    if verdict.action == Action::RefreshAuth && !self.sending.own {
                         self.w.tokens.mark_sign_in_needed(&e.to_string()).await;
                     }
                     return Err(Failure::Upstream(e));
@@ -335,13 +364,15 @@ impl Lane {
             }
         };
         let mut mail_from = claim.envelope.mail_from.clone();
-        let rewrite = w.config.upstream.rewrite_sender || claim.rewrite_sender;
-        if rewrite && !w.config.upstream.mailbox.is_empty() {
+        if self.sending.rewrites(&w.config.upstream, claim) {
             content = rewrite_sender(&content, &w.config.upstream.mailbox);
             mail_from = w.config.upstream.mailbox.clone();
+        } else if self.sending.own {
+            // Its own mailbox: the envelope names the mailbox signed in.
+            mail_from = self.sending.mailbox.clone();
         }
         let submission = w.config.upstream.mode == crate::config::UpstreamMode::Submission;
-        let mail_from = envelope_sender(&mail_from, submission, &w.config.upstream.mailbox);
+        let mail_from = envelope_sender(&mail_from, submission, &self.sending.mailbox);
         let mut reports = Vec::new();
         let mut first = Some(first);
         for chunk in claim
@@ -354,7 +385,11 @@ impl Lane {
                 Some(slot) => slot,
                 // At shutdown the wait is cut short and returned: the rest
                 // of the message is deferred like any budget wait.
-                None => match w.throttle.acquire(chunk.len() as u32, &self.shutdown).await {
+                None => match w
+                    .throttle
+                    .acquire(&self.sending.mailbox, chunk.len() as u32, &self.shutdown)
+                    .await
+                {
                     Ok(slot) => slot,
                     Err(wait) => return Ok((reports, Some(wait))),
                 },
@@ -392,209 +427,5 @@ impl Lane {
             }
         }
         Ok((reports, None))
-    }
-
-    /// Defers a message that must wait for the recipient budget, a quota
-    /// block or a busy server, rather than holding its claim meanwhile.
-    async fn wait_for_budget(&self, claim: &Claim, wait: ThrottleWait) {
-        let w = &self.w;
-        let until = now_ms() + wait.duration().as_millis() as u64;
-        let (summary, reply) = match wait {
-            ThrottleWait::Busy(_) | ThrottleWait::Minute(_) => (
-                "Microsoft asked Postern to slow down; the message goes out shortly, by itself.",
-                "waiting: Microsoft reported it is busy".to_string(),
-            ),
-            ThrottleWait::Quota(_) => (
-                "Microsoft says the mailbox's daily recipient budget is used up; the message waits until it frees.",
-                "waiting: Microsoft reported the daily sending quota as exceeded (554 5.2.0)".to_string(),
-            ),
-            _ => (
-                "The mailbox's daily recipient budget is used up for now; the message goes out by itself when it frees.",
-                format!(
-                    "waiting for the daily recipient budget ({} recipients per {})",
-                    w.throttle.limits().per_window.unwrap_or(0),
-                    humantime::format_duration(w.throttle.limits().window)
-                ),
-            ),
-        };
-        let status = w
-            .spool
-            .update(&claim.id, |s| {
-                s.state = State::Deferred;
-                s.next_attempt = Some(until);
-                s.last_reply = Some(reply.clone());
-                s.summary = Some(summary.to_string());
-                s.fix = Some(String::new());
-            })
-            .await;
-        if let Ok(status) = status {
-            self.announce(claim, &status);
-        }
-    }
-
-    async fn record_reports(&mut self, claim: &Claim, reports: Vec<SendReport>) {
-        let w = self.w.clone();
-        let mut failed = Vec::new();
-        let mut hold: Option<(Verdict, Reply)> = None;
-        let mut last_reply = None;
-        let status = w
-            .spool
-            .update(&claim.id, |s| {
-                for r in &reports {
-                    if let Some(reply) = &r.data_reply {
-                        last_reply = Some(reply.to_string());
-                    }
-                    for a in &r.accepted {
-                        set_recipient(s, a, RecipientState::Sent, r.data_reply.as_ref());
-                    }
-                    for (a, reply) in &r.rejected {
-                        let v = super::classify::classify(Stage::RcptTo, reply);
-                        match v.action {
-                            Action::Hold => hold = Some((v, reply.clone())),
-                            Action::FailRecipient | Action::FailMessage => {
-                                set_recipient(s, a, RecipientState::Failed, Some(reply));
-                                failed.push((a.clone(), reply.clone(), v));
-                            }
-                            _ => {}
-                        }
-                    }
-                    for (a, reply) in &r.deferred {
-                        set_recipient(s, a, RecipientState::Pending, Some(reply));
-                    }
-                }
-                s.attempts += 1;
-                s.last_reply = last_reply.clone();
-                settle(s, &w, claim.received_at);
-            })
-            .await;
-        let Ok(status) = status else { return };
-        if let Some((v, reply)) = hold {
-            w.hold(v, &reply.to_string(), "");
-        } else if status.state == State::Sent || !reports.is_empty() {
-            w.clear_hold();
-            w.throttle.server_ok();
-        }
-        if let Some((_, reply, v)) = failed.first() {
-            w.events.emit(Event::Failed {
-                id: claim.id.clone(),
-                recipients: failed.iter().map(|(a, _, _)| a.clone()).collect(),
-                reply: reply.to_string(),
-                summary: v.summary.to_string(),
-                fix: v.fix.to_string(),
-            });
-        }
-        self.announce(claim, &status);
-    }
-
-    async fn record_failure(&mut self, claim: &Claim, failure: Failure) {
-        let w = self.w.clone();
-        let (verdict, cause) = failure.verdict();
-        let retry_after = failure.retry_after();
-        let now = now_ms();
-        let mut wait = None;
-        // 554 5.2.0: Microsoft's count wins over ours; re-learn it.
-        let quota_block = match verdict.action {
-            Action::DeferQuota => w.throttle.quota_exceeded(w.config.delivery.retry_max),
-            _ => Duration::ZERO,
-        };
-        if verdict.action == Action::Retry && failure.is_server_busy() {
-            let d = &w.config.delivery;
-            let pause = w.throttle.server_busy(d.retry_first, d.retry_max);
-            tracing::info!(pause = %humantime::format_duration(pause), "Microsoft is busy; all connections back off");
-        }
-        match verdict.action {
-            // RefreshAuth here means the refreshed token was refused too:
-            // sign-in needed, which holds the queue like any admin fix.
-            Action::Hold | Action::RefreshAuth => w.hold(verdict, &cause, failure.fix_override()),
-            Action::ReduceConnections => {
-                self.drop_connection();
-                wait = Some(THREAD_LIMIT_BACKOFF);
-            }
-            _ => {}
-        }
-        let status = w
-            .spool
-            .update(&claim.id, |s| {
-                s.last_reply = Some(cause.clone());
-                s.summary = Some(verdict.summary.to_string());
-                s.fix = Some(verdict.fix.to_string());
-                match verdict.action {
-                    Action::FailMessage | Action::FailRecipient => {
-                        s.attempts += 1;
-                        for r in &mut s.recipients {
-                            if r.state == RecipientState::Pending {
-                                r.state = RecipientState::Failed;
-                                r.reply = Some(cause.clone());
-                            }
-                        }
-                        settle(s, &w, claim.received_at);
-                    }
-                    Action::Hold | Action::RefreshAuth => {
-                        s.state = State::Held;
-                        s.next_attempt =
-                            Some(now + w.config.delivery.hold_recheck.as_millis() as u64);
-                    }
-                    Action::DeferQuota => {
-                        s.state = State::Deferred;
-                        s.next_attempt = Some(now + quota_block.as_millis() as u64);
-                    }
-                    Action::Retry | Action::ReduceConnections => {
-                        s.attempts += 1;
-                        settle(s, &w, claim.received_at);
-                        // Graph's Retry-After: exactly as long as asked.
-                        if let (Some(d), State::Deferred) = (retry_after, s.state) {
-                            s.next_attempt = Some(now + d.as_millis() as u64);
-                        }
-                    }
-                }
-            })
-            .await;
-        if let Ok(status) = status {
-            if matches!(verdict.action, Action::FailMessage | Action::FailRecipient) {
-                w.events.emit(Event::Failed {
-                    id: claim.id.clone(),
-                    recipients: claim.pending.clone(),
-                    reply: cause.clone(),
-                    summary: verdict.summary.to_string(),
-                    fix: verdict.fix.to_string(),
-                });
-            }
-            self.announce(claim, &status);
-        }
-        if let Some(d) = wait {
-            // The back-off ends early at shutdown (it must not hold up
-            // the engine's stop for a minute).
-            let mut shutdown = self.shutdown.clone();
-            tokio::select! {
-                _ = tokio::time::sleep(d) => {}
-                _ = stopping(&mut shutdown) => {}
-            }
-        }
-    }
-
-    fn announce(&self, claim: &Claim, status: &Status) {
-        let w = &self.w;
-        match status.state {
-            State::Sent => {
-                tracing::info!(id = %claim.id, reply = status.last_reply.as_deref().unwrap_or(""), "sent");
-                w.events.emit(Event::Sent {
-                    id: claim.id.clone(),
-                    reply: status.last_reply.clone().unwrap_or_default(),
-                });
-            }
-            State::Deferred | State::Held => {
-                let reason = status.last_reply.clone().unwrap_or_default();
-                tracing::info!(id = %claim.id, %reason, "deferred");
-                w.events.emit(Event::Deferred {
-                    id: claim.id.clone(),
-                    reason,
-                    next_attempt_unix: status.next_attempt.unwrap_or(0) / 1000,
-                });
-            }
-            State::Failed => {
-                tracing::warn!(id = %claim.id, reply = status.last_reply.as_deref().unwrap_or(""), "failed");
-            }
-            State::Queued | State::Sending => {}
-        }
     }
 }

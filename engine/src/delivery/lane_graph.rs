@@ -11,7 +11,6 @@
 use super::super::classify::{Action, Verdict};
 use super::super::outcome::Failure;
 use super::super::reply::Reply;
-use super::super::rewrite::rewrite_sender;
 use super::super::transcript::Transcript;
 use super::super::upstream::SendReport;
 use super::Lane;
@@ -57,13 +56,29 @@ impl Lane {
         let w = self.w.clone();
         let mut t = Transcript::default();
         t.note(&format!(
-            "attempt {} for message {} ({} recipient(s) pending), through Microsoft Graph as {}",
+            "attempt {} for message {} ({} recipient(s) pending), through Microsoft Graph as {}{}",
             claim.attempts + 1,
             claim.id,
             claim.pending.len(),
-            w.config.upstream.mailbox
+            self.sending.mailbox,
+            if self.sending.own {
+                " (the sender's own mailbox: upstream.send_as = \"sender\")"
+            } else {
+                ""
+            }
         ));
+        // One of the mailbox's concurrent requests (Graph: 4 per mailbox).
+        let Some(lease) = w
+            .throttle
+            .lease(&self.sending.mailbox, &self.shutdown)
+            .await
+        else {
+            w.throttle.release(slot);
+            self.release(&claim).await;
+            return;
+        };
         let outcome = self.graph_transfer(&claim, &mut t).await;
+        drop(lease);
         match &outcome {
             Ok(()) => w.throttle.accepted(slot).await,
             Err(_) => w.throttle.release(slot),
@@ -133,12 +148,18 @@ impl Lane {
                             .read_content(&claim.id)
                             .await
                             .map_err(|e| Failure::Local(e.to_string()))?;
-                        if (u.rewrite_sender || claim.rewrite_sender) && !u.mailbox.is_empty() {
-                            content = rewrite_sender(&content, &u.mailbox);
+                        if self.sending.rewrites(u, claim) {
+                            content = super::super::rewrite::rewrite_sender(&content, &u.mailbox);
                         }
                     }
                     client
-                        .send_mime(&u.mailbox, &token.token, &content, &claim.pending, t)
+                        .send_mime(
+                            &self.sending.mailbox,
+                            &token.token,
+                            &content,
+                            &claim.pending,
+                            t,
+                        )
                         .await
                 }
             };
@@ -175,11 +196,11 @@ impl Lane {
         token: &'a crate::secrets::Secret,
     ) -> DraftJob<'a> {
         let u = &self.w.config.upstream;
-        let rewrite = (u.rewrite_sender || claim.rewrite_sender) && !u.mailbox.is_empty();
+        let rewrite = self.sending.rewrites(u, claim);
         DraftJob {
             client,
             token,
-            mailbox: &u.mailbox,
+            mailbox: &self.sending.mailbox,
             spool: &self.w.spool,
             id: &claim.id,
             envelope: &claim.pending,

@@ -15,6 +15,7 @@
 //!   delivers them over reused connections.
 //! - [`rewrite`]: sender rewriting, the fix for `5.7.60` when Send As cannot
 //!   be granted.
+//! - [`send_as`]: which mailbox a message goes out from (`upstream.send_as`).
 
 pub mod classify;
 mod lane;
@@ -22,6 +23,7 @@ mod outcome;
 pub mod reply;
 pub mod rewrite;
 pub mod route;
+pub mod send_as;
 mod tap;
 pub mod transcript;
 pub mod upstream;

@@ -148,9 +148,11 @@ impl Failure {
         }
     }
 
-    /// Microsoft's "busy, try later" (421, or 451 4.7.x / 4.3.x).
+    /// Microsoft's "busy, try later" (421, or 451 4.7.x / 4.3.x; Graph's
+    /// 429 and 503): the sending mailbox backs off as a whole.
     pub(super) fn is_server_busy(&self) -> bool {
         match self {
+            Failure::Graph(o) => matches!(o.status, Some(429 | 503)),
             Failure::Upstream(e) => e.reply().is_some_and(|r| {
                 r.code == 421
                     || (r.code == 451

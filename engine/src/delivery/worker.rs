@@ -79,6 +79,23 @@ impl WorkerState {
     }
 }
 
+/// With `send_as = "sender"` the lanes serve several mailboxes, each
+/// allowed `limits.max_connections` at a time (the throttle's leases):
+/// this many lanes per mailbox's worth, at most [`MAX_LANES`] in all.
+const SENDER_LANES_FACTOR: usize = 4;
+const MAX_LANES: usize = 16;
+
+/// How many lanes run: `limits.max_connections` for one mailbox; more when
+/// each sender sends from its own (`upstream.send_as = "sender"`).
+pub fn lane_count(config: &Config) -> usize {
+    let per_mailbox = config.limits.max_connections.max(1);
+    if config.upstream.send_as == crate::config::SendAs::Sender {
+        (per_mailbox * SENDER_LANES_FACTOR).clamp(per_mailbox, MAX_LANES.max(per_mailbox))
+    } else {
+        per_mailbox
+    }
+}
+
 pub struct Worker {
     pub(super) config: Arc<Config>,
     pub(super) spool: Spool,
@@ -145,7 +162,7 @@ impl Worker {
             );
         }
         let this = Arc::new(self);
-        let lanes = this.config.limits.max_connections.max(1);
+        let lanes = lane_count(&this.config);
         let mut tasks = tokio::task::JoinSet::new();
         for lane in 0..lanes {
             let w = this.clone();

@@ -72,7 +72,7 @@ pub struct GraphOutcome {
 const CONSENT_FIX: &str = "In Microsoft Entra ID, App registrations → Postern's app → API permissions, add the Application permission Mail.Send (and Mail.ReadWrite for large scans) and click Grant admin consent.";
 const RBAC_FIX: &str = "Give the app the right on this mailbox: New-ManagementRoleAssignment -App <app id> -Role \"Application Mail.Send\" -CustomResourceScope <scope> (the scope must include the mailbox), or remove the application access policy that excludes it; also check that OData (REST) access is not disabled for the mailbox.";
 const BOTH_FIX: &str = "Check both: in Microsoft Entra ID, App registrations → API permissions, that Mail.Send has admin consent; and in Exchange Online, that the app's role assignment (New-ManagementRoleAssignment -App <app id> -Role \"Application Mail.Send\" -CustomResourceScope <scope>) covers the mailbox.";
-const SEND_AS_FIX: &str = "Send from a mailbox the app may send as: set upstream.send_as = \"mailbox\" with sender rewriting (upstream.rewrite_sender = true), or in the Exchange admin center grant the mailbox Send As on the sender.";
+const SEND_AS_FIX: &str = "Send from a mailbox the app may send as: with oauth.flow = \"client-credentials\" set upstream.send_as = \"sender\" (a sender in upstream.accepted_domains then sends from their own mailbox), or turn on sender rewriting (upstream.rewrite_sender = true), or in the Exchange admin center grant the mailbox Send As on the sender.";
 const MAILBOX_FIX: &str = "Check the mailbox address in Postern's upstream settings: it must be an existing Exchange Online mailbox of your tenant.";
 const SIZE_FIX: &str = "Send a smaller file, or raise the mailbox's limit: Set-Mailbox -Identity <mailbox> -MaxSendSize 35MB.";
 

@@ -163,9 +163,9 @@ pub async fn delete_tagged(
 pub async fn drafts_of_deleted(
     config: &crate::config::Config,
     tokens: &crate::auth::TokenSource,
+    mailbox: &str,
     id: &MessageId,
 ) -> Result<usize, String> {
-    let mailbox = &config.upstream.mailbox;
     let left = |why: &str| {
         format!(
             "its draft could not be removed from {mailbox} ({why}): delete it in that mailbox's Drafts folder"

@@ -20,7 +20,7 @@ async fn run(t: &Throttle, n: usize, rcpts: u32) -> Vec<u64> {
     let mut at = Vec::new();
     for _ in 0..n {
         loop {
-            match t.try_acquire(rcpts) {
+            match t.try_acquire("", rcpts) {
                 Ok(slot) => {
                     t.accepted(slot).await;
                     break;
@@ -73,18 +73,18 @@ async fn the_recipient_window_rolls_with_large_messages() {
     // Four messages of 300 recipients: the fourth does not fit today.
     run(&t, 3, 300).await;
     tokio::time::sleep(HOUR).await;
-    match t.try_acquire(300) {
+    match t.try_acquire("", 300) {
         Err(Wait::Budget(d)) => assert_eq!(d, DAY - HOUR, "frees when the first 300 leave"),
         other => panic!("expected a budget wait, got {other:?}"),
     }
     // 100 still fit now.
-    assert!(t.try_acquire(100).is_ok());
+    assert!(t.try_acquire("", 100).is_ok());
     let s = t.status(&[]);
     assert_eq!(s.recipients_in_window, 1_000);
     assert_eq!(s.recipients_left, Some(0));
     tokio::time::sleep(DAY - HOUR).await;
     assert!(
-        t.try_acquire(300).is_ok(),
+        t.try_acquire("", 300).is_ok(),
         "the window rolled, not a calendar day"
     );
     assert!(t.exceeds_budget(1_001) && !t.exceeds_budget(1_000));
@@ -101,7 +101,7 @@ async fn a_restart_mid_burst_does_not_allow_a_second_burst() {
     }
     // Restarted 10 seconds later: the minute is still full.
     let t = Throttle::open(microsoft(), Some(&path), Clock::starting_at(start + 10_000)).unwrap();
-    match t.try_acquire(1) {
+    match t.try_acquire("", 1) {
         Err(Wait::Minute(d)) => assert_eq!(d, Duration::from_secs(50)),
         other => panic!("a second burst was let through: {other:?}"),
     }
@@ -124,18 +124,18 @@ async fn quota_refusal_blocks_until_the_window_frees() {
     run(&t, 1, 5).await;
     tokio::time::sleep(HOUR).await;
     // The refused submission itself (3 recipients) did not count upstream.
-    let refused = t.try_acquire(3).unwrap();
+    let refused = t.try_acquire("", 3).unwrap();
     t.release(refused);
-    let blocked = t.quota_exceeded(HOUR);
+    let blocked = t.quota_exceeded("", HOUR);
     assert_eq!(blocked, DAY - HOUR);
-    assert!(matches!(t.try_acquire(1), Err(Wait::Quota(_))));
+    assert!(matches!(t.try_acquire("", 1), Err(Wait::Quota(_))));
     assert!(t.status(&[]).quota_blocked_for_secs.is_some());
     tokio::time::sleep(blocked).await;
-    assert!(t.try_acquire(1).is_ok());
+    assert!(t.try_acquire("", 1).is_ok());
     // With nothing of ours in the window, someone else spent the budget:
     // try again after the fallback.
     let t = Throttle::open(microsoft(), None, Clock::starting_at(0)).unwrap();
-    assert_eq!(t.quota_exceeded(HOUR), HOUR);
+    assert_eq!(t.quota_exceeded("", HOUR), HOUR);
 }
 
 #[tokio::test(start_paused = true)]
@@ -164,7 +164,7 @@ fn no_limits_never_wait() {
     rt.block_on(async {
         let t = Throttle::in_memory(Limits::none());
         for _ in 0..1000 {
-            assert!(t.try_acquire(500).is_ok());
+            assert!(t.try_acquire("", 500).is_ok());
         }
         assert_eq!(t.status(&[1; 100]).eta_secs, Some(0.0));
     });
@@ -174,20 +174,20 @@ fn no_limits_never_wait() {
 async fn server_busy_pauses_everyone_and_doubles_while_it_lasts() {
     let t = Throttle::open(microsoft(), None, Clock::starting_at(0)).unwrap();
     let base = Duration::from_secs(60);
-    assert_eq!(t.server_busy(base, HOUR), base);
-    assert!(matches!(t.try_acquire(1), Err(Wait::Busy(_))));
-    assert!(matches!(t.wait_for(1), Some(Wait::Busy(_))));
+    assert_eq!(t.server_busy("", base, HOUR, None), base);
+    assert!(matches!(t.try_acquire("", 1), Err(Wait::Busy(_))));
+    assert!(matches!(t.wait_for("", 1), Some(Wait::Busy(_))));
     tokio::time::sleep(base).await;
-    assert!(t.try_acquire(1).is_ok());
+    assert!(t.try_acquire("", 1).is_ok());
     assert_eq!(
-        t.server_busy(base, HOUR),
+        t.server_busy("", base, HOUR, None),
         2 * base,
         "busy again: twice as long"
     );
     tokio::time::sleep(2 * base).await;
-    t.server_ok();
+    t.server_ok("");
     assert_eq!(
-        t.server_busy(base, HOUR),
+        t.server_busy("", base, HOUR, None),
         base,
         "a success resets the back-off"
     );
@@ -216,9 +216,9 @@ async fn a_slot_counts_from_when_microsoft_accepted_it() {
     let t = Throttle::open(microsoft(), None, Clock::starting_at(0)).unwrap();
     // 30 slots taken at once; the messages take 5 s to be accepted (a new
     // connection and sign-in), and Microsoft counts them from then.
-    let slots: Vec<Slot> = (0..30).map(|_| t.try_acquire(1).unwrap()).collect();
+    let slots: Vec<Slot> = (0..30).map(|_| t.try_acquire("", 1).unwrap()).collect();
     assert!(
-        matches!(t.try_acquire(1), Err(Wait::Minute(_))),
+        matches!(t.try_acquire("", 1), Err(Wait::Minute(_))),
         "in-flight slots count"
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -226,13 +226,13 @@ async fn a_slot_counts_from_when_microsoft_accepted_it() {
         t.accepted(s).await;
     }
     tokio::time::sleep(Duration::from_secs(55)).await;
-    match t.try_acquire(1) {
+    match t.try_acquire("", 1) {
         Err(Wait::Minute(d)) => assert_eq!(d, Duration::from_secs(5)),
         other => panic!("the next minute must start from the acceptances: {other:?}"),
     }
     // A refused submission gives its slot back.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let slot = t.try_acquire(1).unwrap();
+    let slot = t.try_acquire("", 1).unwrap();
     assert_eq!(t.status(&[]).messages_last_minute, 1);
     t.release(slot);
     assert_eq!(t.status(&[]).messages_last_minute, 0);

@@ -79,6 +79,11 @@ pub struct IdentityOptions {
     /// fake Graph's `http://127.0.0.1:PORT` (see also
     /// [`FakeIdentity::allow_graph_resource`]).
     pub graph_resources: Vec<String>,
+    /// The mailboxes an app-only (client credentials) token may sign in to
+    /// SMTP as besides its registration's `user`: in Exchange, those whose
+    /// FullAccess was given to the app's service principal
+    /// (`Add-MailboxPermission`). Default none.
+    pub app_mailboxes: Vec<String>,
 }
 
 impl Default for IdentityOptions {
@@ -90,6 +95,7 @@ impl Default for IdentityOptions {
             app_roles: vec![SMTP_APP_ROLE.to_string()],
             graph_roles: vec!["Mail.Send".to_string()],
             graph_resources: Vec::new(),
+            app_mailboxes: Vec::new(),
         }
     }
 }
@@ -323,14 +329,23 @@ impl FakeIdentity {
     }
 
     /// Checks that a bearer token was issued here, is unexpired and
-    /// unrevoked, and is for the given mailbox (case-insensitive). Graph
+    /// unrevoked, and is for the given mailbox (case-insensitive; an
+    /// app-only token also for [`IdentityOptions::app_mailboxes`]). Graph
     /// tokens are refused: their audience is not Exchange.
     pub fn validator(&self) -> TokenValidator {
         let shared = self.shared.clone();
         TokenValidator::new(move |user, token| {
             let st = shared.lock();
+            let granted = |t: &AccessToken| {
+                !t.delegated
+                    && shared
+                        .opts
+                        .app_mailboxes
+                        .iter()
+                        .any(|m| m.eq_ignore_ascii_case(user))
+            };
             st.access.get(token).is_some_and(|t| {
-                t.user.eq_ignore_ascii_case(user)
+                (t.user.eq_ignore_ascii_case(user) || granted(t))
                     && Instant::now() < t.expires
                     && t.audience.starts_with("https://outlook.office")
             })

@@ -6,7 +6,7 @@
 import { clear, h } from "../dom";
 import { api, errorText } from "../ipc";
 import { secretsPanel } from "../secrets-panel";
-import type { ConfigForm, FieldError, NotificationSettings, OAuthFlow, UpstreamAuth, UpstreamMode } from "../types";
+import type { ConfigForm, FieldError, NotificationSettings, OAuthFlow, SendAs, UpstreamAuth, UpstreamMode } from "../types";
 import { validateConfig } from "../validate";
 import type { PageView } from "./page";
 
@@ -18,6 +18,7 @@ interface Group { title: string; fields: Field[] }
 const MODES: UpstreamMode[] = ["submission", "relay", "direct-send"];
 const AUTHS: UpstreamAuth[] = ["oauth", "password", "none"];
 const FLOWS: OAuthFlow[] = ["interactive", "device-code", "client-credentials"];
+const SEND_AS: SendAs[] = ["mailbox", "sender"];
 
 const GROUPS: Group[] = [
   { title: "Devices (listener)", fields: [
@@ -40,6 +41,8 @@ const GROUPS: Group[] = [
     { key: "upstream.domain", label: "Domain (relay / Direct Send)", kind: "text", placeholder: "the mailbox's domain" },
     { key: "upstream.auth", label: "Authentication", kind: "select", options: AUTHS },
     { key: "upstream.rewrite_sender", label: "Send as the mailbox (rewrite the sender; the original From moves to Reply-To)", kind: "bool" },
+    { key: "upstream.send_as", label: "Send from", kind: "select", options: SEND_AS, help: "mailbox: every message from the mailbox above. sender: a sender in the accepted domains sends from their own mailbox (no Send As grant; the copy in their Sent Items); needs the client-credentials flow." },
+    { key: "upstream.accepted_domains", label: "Accepted domains", kind: "list", placeholder: "contoso.com", help: "One per line. Direct Send: the domains counted as internal. Send from the sender: the domains whose senders send from their own mailbox." },
   ] },
   { title: "Sign-in (OAuth)", fields: [
     { key: "oauth.tenant", label: "Tenant", kind: "text", placeholder: "contoso.com", help: "Your domain or tenant id, or \"organizations\"." },

@@ -1,11 +1,14 @@
 //! Throttling page: Microsoft's sending limits as Postern sees them — the
 //! minute window, the 24-hour recipient budget, open connections, pauses for
 //! quota or a busy server, when the queue will be drained, and 24 h history.
+//! With several sending mailbox (`upstream.send_as = "sender"`), a table of
+//! each mailbox's budget.
 
 import { historyChart } from "../chart";
 import { clear, h } from "../dom";
 import { countdownLeft, formatCountdown, formatDuration } from "../format";
 import { api, errorText } from "../ipc";
+import { mailboxRows } from "../mailboxes";
 import type { Store } from "../store";
 import type { HistoryPoint } from "../types";
 import type { PageView } from "./page";
@@ -21,9 +24,10 @@ export function throttlingPage(store: Store): PageView {
   const cards = h("div", { class: "cards" });
   const pauses = h("div", { class: "pauses" });
   const chartBox = h("div", { class: "chart-box", id: "throttle-chart" });
+  const perMailbox = h("div", { id: "throttle-mailboxes" });
   let history: HistoryPoint[] = [];
   let historyError = "";
-  const el = h("div", { class: "page page-throttling" }, pauses, cards,
+  const el = h("div", { class: "page page-throttling" }, pauses, cards, perMailbox,
     h("section", { class: "panel" }, h("h3", {}, "Last 24 hours"),
       h("p", { class: "legend" }, h("span", { class: "key key-bar" }), "messages sent per hour ", h("span", { class: "key key-line" }), "recipients per hour"), chartBox));
 
@@ -36,13 +40,20 @@ export function throttlingPage(store: Store): PageView {
     const st = store.status;
     const t = st?.throttle;
     const now = Date.now();
-    if (!st) { clear(cards, h("p", { class: "empty" }, "Waiting for Postern…")); clear(pauses); return; }
+    if (!st) { clear(cards, h("p", { class: "empty" }, "Waiting for Postern…")); clear(pauses); clear(perMailbox); return; }
     const left = (v: number | null | undefined) => countdownLeft(v, store.statusAt, now);
     const waiting = st.queue.queued + st.queue.sending + st.queue.deferred;
     clear(pauses,
       t?.quota_blocked_for_secs ? h("p", { class: "banner banner-bad", id: "quota-pause" }, `Microsoft says the mailbox's quota is used up (554 5.2.0). Postern stops sending for ${formatDuration(left(t.quota_blocked_for_secs)!)}, then tries again. Nothing bounces.`) : null,
       t?.busy_for_secs ? h("p", { class: "banner banner-warn", id: "busy-pause" }, `Microsoft is busy. Every connection stands back for ${formatDuration(left(t.busy_for_secs)!)}.`) : null,
       st.paused ? h("p", { class: "banner banner-warn" }, "Delivery is paused by you (Queue page → Resume delivery).") : null);
+    const rows = t ? mailboxRows(t, left) : [];
+    clear(perMailbox, rows.length ? h("section", { class: "panel" }, h("h3", {}, "Each sending mailbox"),
+      h("p", { class: "muted" }, "Each sender sends from their own mailbox, and Microsoft counts each mailbox's limits separately."),
+      h("table", { class: "mailboxes" },
+        h("thead", {}, h("tr", {}, ...["Mailbox", "Messages this minute", "Recipients in 24 h", "Next slot", "State"].map((c) => h("th", {}, c)))),
+        h("tbody", {}, ...rows.map((r) => h("tr", { class: `tone-${r.tone}` },
+          h("td", {}, r.address), h("td", {}, r.minute), h("td", {}, r.budget), h("td", {}, r.next), h("td", {}, r.state)))))) : null);
     if (!t) {
       clear(cards, h("p", { class: "empty" }, `No sending limits apply in ${st.upstream.mode} mode.`),
         card("card-conns", "Open connections", `${st.connections}`, null));
