@@ -182,6 +182,9 @@ mod tests {
             crate::lan::DeviceCard,
             crate::lan::LanReply,
             postern_engine::auth::claims::AppTokenCheck,
+            postern_engine::auth::permissions::Permissions,
+            postern_engine::auth::permissions::GrantKind,
+            postern_engine::auth::permissions::MissingPermission,
         );
     }
 

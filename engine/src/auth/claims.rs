@@ -20,6 +20,8 @@ pub const SMTP_APP_ROLE: &str = "SMTP.SendAsApp";
 pub struct Claims {
     /// App roles granted (app-only tokens); empty when none were consented.
     pub roles: Vec<String>,
+    /// Delegated permissions (`scp`, space-separated in the token).
+    pub scopes: Vec<String>,
     /// `aud`: the resource the token is for.
     pub audience: String,
     /// `exp` in unix seconds, when present.
@@ -44,6 +46,8 @@ struct Payload {
     aud: Audience,
     #[serde(default)]
     exp: Option<u64>,
+    #[serde(default)]
+    scp: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -79,6 +83,12 @@ pub fn decode(token: &str) -> Result<Claims, String> {
     };
     Ok(Claims {
         roles: p.roles,
+        scopes: p
+            .scp
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
         audience,
         exp: p.exp,
     })
