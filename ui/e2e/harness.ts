@@ -6,7 +6,7 @@
 import { mockIPC, mockWindows } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { fixtures } from "./fixtures";
-import { setupCommand } from "./setup-mocks";
+import { setupCommand, setupMock } from "./setup-mocks";
 import { validateConfig } from "../src/validate";
 import type { ConfigForm } from "../src/types";
 
@@ -24,6 +24,7 @@ if (params.get("scenario")?.startsWith("graph")) {
   data.config.upstream.mode = "graph";
   data.config.oauth.flow = "client-credentials";
   if (params.get("scenario") === "graph-no-consent") data.permissions = data.permissionsNoConsent;
+  setupMock.secrets.client_secret = true; // signed in: the app's secret is stored
 }
 // `?scenario=first-start`: no config file yet (the engine's defaults).
 if (params.get("scenario") === "first-start") { data.config = structuredClone(data.firstStart.config) as ConfigForm; }
