@@ -44,7 +44,12 @@ export function accountPage(): PageView {
   async function loadPermissions() {
     perms = null; permsError = "";
     if (acct && wantsPermissions(acct)) {
-      try { perms = await api.getPermissions(); } catch (e) { permsError = errorText(e); }
+      try {
+        perms = await api.getPermissions();
+        // Reading them may have fetched the token: show its expiry too.
+        acct = await api.getAccount().catch(() => acct);
+        render();
+      } catch (e) { permsError = errorText(e); }
     }
     renderPermissions();
   }
