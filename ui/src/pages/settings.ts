@@ -65,7 +65,8 @@ const GROUPS: Group[] = [
   ] },
   { title: "Microsoft Graph", id: "graph", onlyIn: "graph", fields: [
     { key: "graph.endpoint", label: "Graph endpoint", kind: "text", placeholder: "https://graph.microsoft.com", help: "Graph's service root: https://graph.microsoft.com, or your national cloud's (e.g. https://graph.microsoft.us). Postern adds /v1.0 itself." },
-    { key: "graph.save_to_sent_items", label: "Keep a copy of each message in the mailbox's Sent Items", kind: "bool" },
+    { key: "graph.save_to_sent_items", label: "Keep a copy of each message in the mailbox's Sent Items", kind: "bool",
+      help: "Not honoured yet: on the routes Postern uses, Graph always keeps the copy (docs/graph.md)." },
   ] },
   { title: "Limits", fields: [
     { key: "limits.messages_per_minute", label: "Messages per minute", kind: "number", help: "Microsoft's per-mailbox limit is 30." },
