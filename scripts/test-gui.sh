@@ -7,6 +7,12 @@
 #   tests/gui/test_clicks.py  Account sign-in and Settings Save clicked like a
 #                             person, from no config file and from the README's
 #                             config; a screenshot of each step.
+#   tests/gui/test_graph.py   Graph mode, app-only, against the fake Graph:
+#                             Account shows the app, tenant, mailbox and the
+#                             permissions from the token (a warning when
+#                             Mail.ReadWrite is missing), Settings the Graph
+#                             keys and the engine's error on an http endpoint;
+#                             a message reaches the fake Graph.
 #   tests/gui/test_setup.py   the setup assistant clicked from no config file
 #                             to a delivered test message and the device card
 #                             (the client secret typed in lies only in the
@@ -36,7 +42,7 @@ export POSTERN_APP
 [ -x target/debug/postern-fakes ] || cargo build -p postern-testkit --locked
 export NO_AT_BRIDGE=1
 echo "[gui] testing $POSTERN_APP" >&2
-for test in test_tray test_clicks test_setup; do
+for test in test_tray test_clicks test_graph test_setup; do
   timeout 900 scripts/with-keyring.sh xvfb-run -a python3 "tests/gui/$test.py"
 done
 # The assistant's pictures in the dark theme too (the walk again, first run only).

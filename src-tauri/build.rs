@@ -39,6 +39,7 @@ const COMMANDS: &[&str] = &[
     "add_device_user",
     "remove_device_user",
     "check_app_token",
+    "get_permissions",
     "get_device_card",
     "listen_on_lan",
 ];

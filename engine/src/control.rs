@@ -60,6 +60,10 @@ pub enum Request {
         from: String,
         to: String,
     },
+    /// What the access token grants (`roles` / `scp`) and what the mode
+    /// still needs (`auth::permissions::Permissions`); never the token. The
+    /// engine's cached token, fetched first when it holds none.
+    Permissions,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -291,6 +295,12 @@ impl Controller {
                 Ok(id) => Response::ok(json!({ "id": id })),
                 Err(e) => Response::err(e),
             },
+            Request::Permissions => {
+                match crate::auth::permissions::current(&self.config, &self.tokens).await {
+                    Ok(p) => Response::ok(json!(p)),
+                    Err(e) => Response::err(e),
+                }
+            }
             Request::Pause | Request::Resume => match &self.worker {
                 Some(w) => {
                     w.set_paused(req == Request::Pause);

@@ -23,7 +23,7 @@
 use std::path::PathBuf;
 
 use postern_engine::auth::AccountState;
-use postern_engine::config::{Config, OAuthFlow, UpstreamAuth};
+use postern_engine::config::{Config, OAuthFlow, UpstreamAuth, UpstreamMode};
 use postern_engine::spool::MessageId;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -34,6 +34,9 @@ use crate::settings::FieldError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[ts(rename = "Account")]
 pub struct AccountReply {
+    /// How mail goes to Microsoft (the page words Graph app-only sign-in
+    /// differently from SMTP's).
+    pub mode: UpstreamMode,
     pub mailbox: String,
     pub auth: UpstreamAuth,
     pub flow: OAuthFlow,
@@ -45,6 +48,7 @@ pub struct AccountReply {
 impl AccountReply {
     pub fn new(config: &Config, account: AccountState) -> AccountReply {
         AccountReply {
+            mode: config.upstream.mode,
             mailbox: config.upstream.mailbox.clone(),
             auth: config.upstream.auth,
             flow: config.oauth.flow,
@@ -182,6 +186,9 @@ mod tests {
             crate::lan::DeviceCard,
             crate::lan::LanReply,
             postern_engine::auth::claims::AppTokenCheck,
+            postern_engine::auth::permissions::Permissions,
+            postern_engine::auth::permissions::GrantKind,
+            postern_engine::auth::permissions::MissingPermission,
         );
     }
 

@@ -43,6 +43,7 @@ const TIME_KEYS: &[&str] = &[
     "time",
     "eta_unix_ms",
     "access_token_expires_at",
+    "expires_at",
 ];
 
 /// Makes a run's answers comparable with another run's.
@@ -354,6 +355,7 @@ dir = "{spool}"
         "validate-first-start",
         json!(crate::settings::validate(&with_mailbox, &config_path)),
     );
+    let first_graph = with_mailbox.clone();
     let mut bad = first_json;
     bad["listener"]["allow"] = json!(["192.168.1.0/24", "10.0.0.0/40"]);
     out.insert(
@@ -361,6 +363,7 @@ dir = "{spool}"
         json!(crate::settings::validate(&bad, &config_path)),
     );
     out.insert("notifications", json!(NotifySettings::default()));
+    graph::answers(&mut out, &first_graph, &config_path, run_now);
 
     let sent_bytes = sent_bytes.into_inner().unwrap();
     let sizes = [&failed, &deferred, &sent, &waiting, &queued]
@@ -448,6 +451,8 @@ async fn send_as_status(config: &Config, status: &Status) -> Status {
     out.throttle = Some(throttle.status(&[1]));
     out
 }
+#[path = "fixtures_graph.rs"]
+mod graph;
 
 /// The README's example config (its first ```toml block), as the engine
 /// reads it.

@@ -3,6 +3,7 @@
 //! uses) and to the shell's settings, logs and notifications. Each rejects
 //! with a plain-language string. Nothing here hands out a token or secret.
 
+use postern_engine::auth::permissions::Permissions;
 use postern_engine::auth::TokenSource;
 use postern_engine::control::{HistoryPoint, MessageDetail, Request, Status};
 use postern_engine::diagnose::Check;
@@ -105,6 +106,23 @@ pub async fn get_account(shell: State<'_, Shell>) -> Reply<AccountReply> {
         }
     };
     Ok(AccountReply::new(&config, state))
+}
+
+/// What the access token grants (`roles` app-only, `scp` delegated) and
+/// what the mode still needs: the running engine's cached token (fetched
+/// when it holds none), or, with no engine, one fetched here. Never the token.
+#[tauri::command]
+pub async fn get_permissions(shell: State<'_, Shell>) -> Reply<Permissions> {
+    permissions(&shell).await
+}
+
+pub(crate) async fn permissions(shell: &Shell) -> Reply<Permissions> {
+    if let Ok(c) = shell.controller().await {
+        return postern_engine::auth::permissions::current(&c.config, &c.tokens).await;
+    }
+    let config = shell.config.read().await.clone();
+    let tokens = TokenSource::new(&config, SecretStore::new());
+    postern_engine::auth::permissions::current(&config, &tokens).await
 }
 
 #[tauri::command]
@@ -241,6 +259,7 @@ macro_rules! postern_commands {
             $crate::ipc::set_paused,
             $crate::ipc::get_throttle_history,
             $crate::ipc::get_account,
+            $crate::ipc::get_permissions,
             $crate::ipc::sign_in,
             $crate::ipc::sign_out,
             $crate::ipc::get_settings,

@@ -297,3 +297,53 @@ async fn the_app_token_check_shows_the_granted_roles_and_never_the_token() {
         .await
         .unwrap();
 }
+
+/// `get_permissions` in Graph mode, app-only: the roles Microsoft granted
+/// and what is missing, from the token the engine holds; never the token.
+#[tokio::test]
+async fn graph_permissions_come_from_the_token_roles_and_never_hold_the_token() {
+    use postern_engine::auth::permissions::GrantKind;
+    let client_id = unique("app");
+    let secret = unique("cs");
+    let id = FakeIdentity::start(IdentityOptions {
+        clients: vec![ClientRegistration {
+            client_id: client_id.clone(),
+            client_secret: Some(secret.clone()),
+            user: "scanner@contoso.com".into(),
+        }],
+        graph_roles: vec!["Mail.Send".into()],
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}authority = \"{}\"\n",
+        config_text(&client_id, "scanner@contoso.com"),
+        id.authority()
+    )
+    .replace("[upstream]\n", "[upstream]\nmode = \"graph\"\n");
+    let shell = shell_in(dir.path(), Some(&text));
+    let setup = Setup::new(false);
+
+    // No secret yet: the reason, no answer.
+    let e = crate::ipc::permissions(&shell).await.unwrap_err();
+    assert!(e.contains("No client secret"), "{e}");
+
+    store(&shell, &setup, SecretKind::ClientSecret, &secret)
+        .await
+        .unwrap();
+    let p = crate::ipc::permissions(&shell).await.unwrap();
+    assert_eq!(p.kind, GrantKind::App);
+    assert_eq!(p.granted, ["Mail.Send"]);
+    assert_eq!(p.audience, "https://graph.microsoft.com");
+    let missing: Vec<_> = p.missing.iter().map(|m| m.permission.as_str()).collect();
+    assert_eq!(missing, ["Mail.ReadWrite"]);
+    let answer = serde_json::to_string(&p).unwrap();
+    assert!(
+        !answer.contains(&secret) && !answer.contains("eyJ"),
+        "{answer}"
+    );
+    remove(&shell, &setup, SecretKind::ClientSecret)
+        .await
+        .unwrap();
+}

@@ -80,3 +80,106 @@ async fn fakes_binary_reports_messages() {
     child.kill().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The fake Graph beside them: `graph_endpoint` in the first line, app-only
+/// tokens with the `--graph-roles`, a JSON line per delivery, and the
+/// `graph-fault` lines on standard input.
+#[tokio::test]
+async fn fakes_binary_serves_graph_and_takes_graph_faults() {
+    use base64::Engine as _;
+    use tokio::io::AsyncWriteExt;
+
+    let dir = std::env::temp_dir().join(format!("postern-fakes-graph-{}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_postern-fakes"))
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--graph-roles", "Mail.Send"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    let authority = first["authority"].as_str().unwrap();
+    let graph = first["graph_endpoint"].as_str().unwrap().to_string();
+    assert!(graph.starts_with("http://127.0.0.1:"), "{first}");
+
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{authority}/contoso.com/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "postern-test"),
+            ("client_secret", "test-secret"),
+            ("scope", &format!("{graph}/.default")),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().unwrap().to_string();
+    let payload = access.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        claims["roles"],
+        serde_json::json!(["Mail.Send"]),
+        "{claims}"
+    );
+
+    let mime =
+        b"From: scanner@contoso.com\r\nTo: bob@example.com\r\nSubject: via graph\r\n\r\nbody\r\n";
+    let send = || {
+        http.post(format!("{graph}/v1.0/users/scanner@contoso.com/sendMail"))
+            .bearer_auth(&access)
+            .header("Content-Type", "text/plain")
+            .body(base64::engine::general_purpose::STANDARD.encode(mime))
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status(), 202);
+    let line: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    assert_eq!(line["graph"], true, "{line}");
+    assert_eq!(line["subject"], "via graph");
+    assert_eq!(line["recipients"], serde_json::json!(["bob@example.com"]));
+
+    // Faults: a line not understood is skipped, the others apply. Each is
+    // queued when its line is read: send until it applies (a message that
+    // went through before that is reported on its own line).
+    let mut until = async |fault: &[u8], status: u16| {
+        stdin.write_all(fault).await.unwrap();
+        stdin.flush().await.unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let r = send().await.unwrap();
+            if r.status() == status {
+                break r;
+            }
+            assert_eq!(r.status(), 202);
+            assert!(tokio::time::Instant::now() < deadline, "no {status} came");
+            lines.next_line().await.unwrap().unwrap();
+        }
+    };
+    let throttled = until(
+        b"graph-fault sendMail 429 bogus retry-after=x\ngraph-fault sendMail 429 ApplicationThrottled retry-after=7\n",
+        429,
+    )
+    .await;
+    assert_eq!(throttled.headers()["retry-after"], "7");
+    let body: Value = throttled.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "ApplicationThrottled");
+    let refused = until(b"graph-fault invalid-token\n", 401).await;
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "InvalidAuthenticationToken");
+    assert_eq!(send().await.unwrap().status(), 202);
+
+    child.kill().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -140,24 +140,39 @@ def swaks(port, to, subject):
 
 # ------------------------------------------------------------------ fakes, keychain, notifications
 class Fakes:
-    """The testkit's fake Exchange (submission) and identity platform.
+    """The testkit's fake Exchange (submission), identity platform and
+    Microsoft Graph (`graph_endpoint`, for `graph.endpoint`).
     Accounts (testkit/src/bin/postern-fakes.rs): mailbox scanner@contoso.com;
     OAuth clients `postern-test` (secret `test-secret`) and `postern-public`
-    (public: PKCE, device code)."""
+    (public: PKCE, device code). `args`: more of postern-fakes' options,
+    e.g. ["--graph-roles", "Mail.Send"]; `name`: its directory under `work`."""
 
-    def __init__(self, work):
-        self.proc = start([fakes_binary(), "--dir", os.path.join(work, "fakes")], stdin=subprocess.PIPE,
+    def __init__(self, work, args=(), name="fakes"):
+        self.proc = start([fakes_binary(), "--dir", os.path.join(work, name), *args], stdin=subprocess.PIPE,
                           stdout=subprocess.PIPE, text=True)
         first = json.loads(self.proc.stdout.readline())
         self.smtp_port = first["smtp_port"]
         self.authority = first["authority"]
         self.ca_file = first["ca_file"]
+        self.graph_endpoint = first.get("graph_endpoint")
         self.messages = []
+        self.graph_messages = []
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
         for line in self.proc.stdout:
-            self.messages.append(json.loads(line))
+            m = json.loads(line)
+            (self.graph_messages if m.get("graph") else self.messages).append(m)
+
+    def wait_graph_messages(self, n, timeout=30):
+        """Waits until the fake Graph delivered n messages in all; returns them."""
+        wait_for(f"{n} message(s) at the fake Graph", lambda: len(self.graph_messages) >= n, timeout)
+        return self.graph_messages
+
+    def graph_fault(self, spec):
+        """`graph-fault SPEC` (see postern-fakes' doc), e.g. "sendMail 429 ApplicationThrottled retry-after=2"."""
+        self.proc.stdin.write(f"graph-fault {spec}\n")
+        self.proc.stdin.flush()
 
     def wait_messages(self, n, timeout=30):
         """Waits until the fake Exchange accepted n messages in all; returns them."""
@@ -170,8 +185,8 @@ class Fakes:
         self.proc.stdin.flush()
 
 
-def start_fakes(work):
-    return Fakes(work)
+def start_fakes(work, args=(), name="fakes"):
+    return Fakes(work, args, name)
 
 
 def set_secret(config, value, env):

@@ -7,7 +7,7 @@
 //! is shown. Only the diagnostics are still written here (they need the
 //! network and the keychain to run for real).
 
-import type { Account, Check, ConfigForm, HistoryPoint, LogLine, MessageDetail, MessageInfo, NotificationSettings, SettingsReply, Status, Validation } from "../src/types";
+import type { Account, Check, ConfigForm, HistoryPoint, LogLine, MessageDetail, MessageInfo, NotificationSettings, Permissions, SettingsReply, Status, Validation } from "../src/types";
 import type { PendingView } from "../src/ipc";
 import statusJson from "./fixtures/status.json";
 import statusSendAsJson from "./fixtures/status-send-as.json";
@@ -21,10 +21,14 @@ import validateFirstStartJson from "./fixtures/validate-first-start.json";
 import validateBadJson from "./fixtures/validate-bad.json";
 import logsJson from "./fixtures/logs.json";
 import notificationsJson from "./fixtures/notifications.json";
+import accountGraphJson from "./fixtures/account-graph.json";
+import permissionsGraphJson from "./fixtures/permissions-graph.json";
+import permissionsNoConsentJson from "./fixtures/permissions-graph-no-consent.json";
+import validateGraphBadJson from "./fixtures/validate-graph-bad.json";
 
 /** The fixtures' "now" (src-tauri/src/fixtures.rs `NOW`). */
 export const FIXTURE_NOW = 1_767_607_200_000;
-const TIME_KEYS = new Set(["received_at", "updated_at", "next_attempt", "recheck_at", "time", "eta_unix_ms", "access_token_expires_at", "at"]);
+const TIME_KEYS = new Set(["received_at", "updated_at", "next_attempt", "recheck_at", "time", "eta_unix_ms", "access_token_expires_at", "expires_at", "at"]);
 
 /** A deep copy of `v` with every unix-ms time moved by `by`. */
 export function shiftTimes<T>(v: T, by: number): T {
@@ -51,6 +55,12 @@ const engine = {
   validateBad: validateBadJson as Validation,
   logs: logsJson as LogLine[],
   notifications: notificationsJson as NotificationSettings,
+  // Graph mode, app-only: the account, the token's permissions (Mail.Send
+  // only; none at all), the engine's verdict on graph.endpoint = http://example.com.
+  accountGraph: accountGraphJson as Account,
+  permissionsGraph: permissionsGraphJson as Permissions,
+  permissionsNoConsent: permissionsNoConsentJson as Permissions,
+  validateGraphBad: validateGraphBadJson as Validation,
 };
 
 export function fixtures(now: number) {
@@ -74,5 +84,7 @@ export function fixtures(now: number) {
     config: e.settings.config as ConfigForm, configPath: e.settings.path, firstStart: e.firstStart,
     validateFirstStart: e.validateFirstStart, validateBad: e.validateBad,
     checks, logs: e.logs, notifications: e.notifications, pending,
+    accountGraph: e.accountGraph, permissions: e.permissionsGraph as Permissions | null, permissionsNoConsent: e.permissionsNoConsent,
+    validateGraphBad: e.validateGraphBad,
   };
 }

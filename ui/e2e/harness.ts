@@ -6,7 +6,7 @@
 import { mockIPC, mockWindows } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { fixtures } from "./fixtures";
-import { setupCommand } from "./setup-mocks";
+import { setupCommand, setupMock } from "./setup-mocks";
 import { validateConfig } from "../src/validate";
 import type { ConfigForm } from "../src/types";
 
@@ -19,6 +19,15 @@ if (params.get("scenario") === "attention") {
 if (params.get("scenario") === "empty") { data.queue = []; }
 // `?scenario=send-as`: each sender sends from their own mailbox.
 if (params.get("scenario") === "send-as") { data.status = data.statusSendAs; }
+// `?scenario=graph`: Graph mode, app-only, the token holding Mail.Send only;
+// `?scenario=graph-no-consent`: no permission granted at all.
+if (params.get("scenario")?.startsWith("graph")) {
+  data.account = data.accountGraph;
+  data.config.upstream.mode = "graph";
+  data.config.oauth.flow = "client-credentials";
+  if (params.get("scenario") === "graph-no-consent") data.permissions = data.permissionsNoConsent;
+  setupMock.secrets.client_secret = true; // signed in: the app's secret is stored
+}
 // `?scenario=first-start`: no config file yet (the engine's defaults).
 if (params.get("scenario") === "first-start") { data.config = structuredClone(data.firstStart.config) as ConfigForm; }
 // `?open=ID`: the window was opened by a notification click on message ID.
@@ -43,13 +52,16 @@ mockIPC((cmd, args) => {
     case "set_paused": data.status.paused = a.paused; void emit("status-changed", data.status); return { paused: a.paused };
     case "get_throttle_history": return data.history;
     case "get_account": return data.account;
+    case "get_permissions": if (!data.permissions) throw "Postern does not sign in with OAuth here"; return structuredClone(data.permissions);
     case "sign_in": return a.deviceCode
       ? { kind: "device", verification_uri: "https://microsoft.com/devicelogin", user_code: "FQK7-XW2P", message: "To sign in, use a web browser to open https://microsoft.com/devicelogin and enter the code FQK7-XW2P." }
       : { kind: "browser", url: "https://login.microsoftonline.com/contoso.com/oauth2/v2.0/authorize?client_id=7f3c…&code_challenge=…" };
     case "sign_out": return {};
     case "get_settings": return { path: data.configPath, config: structuredClone(data.config) };
     case "validate_settings": case "save_settings": {
-      const errors = validateConfig(a.config as ConfigForm);
+      // The engine's own answer for an endpoint it refuses (e2e/fixtures/validate-graph-bad.json).
+      const engineSays = (a.config as ConfigForm).graph?.endpoint === "http://example.com" ? data.validateGraphBad.errors : [];
+      const errors = [...validateConfig(a.config as ConfigForm), ...engineSays];
       if (cmd === "save_settings" && !errors.length) data.config = structuredClone(a.config);
       return { ok: errors.length === 0, errors, restarted: cmd === "save_settings" && errors.length === 0 };
     }

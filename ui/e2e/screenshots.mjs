@@ -63,6 +63,33 @@ try {
       await page.screenshot({ path: out + `attention-light${scale === 1 ? "" : "@1.5x"}.png` });
       n++;
       await page.close();
+      // Graph mode: Settings with the Graph keys (the engine refusing a
+      // plain-http endpoint), and the app-only Account page.
+      for (const scheme of ["light", "dark"]) {
+        const suffix = `${scheme}${scale === 1 ? "" : "@1.5x"}`;
+        const s = await chrome.context.newPage();
+        s.setDefaultTimeout(8000);
+        await s.emulateMedia({ colorScheme: scheme });
+        await s.goto(`${server.url}#settings`);
+        await s.locator("#f-upstream-mode").selectOption("graph");
+        await s.locator("#f-graph-endpoint").fill("http://example.com");
+        await s.locator("#f-graph-endpoint-err:not(:empty)").waitFor();
+        await s.locator("#f-upstream-mailbox").scrollIntoViewIfNeeded();
+        await s.evaluate(() => document.activeElement?.blur?.());
+        await s.screenshot({ path: out + `settings-graph-${suffix}.png` });
+        await s.locator("#group-graph").scrollIntoViewIfNeeded();
+        await s.screenshot({ path: out + `settings-graph-keys-${suffix}.png` });
+        n += 2;
+        await s.close();
+        const a = await chrome.context.newPage();
+        a.setDefaultTimeout(8000);
+        await a.emulateMedia({ colorScheme: scheme });
+        await a.goto(`${server.url}?scenario=graph#account`);
+        await a.locator("#permissions .warning").first().waitFor();
+        await a.screenshot({ path: out + `account-graph-${suffix}.png` });
+        n++;
+        await a.close();
+      }
       if (scale === 1) {
         for (const scheme of ["light", "dark"]) {
           const page = await chrome.context.newPage();

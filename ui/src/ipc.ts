@@ -7,7 +7,7 @@ import type {
   Account, Check, ConfigForm, Deleted, Done, EngineEvent, HistoryPoint, LogLine, MessageDetail, MessageInfo,
   NotificationSettings, Page, Paused, Retried, SaveReply, SettingsReply, SignIn, SignInFinished, Status,
   TestQueued, Validation,
-  AppToken, DeviceCard, ListenOnLan, Removed, SecretKind, SecretsState, SetupCancelled, SetupInfo, Stored,
+  AppToken, DeviceCard, Permissions, ListenOnLan, Removed, SecretKind, SecretsState, SetupCancelled, SetupInfo, Stored,
 } from "./types";
 
 export const api = {
@@ -21,6 +21,7 @@ export const api = {
   setPaused: (paused: boolean) => invoke<Paused>("set_paused", { paused }),
   getThrottleHistory: () => invoke<HistoryPoint[]>("get_throttle_history"),
   getAccount: () => invoke<Account>("get_account"),
+  getPermissions: () => invoke<Permissions>("get_permissions"),
   signIn: (deviceCode: boolean) => invoke<SignIn>("sign_in", { deviceCode }),
   signOut: () => invoke<Done>("sign_out"),
   getSettings: () => invoke<SettingsReply>("get_settings"),

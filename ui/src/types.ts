@@ -77,6 +77,9 @@ export type { SetupCancelled } from "./bindings/SetupCancelled";
 export type { SetupInfo } from "./bindings/SetupInfo";
 export type { Stored } from "./bindings/Stored";
 export type { AppToken } from "./bindings/AppToken";
+export type { GrantKind } from "./bindings/GrantKind";
+export type { MissingPermission } from "./bindings/MissingPermission";
+export type { Permissions } from "./bindings/Permissions";
 import type { SecretKind as AnySecretKind } from "./bindings/SecretKind";
 /** What `store_secret` takes (a refresh token only ever comes from a sign-in). */
 export type SecretKind = Exclude<AnySecretKind, "refresh-token">;

@@ -141,11 +141,17 @@ export function validateConfig(c: ConfigForm): FieldError[] {
     bad("listener.users", "require_auth is on but no device users are listed; add a name here");
   for (const name of users) if (!name || /\s/.test(name)) bad("listener.users", `"${name}" is not a usable user name (no spaces, not empty)`);
 
-  if (filled(u.mailbox)) bad("upstream.mailbox", emailError(str(u.mailbox)));
-  else if ((u.mode ?? "submission") === "submission") bad("upstream.mailbox", "the mailbox Postern sends as is required, e.g. scanner@contoso.com");
-  if (filled(u.port)) bad("upstream.port", portError(str(u.port)));
   const mode = str(u.mode || "submission");
-  if (mode !== "submission") {
+  // Submission and Graph sign in as the mailbox; relay and Direct Send do not.
+  const signsIn = mode === "submission" || mode === "graph";
+  if (filled(u.mailbox)) bad("upstream.mailbox", emailError(str(u.mailbox)));
+  else if (signsIn) bad("upstream.mailbox", "the mailbox Postern sends as is required, e.g. scanner@contoso.com");
+  if (filled(u.port) && mode !== "graph") bad("upstream.port", portError(str(u.port)));
+  if (mode === "graph" && str(u.auth || "oauth") !== "oauth")
+    bad("upstream.auth", 'Microsoft Graph signs in only with OAuth; choose "oauth"');
+  // graph.endpoint is judged by the engine alone (validate_settings): its
+  // URL rules (user names, paths, loopback hosts) are the url crate's.
+  if (!signsIn) {
     const domain = str(u.domain) || (str(u.mailbox).split("@")[1] ?? "");
     if (!filled(u.host) && !domain) bad("upstream.domain", "relay and direct-send modes need your domain (its MX names the endpoint), or a host");
     if (str(u.auth || "oauth") !== "none") bad("upstream.auth", 'relay and direct-send modes do not sign in; choose "none"');
@@ -157,5 +163,7 @@ export function validateConfig(c: ConfigForm): FieldError[] {
   for (const k of ["messages_per_minute", "recipients_per_day", "max_connections"]) {
     if (k in lim) bad(`limits.${k}`, positiveIntError(lim[k]));
   }
+  if (mode === "graph" && !positiveIntError(lim.max_connections) && Number(lim.max_connections) > 4)
+    bad("limits.max_connections", "Microsoft Graph takes at most 4 requests at a time per mailbox; set it to 4 or less");
   return errs;
 }

@@ -62,6 +62,20 @@ describe("validateConfig", () => {
     c.upstream.mode = "relay";
     expect(keys(c).sort()).toEqual(["listener.tls_key", "listener.users", "upstream.auth"]);
   });
+  it("Graph mode signs in as the mailbox with OAuth, needs no domain, ignores the SMTP port, allows 4 requests", () => {
+    const c = good() as any;
+    c.upstream.mode = "graph";
+    c.upstream.port = null;
+    c.oauth.flow = "client-credentials";
+    c.graph = { endpoint: "https://graph.microsoft.com", save_to_sent_items: true };
+    expect(keys(c)).toEqual([]);
+    c.limits.max_connections = 4;
+    expect(keys(c)).toEqual([]);
+    c.limits.max_connections = 5;
+    c.upstream.auth = "password";
+    c.upstream.mailbox = "";
+    expect(keys(c).sort()).toEqual(["limits.max_connections", "upstream.auth", "upstream.mailbox"]);
+  });
   it("legacy TLS networks must be CIDRs (containment is the engine's check)", () => {
     const c = good() as any;
     c.listener.legacy_tls = true;
@@ -75,6 +89,7 @@ describe("validateConfig", () => {
 import firstStart from "../e2e/fixtures/settings-first-start.json";
 import engineFirstStart from "../e2e/fixtures/validate-first-start.json";
 import readme from "../e2e/fixtures/settings.json";
+import engineGraphBad from "../e2e/fixtures/validate-graph-bad.json";
 import type { ConfigForm } from "../src/types";
 
 describe("validateConfig agrees with the engine (fixtures from the real engine)", () => {
@@ -86,6 +101,16 @@ describe("validateConfig agrees with the engine (fixtures from the real engine)"
     c.upstream.mailbox = "scanner@contoso.com";
     expect(validateConfig(c)).toEqual([]);
     expect(engineFirstStart).toEqual({ ok: true, errors: [] });
+  });
+  it("Graph's endpoint is the engine's to judge: http://example.com passes here and the engine names graph.endpoint", () => {
+    const c = structuredClone(firstStart.config) as ConfigForm;
+    c.upstream.mailbox = "scanner@contoso.com";
+    c.upstream.mode = "graph";
+    c.graph.endpoint = "http://example.com";
+    expect(validateConfig(c)).toEqual([]);
+    expect(engineGraphBad.ok).toBe(false);
+    expect(engineGraphBad.errors.map((e) => e.key)).toEqual(["graph.endpoint"]);
+    expect(engineGraphBad.errors[0].message).toMatch(/must use https/);
   });
   it("the README's example config, as the engine reads it, is saveable as is", () => {
     expect(validateConfig(readme.config as ConfigForm)).toEqual([]);

@@ -15,6 +15,7 @@
 //! this module is what runs unattended afterwards.
 
 pub mod claims;
+pub mod permissions;
 pub mod signin;
 
 use std::sync::{Arc, Mutex};

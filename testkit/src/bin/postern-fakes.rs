@@ -1,11 +1,15 @@
 //! `postern-fakes --dir DIR [--messages-per-minute N]
 //! [--recipients-per-window N --recipient-window-secs S]`: runs a fake
-//! Exchange (submission role) and a fake identity platform for benchmarks
-//! and GUI tests. The optional limits are those of `FakeExchangeOptions`
+//! Exchange (submission role), a fake identity platform and a fake
+//! Microsoft Graph for benchmarks and GUI tests. The optional limits are those of `FakeExchangeOptions`
 //! (off by default).
 //!
-//! Prints one JSON line `{"smtp_port":..,"authority":"..","ca_file":".."}`,
-//! then one JSON line per accepted message
+//! Prints one JSON line
+//! `{"smtp_port":..,"authority":"..","ca_file":"..","graph_endpoint":".."}`
+//! (`graph_endpoint` is what `graph.endpoint` is set to; its app-only
+//! tokens carry the roles `Mail.Send` and `Mail.ReadWrite`, or those of
+//! `--graph-roles A,B`), then one JSON line per message accepted by the
+//! fake Exchange
 //! (`{"subject":"..","mail_from":..,"rcpt_to":[..],"bytes":N,"sha256":"hex",
 //! "at_unix_ms":N,"over_limit_submissions":N,"throttle_replies":N,
 //! "quota_replies":N}`: when it was accepted, and the fake's counters when
@@ -18,6 +22,13 @@
 //! `drop` closes the connection there instead (at `data-end`: after the
 //! whole content, before the reply, and the message is not recorded).
 //!
+//! Graph faults, on standard input too: `graph-fault KIND STATUS CODE
+//! [retry-after=S]` (KIND a request kind: `sendMail`, `createDraft`,
+//! `uploadChunk`, `send`, ...), `graph-fault upload-drop N` (the next upload
+//! range drops after N bytes), `graph-fault invalid-token` (the next request
+//! answers 401). One JSON line per message Graph delivered:
+//! `{"graph":true,"subject":..,"mailbox":..,"route":..,"recipients":[..]}`.
+//!
 //! Accounts: password `scanner@contoso.com` / `secret`; OAuth client
 //! `postern-test` with secret `test-secret` (confidential), and the public
 //! client `postern-public` (PKCE, device code), both for `scanner@contoso.com`.
@@ -27,8 +38,8 @@ use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
 use postern_testkit::{
-    ClientRegistration, FakeExchange, FakeExchangeOptions, FakeIdentity, Fault, IdentityOptions,
-    Stage,
+    ClientRegistration, FakeExchange, FakeExchangeOptions, FakeGraph, FakeIdentity, Fault,
+    GraphFault, GraphMailbox, GraphOptions, IdentityOptions, RequestKind, Stage,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -42,7 +53,7 @@ const WAIT_ROUND: Duration = Duration::from_secs(365 * 24 * 3600);
 fn usage() -> ! {
     eprintln!(
         "usage: postern-fakes --dir DIR [--messages-per-minute N] \
-         [--recipients-per-window N --recipient-window-secs S]"
+         [--recipients-per-window N --recipient-window-secs S] [--graph-roles A,B]"
     );
     std::process::exit(2);
 }
@@ -53,6 +64,7 @@ struct Args {
     messages_per_minute: Option<u32>,
     recipients_per_window: Option<u32>,
     recipient_window_secs: Option<u64>,
+    graph_roles: Vec<String>,
 }
 
 fn number<T: std::str::FromStr>(value: Option<String>) -> T {
@@ -69,6 +81,7 @@ fn parse_args() -> Args {
         messages_per_minute: None,
         recipients_per_window: None,
         recipient_window_secs: None,
+        graph_roles: vec!["Mail.Send".to_string(), "Mail.ReadWrite".to_string()],
     };
     while let Some(arg) = args.next() {
         // `--flag=value` and `--flag value` both work.
@@ -82,6 +95,15 @@ fn parse_args() -> Args {
             "--messages-per-minute" => parsed.messages_per_minute = Some(number(value)),
             "--recipients-per-window" => parsed.recipients_per_window = Some(number(value)),
             "--recipient-window-secs" => parsed.recipient_window_secs = Some(number(value)),
+            "--graph-roles" => {
+                parsed.graph_roles = value
+                    .unwrap_or_else(|| usage())
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|r| !r.is_empty())
+                    .map(String::from)
+                    .collect()
+            }
             _ => usage(),
         }
     }
@@ -118,6 +140,13 @@ async fn main() {
                 user: USER.to_string(),
             },
         ],
+        graph_roles: args.graph_roles.clone(),
+        ..Default::default()
+    })
+    .await;
+    let graph = FakeGraph::start(GraphOptions {
+        identity: Some(identity.clone()),
+        mailboxes: vec![GraphMailbox::new(USER)],
         ..Default::default()
     })
     .await;
@@ -136,6 +165,7 @@ async fn main() {
         "smtp_port": exchange.port(),
         "authority": identity.authority(),
         "ca_file": ca_file.display().to_string(),
+        "graph_endpoint": graph.endpoint(),
     }));
 
     let relay = async {
@@ -164,9 +194,32 @@ async fn main() {
             seen = messages.len();
         }
     };
+    let graph_relay = async {
+        let mut seen = 0;
+        loop {
+            let messages = graph.wait_for_delivered(seen + 1, WAIT_ROUND).await;
+            for m in &messages[seen.min(messages.len())..] {
+                print_line(json!({
+                    "graph": true,
+                    "subject": m.subject,
+                    "mailbox": m.mailbox,
+                    "route": m.route.map(|r| r.as_str()),
+                    "recipients": m.recipients(),
+                }));
+            }
+            seen = seen.max(messages.len());
+        }
+    };
     let faults = async {
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
         while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.trim().strip_prefix("graph-fault ") {
+                match parse_graph_fault(rest) {
+                    Some(f) => graph.push_fault(f),
+                    None => eprintln!("postern-fakes: not understood: {line}"),
+                }
+                continue;
+            }
             match parse_fault(&line) {
                 Some(f) => exchange.push_fault(f),
                 None => eprintln!("postern-fakes: not understood: {line}"),
@@ -177,6 +230,7 @@ async fn main() {
     };
     tokio::select! {
         () = relay => {}
+        () = graph_relay => {}
         () = faults => {}
         _ = tokio::signal::ctrl_c() => {}
     }
@@ -202,6 +256,32 @@ fn parse_fault(line: &str) -> Option<Fault> {
         stage,
         reply: reply.to_string(),
     })
+}
+
+/// `KIND STATUS CODE [retry-after=S]`, `upload-drop N` or `invalid-token`
+/// (after `graph-fault `) → a Graph fault.
+fn parse_graph_fault(rest: &str) -> Option<GraphFault> {
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    match words.as_slice() {
+        ["invalid-token"] => Some(GraphFault::InvalidToken),
+        ["upload-drop", n] => Some(GraphFault::DropUpload {
+            after_bytes: n.parse().ok()?,
+        }),
+        [kind, status, code, more @ ..] if more.len() <= 1 => {
+            let retry_after = match more {
+                [] => None,
+                [r] => Some(r.strip_prefix("retry-after=")?.parse().ok()?),
+                _ => return None,
+            };
+            Some(GraphFault::Reply {
+                kind: RequestKind::parse(kind)?,
+                status: status.parse().ok()?,
+                code: code.to_string(),
+                retry_after,
+            })
+        }
+        _ => None,
+    }
 }
 
 /// The first Subject header's value ("" when there is none), for scripts

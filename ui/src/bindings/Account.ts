@@ -2,8 +2,14 @@
 import type { AccountBrief } from "./AccountBrief";
 import type { OAuthFlow } from "./OAuthFlow";
 import type { UpstreamAuth } from "./UpstreamAuth";
+import type { UpstreamMode } from "./UpstreamMode";
 
 /**
  * `get_account` and `postern account status --json`.
  */
-export type Account = { mailbox: string, auth: UpstreamAuth, flow: OAuthFlow, client_id: string, tenant: string, account: AccountBrief, };
+export type Account = { 
+/**
+ * How mail goes to Microsoft (the page words Graph app-only sign-in
+ * differently from SMTP's).
+ */
+mode: UpstreamMode, mailbox: string, auth: UpstreamAuth, flow: OAuthFlow, client_id: string, tenant: string, account: AccountBrief, };

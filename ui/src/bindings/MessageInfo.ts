@@ -50,4 +50,10 @@ graph_draft?: string | null,
  * next attempt asks Graph whether the draft is still a draft before
  * anything else, and never sends a message twice.
  */
-graph_send_posted?: boolean, };
+graph_send_posted?: boolean, 
+/**
+ * A draft is being created and its id is not known yet: after a
+ * crash or a lost answer the next attempt looks for drafts tagged
+ * with this message's id and deletes them.
+ */
+graph_draft_creating?: boolean, };

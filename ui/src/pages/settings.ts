@@ -2,6 +2,9 @@
 //! as you type with the client-side mirror of the config rules (validate.ts)
 //! and by the engine (`validate_settings`); a bad value is explained right
 //! under its field. Save → `save_settings` (written to the same TOML file).
+//! Fields that do not apply to the chosen upstream mode are disabled with
+//! the reason (Graph has no SMTP host or port and signs in only with OAuth);
+//! the Microsoft Graph keys are shown only in Graph mode.
 
 import { clear, h } from "../dom";
 import { api, errorText } from "../ipc";
@@ -11,14 +14,25 @@ import { validateConfig } from "../validate";
 import type { PageView } from "./page";
 
 type Kind = "text" | "list" | "number" | "bool" | "select";
-interface Field { key: string; label: string; kind: Kind; help?: string; options?: string[]; placeholder?: string }
-interface Group { title: string; fields: Field[] }
+interface Field {
+  key: string; label: string; kind: Kind; help?: string; options?: string[]; placeholder?: string;
+  /** Why the field does not apply in this mode (it is then disabled and empty), or null. */
+  notIn?: (mode: UpstreamMode) => string | null;
+  /** The choices in this mode, when fewer than `options`. */
+  optionsIn?: (mode: UpstreamMode) => string[] | null;
+  /** Help text for this mode, instead of `help`. */
+  helpIn?: (mode: UpstreamMode) => string | null;
+}
+interface Group { title: string; id?: string; fields: Field[]; onlyIn?: UpstreamMode }
 
 // The engine's words (generated types): a renamed variant breaks the build.
-const MODES: UpstreamMode[] = ["submission", "relay", "direct-send"];
+const MODES: UpstreamMode[] = ["submission", "relay", "direct-send", "graph"];
 const AUTHS: UpstreamAuth[] = ["oauth", "password", "none"];
 const FLOWS: OAuthFlow[] = ["interactive", "device-code", "client-credentials"];
 const SEND_AS: SendAs[] = ["mailbox", "sender"];
+/** Graph signs in only with OAuth (the engine refuses anything else). */
+const GRAPH_AUTHS: UpstreamAuth[] = ["oauth"];
+const graphOnly = (reason: string) => (m: UpstreamMode) => (m === "graph" ? reason : null);
 
 const GROUPS: Group[] = [
   { title: "Devices (listener)", fields: [
@@ -33,13 +47,14 @@ const GROUPS: Group[] = [
     { key: "listener.legacy_tls_allow", label: "Legacy TLS for", kind: "list", help: "One network or address per line, inside the allowed networks; empty means all of them. Narrow it to the devices that need it.", placeholder: "192.168.1.40/32" },
   ] },
   { title: "Microsoft 365 (upstream)", fields: [
-    { key: "upstream.mode", label: "Mode", kind: "select", options: MODES, help: "submission: sign in to smtp.office365.com:587. relay / direct-send: the tenant's MX on port 25." },
+    { key: "upstream.mode", label: "Mode", kind: "select", options: MODES, help: "submission: sign in to smtp.office365.com:587. relay / direct-send: the tenant's MX on port 25. graph: Microsoft Graph over HTTPS (works with Security Defaults on; no SMTP AUTH)." },
     { key: "upstream.mailbox", label: "Mailbox", kind: "text", placeholder: "scanner@contoso.com", help: "The mailbox Postern signs in as and sends from." },
-    { key: "upstream.host", label: "Host", kind: "text", placeholder: "mode default" },
-    { key: "upstream.port", label: "Port", kind: "number", placeholder: "mode default (587 for submission, 25 for relay and direct-send)", help: "Leave empty for the mode's default." },
+    { key: "upstream.host", label: "Host", kind: "text", placeholder: "mode default", notIn: graphOnly("Not used with Microsoft Graph: it is reached at the Graph endpoint below.") },
+    { key: "upstream.port", label: "Port", kind: "number", placeholder: "mode default (587 for submission, 25 for relay and direct-send)", help: "Leave empty for the mode's default.", notIn: graphOnly("Not used with Microsoft Graph: it goes over HTTPS, no SMTP port.") },
     { key: "upstream.ca_file", label: "Extra CA certificate (PEM file)", kind: "text", placeholder: "none", help: "Only when a TLS-inspecting firewall or proxy stands between Postern and Microsoft: its CA, trusted besides the public ones." },
-    { key: "upstream.domain", label: "Domain (relay / Direct Send)", kind: "text", placeholder: "the mailbox's domain" },
-    { key: "upstream.auth", label: "Authentication", kind: "select", options: AUTHS },
+    { key: "upstream.domain", label: "Domain (relay / Direct Send)", kind: "text", placeholder: "the mailbox's domain", notIn: graphOnly("Only for relay and Direct Send.") },
+    { key: "upstream.auth", label: "Authentication", kind: "select", options: AUTHS, optionsIn: (m) => (m === "graph" ? GRAPH_AUTHS : null),
+      helpIn: (m) => (m === "graph" ? "Microsoft Graph signs in only with OAuth: no password." : null) },
     { key: "upstream.rewrite_sender", label: "Send as the mailbox (rewrite the sender; the original From moves to Reply-To)", kind: "bool" },
     { key: "upstream.send_as", label: "Send from", kind: "select", options: SEND_AS, help: "mailbox: every message from the mailbox above. sender: a sender in the accepted domains sends from their own mailbox (no Send As grant; the copy in their Sent Items); needs the client-credentials flow." },
     { key: "upstream.accepted_domains", label: "Accepted domains", kind: "list", placeholder: "contoso.com", help: "One per line. Direct Send: the domains counted as internal. Send from the sender: the domains whose senders send from their own mailbox." },
@@ -47,13 +62,19 @@ const GROUPS: Group[] = [
   { title: "Sign-in (OAuth)", fields: [
     { key: "oauth.tenant", label: "Tenant", kind: "text", placeholder: "contoso.com", help: "Your domain or tenant id, or \"organizations\"." },
     { key: "oauth.client_id", label: "App (client) id", kind: "text", placeholder: "00000000-1111-2222-3333-444444444444" },
-    { key: "oauth.flow", label: "Flow", kind: "select", options: FLOWS },
+    { key: "oauth.flow", label: "Flow", kind: "select", options: FLOWS,
+      helpIn: (m) => (m === "graph" ? "client-credentials: the app sends as the mailbox (admin consent for Mail.Send, and Mail.ReadWrite for big scans). interactive / device-code: a person signs in and sends as themselves." : null) },
     { key: "oauth.authority", label: "Authority", kind: "text", placeholder: "https://login.microsoftonline.com" },
+  ] },
+  { title: "Microsoft Graph", id: "graph", onlyIn: "graph", fields: [
+    { key: "graph.endpoint", label: "Graph endpoint", kind: "text", placeholder: "https://graph.microsoft.com", help: "Graph's service root: https://graph.microsoft.com, or your national cloud's (e.g. https://graph.microsoft.us). Postern adds /v1.0 itself." },
+    { key: "graph.save_to_sent_items", label: "Keep a copy of each message in the mailbox's Sent Items", kind: "bool",
+      help: "Off: no copy stays in Sent Items (a scanner mailbox need not fill up). Small messages then go rebuilt from their parts rather than as the exact MIME (docs/graph.md)." },
   ] },
   { title: "Limits", fields: [
     { key: "limits.messages_per_minute", label: "Messages per minute", kind: "number", help: "Microsoft's per-mailbox limit is 30." },
     { key: "limits.recipients_per_day", label: "Recipients per 24 hours", kind: "number", help: "Microsoft's per-mailbox limit is 10,000." },
-    { key: "limits.max_connections", label: "Connections to Microsoft", kind: "number", help: "Microsoft allows 3." },
+    { key: "limits.max_connections", label: "Connections to Microsoft", kind: "number", help: "Microsoft allows 3.", helpIn: (m) => (m === "graph" ? "Requests at a time; Microsoft Graph allows 4 per mailbox." : null) },
   ] },
 ];
 
@@ -92,17 +113,32 @@ export function settingsPage(): PageView {
   });
   const el = h("div", { class: "page page-settings" }, h("div", { class: "toolbar sticky" }, pathEl, h("span", { class: "spacer" }), status, revert, saveBtn), form, secrets.el);
 
+  const mode = (): UpstreamMode => (String(get(config, "upstream.mode") ?? "submission") as UpstreamMode);
+
+  /** Switching to Graph drops what Graph cannot use (SMTP host and port, a password). */
+  function modeChanged(m: UpstreamMode) {
+    if (m === "graph") {
+      set(config, "upstream.host", "");
+      set(config, "upstream.port", null);
+      if (!GRAPH_AUTHS.includes(String(get(config, "upstream.auth") ?? "oauth") as UpstreamAuth)) set(config, "upstream.auth", "oauth");
+    }
+    build();
+  }
+
   function input(f: Field): HTMLElement {
     const id = fieldId(f.key);
-    const v = get(config, f.key);
-    const common = { id, name: f.key, "aria-describedby": `${id}-err ${id}-help` };
+    const off = f.notIn?.(mode()) ?? null;
+    const v = off ? null : get(config, f.key);
+    const common = { id, name: f.key, "aria-describedby": `${id}-err ${id}-help`, disabled: off != null };
     const update = (val: unknown) => { set(config, f.key, val); changed(); };
     if (f.kind === "bool") {
       const i = h("input", { ...common, type: "checkbox", checked: Boolean(v), onchange: () => update(i.checked) });
       return i;
     }
     if (f.kind === "select") {
-      const sel = h("select", { ...common, onchange: () => update(sel.value) }, f.options!.map((o) => h("option", { value: o, selected: (v ?? f.options![0]) === o }, o)));
+      const options = f.optionsIn?.(mode()) ?? f.options!;
+      const sel = h("select", { ...common, onchange: () => { update(sel.value); if (f.key === "upstream.mode") modeChanged(sel.value as UpstreamMode); } },
+        options.map((o) => h("option", { value: o, selected: (v ?? options[0]) === o }, o)));
       return sel;
     }
     if (f.kind === "list") {
@@ -110,7 +146,7 @@ export function settingsPage(): PageView {
       ta.value = Array.isArray(v) ? v.join("\n") : "";
       return ta;
     }
-    const i = h("input", { ...common, type: "text", inputmode: f.kind === "number" ? "numeric" : null, spellcheck: "false", placeholder: f.placeholder ?? null, value: v == null ? "" : String(v),
+    const i = h("input", { ...common, type: "text", inputmode: f.kind === "number" ? "numeric" : null, spellcheck: "false", placeholder: off ? null : f.placeholder ?? null, value: v == null ? "" : String(v),
       oninput: () => {
         const raw = i.value.trim();
         if (f.kind === "number") update(raw === "" ? null : /^\d+$/.test(raw) ? Number(raw) : raw);
@@ -124,15 +160,17 @@ export function settingsPage(): PageView {
     errorEls.clear(); inputs.clear();
     pathEl.textContent = path ? `Saved in ${path}` : "";
     clear(form,
-      GROUPS.map((g) => h("fieldset", {}, h("legend", {}, g.title), g.fields.map((f) => {
+      GROUPS.filter((g) => !g.onlyIn || g.onlyIn === mode()).map((g) => h("fieldset", { id: g.id ? `group-${g.id}` : null }, h("legend", {}, g.title), g.fields.map((f) => {
         const id = fieldId(f.key);
         const inp = input(f);
         inputs.set(f.key, inp);
         const err = h("p", { class: "field-error", id: `${id}-err`, "data-key": f.key });
         errorEls.set(f.key, err);
-        return h("div", { class: `field field-${f.kind}` },
+        const off = f.notIn?.(mode()) ?? null;
+        const help = off ?? f.helpIn?.(mode()) ?? f.help ?? "";
+        return h("div", { class: `field field-${f.kind}${off ? " field-off" : ""}` },
           f.kind === "bool" ? h("label", { class: "check-label" }, inp, " ", f.label) : [h("label", { for: id }, f.label), inp],
-          h("p", { class: "help", id: `${id}-help` }, f.help ?? ""), err);
+          h("p", { class: off ? "help reason" : "help", id: `${id}-help` }, help), err);
       }))),
       notify ? h("fieldset", { id: "notify" }, h("legend", {}, "Desktop notifications"), NOTIFY.map(([k, label]) => {
         const i = h("input", { type: "checkbox", id: `n-${k}`, checked: notify![k], onchange: () => { notify![k] = i.checked; status.textContent = "Unsaved changes"; } });
