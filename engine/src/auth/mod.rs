@@ -55,12 +55,17 @@ pub fn scopes(config: &Config) -> Vec<String> {
 
 /// The delegated scopes (a person signs in), whatever `oauth.flow` says.
 pub fn delegated_scopes(config: &Config) -> Vec<String> {
-    let first = if config.upstream.mode == UpstreamMode::Graph {
-        format!("{}/Mail.Send", config.graph.root())
-    } else {
-        DELEGATED_SCOPE.into()
-    };
-    vec![first, "offline_access".into()]
+    if config.upstream.mode == UpstreamMode::Graph {
+        // Mail.ReadWrite: a scan over about 3 MB goes as a draft in the
+        // user's own mailbox.
+        let root = config.graph.root();
+        return vec![
+            format!("{root}/Mail.Send"),
+            format!("{root}/Mail.ReadWrite"),
+            "offline_access".into(),
+        ];
+    }
+    vec![DELEGATED_SCOPE.into(), "offline_access".into()]
 }
 
 /// Refresh this long before the access token expires, so a message is never
@@ -508,7 +513,11 @@ mod tests {
         c.oauth.flow = OAuthFlow::DeviceCode;
         assert_eq!(
             scopes(&c),
-            ["http://127.0.0.1:4444/Mail.Send", "offline_access"]
+            [
+                "http://127.0.0.1:4444/Mail.Send",
+                "http://127.0.0.1:4444/Mail.ReadWrite",
+                "offline_access"
+            ]
         );
     }
 

@@ -74,11 +74,18 @@ fn needed(config: &Config, kind: GrantKind) -> Vec<MissingPermission> {
                 format!("{CONSENT} Microsoft Graph → Mail.ReadWrite and click Grant admin consent."),
             ),
         ],
-        (UpstreamMode::Graph, GrantKind::Delegated) => vec![need(
-            GRAPH_SEND,
-            "No mail can be sent: Microsoft Graph refuses every message.",
-            "Sign in again and accept the Mail.Send permission (or have an admin grant consent for the app).".into(),
-        )],
+        (UpstreamMode::Graph, GrantKind::Delegated) => vec![
+            need(
+                GRAPH_SEND,
+                "No mail can be sent: Microsoft Graph refuses every message.",
+                "Sign in again and accept the Mail.Send permission (or have an admin grant consent for the app).".into(),
+            ),
+            need(
+                GRAPH_READ_WRITE,
+                "Messages over about 3 MB (big scans) fail: they go as drafts, which need this permission. Smaller ones are sent.",
+                "Sign in again and accept the Mail.ReadWrite permission (or have an admin grant consent for the app).".into(),
+            ),
+        ],
         (_, GrantKind::App) => vec![need(
             SMTP_APP_ROLE,
             "Exchange refuses the sign-in (535 5.7.3): no mail can be sent.",
@@ -193,6 +200,9 @@ mod tests {
         let p = of_token(&c, &token(r#"{"scp":"Mail.Send User.Read","roles":["x"]}"#)).unwrap();
         assert_eq!(p.kind, GrantKind::Delegated);
         assert_eq!(p.granted, ["Mail.Send", "User.Read"]);
+        let names: Vec<_> = p.missing.iter().map(|m| m.permission.as_str()).collect();
+        assert_eq!(names, [GRAPH_READ_WRITE], "big scans need it delegated too");
+        let p = of_token(&c, &token(r#"{"scp":"Mail.Send Mail.ReadWrite"}"#)).unwrap();
         assert!(p.missing.is_empty(), "{p:?}");
         let mut smtp = Config::default();
         smtp.oauth.flow = OAuthFlow::Interactive;

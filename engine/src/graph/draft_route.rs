@@ -128,16 +128,13 @@ fn no_read_write(mut o: GraphOutcome) -> GraphOutcome {
 /// True when the token says what it may do and Mail.ReadWrite is not in it.
 fn lacks_read_write(token: &Secret) -> bool {
     match crate::auth::claims::decode(token.expose()) {
+        // App-only tokens list roles, delegated ones scopes (scp).
         Ok(c) => {
-            let granted = c.roles.iter();
-            let mut any = false;
-            for r in granted {
-                any = true;
-                if r.eq_ignore_ascii_case("Mail.ReadWrite") {
-                    return false;
-                }
-            }
-            any
+            let granted: Vec<&String> = c.roles.iter().chain(&c.scopes).collect();
+            !granted.is_empty()
+                && !granted
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case("Mail.ReadWrite"))
         }
         Err(_) => false,
     }
