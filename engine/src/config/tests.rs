@@ -340,3 +340,13 @@ fn send_as_sender_needs_the_apps_own_sign_in_and_accepted_domains() {
         .to_string();
     assert!(err.contains("send_as"), "{err}");
 }
+
+#[test]
+fn graph_keeps_a_message_within_one_request() {
+    let graph = "[upstream]\nmode = \"graph\"\nmailbox = \"scanner@contoso.com\"\n[oauth]\nclient_id = \"x\"\nflow = \"client-credentials\"\n";
+    assert!(parse(graph).is_ok(), "the defaults (500 and 500) fit");
+    let more = format!("{graph}[listener]\nmax_recipients = 600\n");
+    let e = parse(&more).unwrap_err().to_string();
+    assert!(e.contains("listener.max_recipients"), "{e}");
+    assert!(e.contains("one request"), "{e}");
+}

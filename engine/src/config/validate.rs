@@ -132,6 +132,17 @@ impl Config {
         if u.max_recipients == 0 {
             return Err(bad("upstream.max_recipients", "must be at least 1".into()));
         }
+        if u.mode == UpstreamMode::Graph && l.max_recipients > u.max_recipients {
+            // Graph takes a message's recipients in one request: the
+            // listener keeps each message within what one request may carry.
+            return Err(bad(
+                "listener.max_recipients",
+                format!(
+                    "Microsoft Graph sends a message to all its recipients in one request, at most upstream.max_recipients ({}); set listener.max_recipients to {} or less (a device asking for more hears 452 and sends the rest in another message)",
+                    u.max_recipients, u.max_recipients
+                ),
+            ));
+        }
         if let Some(ca) = &u.ca_file {
             if !ca.exists() {
                 return Err(bad(
