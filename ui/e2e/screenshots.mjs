@@ -1,6 +1,6 @@
 // Regenerates docs/screenshots/*.png: every page, light and dark, at 100 %
 // and 150 % scaling, from the built UI with the mocked shell and fixtures;
-// each step of the setup assistant (setup-N-light/dark.png, and steps 1–5
+// each step of the setup assistant (setup-N-light/dark.png, and steps 1–4
 // in Graph mode as setup-graph-N-light/dark.png; the window made
 // as tall as the step) and the printed device card.
 // Run: npm --prefix ui run screenshots
@@ -111,7 +111,8 @@ try {
           await graph.clock.install({ time: new Date(1767610500000 - 3_600_000) });
           await graph.emulateMedia({ colorScheme: scheme });
           await graph.goto(`${server.url}#setup`);
-          await walkGraph(graph, { onStep: async (step) => { await tall(graph, out + `setup-graph-${step}-${scheme}.png`); n++; } });
+          // Steps 1–4 only: the mocked diagnostics of step 5 are the SMTP ones (no Graph diagnostics fixture from the engine yet).
+          await walkGraph(graph, { onStep: async (step) => { if (step <= 4) { await tall(graph, out + `setup-graph-${step}-${scheme}.png`); n++; } } });
           await graph.close();
         }
       }
