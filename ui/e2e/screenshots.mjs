@@ -110,7 +110,8 @@ try {
           graph.setDefaultTimeout(8000);
           await graph.clock.install({ time: new Date(1767610500000 - 3_600_000) });
           await graph.emulateMedia({ colorScheme: scheme });
-          await graph.goto(`${server.url}#setup`);
+          // ?scenario=graph: the account answers as the Graph app (signed in once the secret is stored).
+          await graph.goto(`${server.url}?scenario=graph#setup`);
           // Steps 1–4 only: the mocked diagnostics of step 5 are the SMTP ones (no Graph diagnostics fixture from the engine yet).
           await walkGraph(graph, { onStep: async (step) => { if (step <= 4) { await tall(graph, out + `setup-graph-${step}-${scheme}.png`); n++; } } });
           await graph.close();
