@@ -287,6 +287,41 @@ mod tests {
         }
     }
 
+    /// What the setup assistant writes for Microsoft Graph (ui/src/setup/draft.ts,
+    /// `applyChoice`) on a first start: the engine takes it, and the saved file
+    /// holds only those keys.
+    #[test]
+    fn the_setup_assistants_graph_config_is_valid() {
+        use postern_engine::config::{OAuthFlow, UpstreamAuth, UpstreamMode};
+        let mut json = to_json(&Config::default());
+        json["upstream"]["mode"] = serde_json::json!("graph");
+        json["upstream"]["auth"] = serde_json::json!("oauth");
+        json["upstream"]["mailbox"] = serde_json::json!("scanner@contoso.com");
+        json["oauth"]["flow"] = serde_json::json!("client-credentials");
+        json["oauth"]["tenant"] = serde_json::json!("contoso.com");
+        json["oauth"]["client_id"] = serde_json::json!("7f3c2a10-5b1e-4d2c-9a8e-2c1f0b9e6d44");
+        json["graph"]["endpoint"] = serde_json::json!("https://graph.microsoft.com");
+        let v = validate(&json, Path::new("p.toml"));
+        assert!(v.ok, "{:?}", v.errors);
+        let (parsed, text) = check(&json, Path::new("p.toml")).unwrap();
+        assert_eq!(parsed.upstream.mode, UpstreamMode::Graph);
+        assert_eq!(parsed.upstream.auth, UpstreamAuth::OAuth);
+        assert_eq!(parsed.oauth.flow, OAuthFlow::ClientCredentials);
+        let table: toml::Table = text.parse().unwrap();
+        assert_eq!(table["upstream"]["mode"].as_str(), Some("graph"), "{text}");
+        assert_eq!(
+            table["oauth"]["flow"].as_str(),
+            Some("client-credentials"),
+            "{text}"
+        );
+        assert_eq!(Config::parse(&text, Path::new("p.toml")).unwrap(), parsed);
+        // A plain-http endpoint is the engine's to refuse, under its key.
+        json["graph"]["endpoint"] = serde_json::json!("http://example.com");
+        let v = validate(&json, Path::new("p.toml"));
+        assert!(!v.ok);
+        assert_eq!(v.errors[0].key, "graph.endpoint", "{:?}", v.errors);
+    }
+
     #[test]
     fn errors_name_the_key() {
         let mut json = to_json(&Config::default());

@@ -75,3 +75,46 @@ export async function walkSetup(page, { onStep = async () => {} } = {}) {
   await page.locator("#device-card #device-card-port").waitFor();
   await onStep(7);
 }
+
+/** Step 2 for Microsoft Graph (app-only): the fields. */
+export async function fillGraph(page) {
+  await page.locator("#setup-f-upstream-mailbox").fill(TYPED.mailbox);
+  await page.locator("#setup-f-oauth-tenant").fill(TYPED.tenant);
+  await page.locator("#setup-f-oauth-client_id").fill(TYPED.client_id);
+  await page.locator("#setup-f-extra-sp_object_id").fill(TYPED.object_id);
+}
+
+/**
+ * Steps 1–5 for an office with outside recipients, a licensed mailbox,
+ * no connector and Security Defaults on: Microsoft Graph, app-only.
+ * `onStep(n)` runs once each step is ready.
+ */
+export async function walkGraph(page, { onStep = async () => {} } = {}) {
+  await stepIs(page, 1);
+  await answer(page, { external: true, mailbox: true, connector: "no", smtpAuth: false });
+  await page.locator("#setup-recommendation[data-mode=graph]").waitFor();
+  await onStep(1);
+  await page.click("#setup-next");
+
+  await stepIs(page, 2);
+  await fillGraph(page);
+  await page.waitForFunction((t) => document.querySelector("#setup-ms-steps").textContent.includes(`New-ManagementRoleAssignment -App ${t.client_id} -Role "Application Mail.Send"`), TYPED);
+  await onStep(2);
+  await page.click("#setup-next");
+
+  await stepIs(page, 3);
+  await page.locator("#secret-input").fill(SECRET);
+  await page.click("#secret-store");
+  await page.locator('#secret-state[data-stored="true"]').waitFor();
+  await onStep(3);
+  await page.click("#setup-next");
+
+  await stepIs(page, 4);
+  await page.locator("#setup-token-verdict").waitFor();
+  await onStep(4);
+  await page.click("#setup-next");
+
+  await stepIs(page, 5);
+  await page.locator("#setup-checks li").first().waitFor();
+  await onStep(5);
+}

@@ -5,7 +5,13 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { startServer } from "./server.mjs";
 import { launch } from "./browser.mjs";
-import { answer, fillAppOnly, SECRET, stepIs, TEST_ID, TYPED, walkSetup } from "./setup-walk.mjs";
+import { answer, fillAppOnly, SECRET, stepIs, TEST_ID, TYPED, walkGraph, walkSetup } from "./setup-walk.mjs";
+import { readFileSync } from "node:fs";
+
+const fixture = (name) => JSON.parse(readFileSync(new URL(`./fixtures/${name}.json`, import.meta.url), "utf8"));
+// The engine's own answers (written by `cargo test -p postern --lib fixtures`).
+const permissionsGraph = fixture("permissions-graph");
+const permissionsNoConsent = fixture("permissions-graph-no-consent");
 import { CASES } from "../test/recommend-cases.mjs";
 
 let server, chrome, page;
@@ -43,14 +49,13 @@ describe("step 1: the route for every combination of answers", () => {
       await page.waitForFunction(([m, r]) => { const e = document.querySelector("#setup-recommendation"); return e?.dataset.mode === m && e?.dataset.reason === r; }, [c.mode, c.reasonId]);
       assert.equal(await rec.getAttribute("data-mode"), c.mode, label);
       assert.match(await page.locator("#setup-reason").textContent(), c.says, label);
-      // The recommended route is the one selected; Graph keeps its place, not selectable yet.
+      // The recommended route is the one selected; Graph is a choice like the others.
       assert.equal(await page.locator(`#setup-route-${c.mode}`).isChecked(), true, label);
-      assert.equal(await page.locator("#setup-route-graph").isDisabled(), true);
-      assert.equal(await page.locator("#setup-graph-later").count(), c.reasonId === "graph-later" ? 1 : 0, label);
+      assert.equal(await page.locator("#setup-route-graph").isDisabled(), false);
       assert.equal(await page.locator("#setup-tradeoffs dd").count(), 4, label);
       assert.equal(await page.locator("#setup-next").isDisabled(), false);
     }
-    assert.match(await page.locator('label[for="setup-route-graph"]').textContent(), /Microsoft Graph.*coming in a later version/);
+    assert.doesNotMatch(await page.locator("#setup-step-body").textContent(), /later version/);
     await page.close();
   });
 
@@ -73,6 +78,95 @@ describe("step 1: the route for every combination of answers", () => {
     await page.keyboard.press("Enter");
     await stepIs(page, 2);
     assert.equal(await page.evaluate(() => document.activeElement?.id), "setup-step-title", "focus moves to the new step's title");
+    await page.close();
+  });
+});
+
+describe("Microsoft Graph", () => {
+  it("recommended with Security Defaults on: the Entra steps, the config written, the secret, the permissions from the engine", async () => {
+    await open();
+    await walkGraph(page, { onStep: async (n) => {
+      if (n === 1) {
+        assert.equal(await page.locator("#setup-route-graph").isChecked(), true);
+        assert.match(await page.locator('label[for="setup-route-graph"]').textContent(), /Microsoft Graph.*recommended/);
+        assert.match(await page.locator("#setup-warnings").textContent(), /Mail\.Send and Mail\.ReadWrite/);
+      }
+      if (n === 2) {
+        const ms = await page.locator("#setup-ms-steps").textContent();
+        assert.match(ms, /App registrations → New registration/);
+        assert.match(ms, /Microsoft Graph → Application permissions → Mail\.Send and Mail\.ReadWrite/);
+        assert.match(ms, /over about 3 MB/);
+        assert.match(ms, /Grant admin consent/);
+        assert.match(ms, /New client secret/);
+        assert.doesNotMatch(ms, /SMTP AUTH|SendAsApp/);
+        assert.equal(await page.locator("#setup-signin-way").count(), 0, "no sign-in ways: the app signs in");
+        assert.match(await page.locator("#setup-graph-signin").textContent(), /client credentials/);
+        // The RBAC lines are copyable, filled with what was typed.
+        const copy = page.locator("#setup-ms-steps .code-block button").last();
+        await copy.click();
+        const clip = await page.evaluate(() => navigator.clipboard.readText());
+        assert.match(clip, new RegExp(`New-ServicePrincipal -AppId ${TYPED.client_id} -ObjectId ${TYPED.object_id}`));
+        assert.match(clip, /Test-ServicePrincipalAuthorization -Identity .* -Resource scanner@contoso\.com/);
+      }
+      if (n === 4) {
+        // The engine's answer (e2e/fixtures/permissions-graph.json): Mail.Send granted, Mail.ReadWrite missing.
+        const v = page.locator("#setup-token-verdict");
+        assert.equal(await v.getAttribute("data-send"), "true");
+        assert.equal(await v.getAttribute("data-missing"), "1");
+        assert.deepEqual(await page.locator("#setup-roles li").allTextContents(), permissionsGraph.granted);
+        const missing = page.locator("#setup-missing li");
+        assert.equal(await missing.count(), 1);
+        assert.equal(await missing.getAttribute("data-permission"), "Mail.ReadWrite");
+        assert.ok((await missing.textContent()).includes(permissionsGraph.missing[0].fix), "the engine's fix is shown");
+        assert.ok((await missing.textContent()).includes(permissionsGraph.missing[0].effect));
+      }
+    } });
+    const saved = (await calls("save_settings")).at(-1).args.config;
+    assert.equal(saved.upstream.mode, "graph");
+    assert.equal(saved.upstream.auth, "oauth");
+    assert.equal(saved.upstream.mailbox, TYPED.mailbox);
+    assert.equal(saved.oauth.flow, "client-credentials");
+    assert.equal(saved.oauth.tenant, TYPED.tenant);
+    assert.equal(saved.oauth.client_id, TYPED.client_id);
+    assert.equal(saved.graph.endpoint, "https://graph.microsoft.com");
+    for (const k of ["host", "port", "domain", "accepted_domains", "client_cert", "client_key"]) assert.equal(k in saved.upstream, false, k);
+    assert.equal(JSON.stringify(saved).includes(TYPED.object_id), false, "the helper-only object id is not saved");
+    assert.deepEqual((await calls("store_secret")).map((c) => c.args), [{ kind: "client-secret", value: SECRET }]);
+    assert.ok((await calls("get_permissions")).length >= 1);
+    assert.equal((await calls("check_app_token")).length, 0, "Graph asks the engine for Graph's permissions, not SMTP's");
+    assert.equal(await page.evaluate((s) => document.documentElement.outerHTML.includes(s), SECRET), false, "the secret is not in the page");
+    assert.equal((await calls("run_diagnostics")).length, 1);
+    await page.close();
+  });
+
+  it("no admin consent: each missing permission with the engine's fix, and Fetch again asks again", async () => {
+    await open("setup", "?scenario=graph-no-consent");
+    await stepIs(page, 1);
+    await answer(page, { external: true, mailbox: false, connector: "no", smtpAuth: false });
+    await page.locator("#setup-recommendation[data-mode=graph][data-reason=graph-no-mailbox]").waitFor();
+    assert.match(await page.locator("#setup-warnings").textContent(), /shared mailbox/);
+    await page.click("#setup-next");
+    await stepIs(page, 2);
+    await page.locator("#setup-f-upstream-mailbox").fill(TYPED.mailbox);
+    await page.locator("#setup-f-oauth-tenant").fill(TYPED.tenant);
+    await page.locator("#setup-f-oauth-client_id").fill(TYPED.client_id);
+    await page.click("#setup-next");
+    await stepIs(page, 3);
+    await page.locator('#secret-state[data-stored="true"]').waitFor();
+    await page.click("#setup-next");
+    await stepIs(page, 4);
+    const v = page.locator("#setup-token-verdict");
+    await v.waitFor();
+    assert.equal(await v.getAttribute("data-send"), "false");
+    assert.match(await v.textContent(), /Mail\.Send is missing/);
+    assert.match(await page.locator("#setup-roles").textContent(), /none/);
+    const items = page.locator("#setup-missing li");
+    assert.deepEqual(await items.evaluateAll((l) => l.map((e) => e.dataset.permission)), permissionsNoConsent.missing.map((m) => m.permission));
+    for (const [n, m] of permissionsNoConsent.missing.entries()) assert.ok((await items.nth(n).textContent()).includes(m.fix));
+    const before = (await calls("get_permissions")).length;
+    await page.click("#setup-check-token");
+    await page.waitForFunction((b) => window.__mock.calls.filter((x) => x.cmd === "get_permissions").length > b, before);
+    await v.waitFor();
     await page.close();
   });
 });

@@ -12,14 +12,14 @@ export const CASES = [
   [true, true, "cert", true, "submission", "submission", /licensed mailbox and SMTP AUTH is allowed/],
   [true, true, "cert", false, "relay", "relay-no-smtp-auth", /Without SMTP AUTH.*certificate/],
   [true, true, "no", true, "submission", "submission", /licensed mailbox and SMTP AUTH is allowed/],
-  [true, true, "no", false, "direct-send", "graph-later", /need Microsoft Graph.*later version.*inside your organisation only/],
+  [true, true, "no", false, "graph", "graph-no-smtp-auth", /SMTP AUTH off.*no connector leave Microsoft Graph.*works with Security Defaults on/],
   // outside recipients, no licensed mailbox
   [true, false, "ip", true, "relay", "relay-no-mailbox", /Without a licensed mailbox.*static public IP/],
   [true, false, "ip", false, "relay", "relay-no-mailbox", /Without a licensed mailbox.*static public IP/],
   [true, false, "cert", true, "relay", "relay-no-mailbox", /Without a licensed mailbox.*certificate/],
   [true, false, "cert", false, "relay", "relay-no-mailbox", /Without a licensed mailbox.*certificate/],
-  [true, false, "no", true, "direct-send", "graph-later", /need Microsoft Graph.*later version.*inside your organisation only/],
-  [true, false, "no", false, "direct-send", "graph-later", /need Microsoft Graph.*later version.*inside your organisation only/],
+  [true, false, "no", true, "graph", "graph-no-mailbox", /no licensed mailbox and no connector leave Microsoft Graph.*shared mailbox/],
+  [true, false, "no", false, "graph", "graph-no-mailbox", /no licensed mailbox and no connector leave Microsoft Graph.*shared mailbox/],
   // only internal recipients, a licensed mailbox
   [false, true, "ip", true, "submission", "submission", /licensed mailbox and SMTP AUTH is allowed/],
   [false, true, "ip", false, "relay", "relay-no-smtp-auth", /Without SMTP AUTH.*static public IP/],

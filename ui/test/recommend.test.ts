@@ -26,26 +26,36 @@ describe("recommend: every combination of answers", () => {
       // One sentence.
       expect(r.reason.replace(/\.$/, "")).not.toMatch(/\.\s/);
       // The route's sign-in and connector follow from the mode.
-      expect(r.auth).toBe(c.mode === "submission" ? "oauth" : "none");
-      expect(r.flow).toBe(c.mode === "submission" ? "client-credentials" : null);
+      const signsIn = c.mode === "submission" || c.mode === "graph";
+      expect(r.auth).toBe(signsIn ? "oauth" : "none");
+      expect(r.flow).toBe(signsIn ? "client-credentials" : null);
       expect(r.connectorAuth).toBe(c.mode === "relay" ? a.connector : null);
-      // Graph is named as the better route exactly when outside recipients have no working route today.
-      expect(r.graph).toBe(c.reasonId === "graph-later" ? "better" : null);
+      // Nothing is postponed to a later version any more.
+      expect(JSON.stringify(r)).not.toMatch(/later version/);
       // Every route states the four trade-offs of Microsoft's table.
       expect(r.tradeoffs.map((t) => t.topic)).toEqual(["external", "sent-items", "limits", "anti-spam"]);
       const ext = r.tradeoffs[0];
       expect(ext.good).toBe(c.mode !== "direct-send");
-      expect(r.tradeoffs[1].good).toBe(c.mode === "submission");
+      expect(r.tradeoffs[1].good).toBe(c.mode === "submission" || c.mode === "graph");
     });
   }
 
-  it("the Graph fallback says honestly that outside mail will not arrive, and what would unlock a full route", () => {
+  it("Graph is recommended where Security Defaults leave no SMTP sign-in, with the Entra work it needs", () => {
     const r = recommend({ external: true, mailbox: true, connector: "no", smtpAuth: false });
-    expect(r.warnings[0]).toMatch(/outside recipients will not arrive/);
-    expect(r.warnings.join(" ")).toMatch(/allow it for this one mailbox/);
-    expect(r.warnings.join(" ")).toMatch(/static public IP or a certificate/);
+    expect(r.mode).toBe("graph");
+    expect(r.warnings.join(" ")).toMatch(/Mail\.Send and Mail\.ReadWrite.*admin consent.*client secret/);
+    expect(r.warnings.join(" ")).toMatch(/RBAC for Applications/);
+    expect(r.warnings.join(" ")).not.toMatch(/shared mailbox/);
+    // Without a licensed mailbox: a shared one is enough.
     const n = recommend({ external: true, mailbox: false, connector: "no", smtpAuth: true });
-    expect(n.warnings.join(" ")).toMatch(/With a licensed mailbox and SMTP AUTH allowed/);
+    expect(n.mode).toBe("graph");
+    expect(n.warnings[0]).toMatch(/shared mailbox .* needs no licence/);
+  });
+
+  it("Graph is named as the alternative next to a connector relay (with a mailbox) and Direct Send", () => {
+    expect(recommend({ external: true, mailbox: true, connector: "ip", smtpAuth: false }).warnings.join(" ")).toMatch(/Microsoft Graph \(choose it below\)/);
+    expect(recommend({ external: true, mailbox: false, connector: "ip", smtpAuth: false }).warnings.join(" ")).not.toMatch(/Microsoft Graph/);
+    expect(recommend({ external: false, mailbox: true, connector: "no", smtpAuth: false }).warnings.join(" ")).toMatch(/Microsoft Graph \(choose it below\).*reaches everyone/);
   });
 
   it("submission with a connector at hand mentions the relay for high volume", () => {

@@ -64,6 +64,54 @@ describe("applyChoice: only the keys the route needs", () => {
 });
 
 describe("fields and the route's own rules", () => {
+  it("Graph: writes mode graph, client-credentials and the default endpoint, drops the SMTP routes' keys", () => {
+    const graphAnswers: Answers = { external: true, mailbox: true, connector: "no", smtpAuth: false };
+    const c: ConfigForm = { ...readme(), upstream: { mailbox: "scanner@contoso.com", mode: "direct-send", auth: "none", domain: "contoso.com", accepted_domains: ["contoso.com"], host: "x.mail.protection.outlook.com" } };
+    c.oauth.flow = "interactive";
+    const r = recommend(graphAnswers);
+    expect(r.mode).toBe("graph");
+    const choice = choiceFor("graph", r, graphAnswers, c);
+    expect(choice).toEqual({ mode: "graph", signIn: "client-credentials", connectorAuth: null });
+    const out = applyChoice(c, choice);
+    expect(out.upstream).toEqual({ mailbox: "scanner@contoso.com", mode: "graph", auth: "oauth" });
+    expect(out.oauth.flow).toBe("client-credentials");
+    expect(out.graph).toEqual({ endpoint: "https://graph.microsoft.com" });
+    expect(validateConfig(out)).toEqual([]);
+    // An endpoint already set is kept; leaving Graph removes its section.
+    const kept = applyChoice({ ...out, graph: { endpoint: "https://graph.microsoft.us", save_to_sent_items: false } }, choice);
+    expect(kept.graph).toEqual({ endpoint: "https://graph.microsoft.us", save_to_sent_items: false });
+    const back = applyChoice(kept, choiceFor("submission", recommend(submission), submission, kept));
+    expect(back.graph).toBeUndefined();
+    expect(back.upstream.mode).toBe("submission");
+  });
+
+  it("Graph needs mailbox, tenant and client id (a real tenant), and shows the Entra steps and the RBAC lines", () => {
+    const choice: Choice = { mode: "graph", signIn: "client-credentials", connectorAuth: null };
+    expect(fieldsFor(choice).map((f) => f.key)).toEqual(["upstream.mailbox", "oauth.tenant", "oauth.client_id", "extra.sp_object_id"]);
+    const empty = applyChoice({}, choice);
+    expect(requiredErrors(empty, choice).map((e) => e.key)).toEqual(["upstream.mailbox", "oauth.tenant", "oauth.client_id"]);
+    const c = applyChoice(readme(), choice);
+    c.oauth.tenant = "common";
+    expect(requiredErrors(c, choice).map((e) => e.message).join()).toMatch(/needs your own tenant/);
+    const steps = microsoftSteps(choice, readme(), { "extra.sp_object_id": "6a1b" });
+    const all = steps.map((s) => s.title + " " + s.text.join(" ") + " " + (s.code ?? "")).join("\n");
+    expect(all).toMatch(/App registrations → New registration/);
+    expect(all).toMatch(/Microsoft Graph → Application permissions → Mail\.Send and Mail\.ReadWrite/);
+    expect(all).toMatch(/over about 3 MB/);
+    expect(all).toMatch(/Grant admin consent/);
+    expect(all).toMatch(/New client secret/);
+    expect(all).not.toMatch(/SMTP AUTH|SMTP\.SendAsApp|Set-CASMailbox/);
+    const rbac = steps.find((s) => /Optional/.test(s.title))!;
+    expect(rbac.code).toBe([
+      "Connect-ExchangeOnline",
+      'New-ServicePrincipal -AppId 00000000-1111-2222-3333-444444444444 -ObjectId 6a1b -DisplayName "Postern"',
+      'New-ManagementScope -Name "Postern mailboxes" -RecipientRestrictionFilter "PrimarySmtpAddress -eq \'scanner@contoso.com\'"',
+      'New-ManagementRoleAssignment -App 00000000-1111-2222-3333-444444444444 -Role "Application Mail.Send" -CustomResourceScope "Postern mailboxes"',
+      'New-ManagementRoleAssignment -App 00000000-1111-2222-3333-444444444444 -Role "Application Mail.ReadWrite" -CustomResourceScope "Postern mailboxes"',
+      "Test-ServicePrincipalAuthorization -Identity 00000000-1111-2222-3333-444444444444 -Resource scanner@contoso.com",
+    ].join("\n"));
+  });
+
   it("app-only submission needs mailbox, tenant, client id, and a real tenant", () => {
     const choice: Choice = { mode: "submission", signIn: "client-credentials", connectorAuth: null };
     expect(fieldsFor(choice).map((f) => f.key)).toEqual(["upstream.mailbox", "oauth.tenant", "oauth.client_id", "extra.sp_object_id"]);

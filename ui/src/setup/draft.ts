@@ -14,7 +14,7 @@ export type SignInWay = Flow | "password";
 
 export interface Choice {
   mode: Mode;
-  /** Submission only. */
+  /** Submission; Graph always signs in as the app (client-credentials) in the assistant. */
   signIn: SignInWay | null;
   /** Relay only: what the connector trusts. */
   connectorAuth: "ip" | "cert" | null;
@@ -51,6 +51,7 @@ function currentSignIn(config: ConfigForm): SignInWay | null {
 export function choiceFor(route: Mode, rec: Recommendation, answers: Answers, config: ConfigForm): Choice {
   if (route === "submission") return { mode: route, signIn: currentSignIn(config) ?? rec.flow ?? "client-credentials", connectorAuth: null };
   if (route === "relay") return { mode: route, signIn: null, connectorAuth: answers.connector === "cert" ? "cert" : "ip" };
+  if (route === "graph") return { mode: route, signIn: "client-credentials", connectorAuth: null };
   return { mode: route, signIn: null, connectorAuth: null };
 }
 
@@ -67,14 +68,21 @@ export function applyChoice(config: ConfigForm, choice: Choice): ConfigForm {
   const prev = str(u.mode || "submission");
   if (prev !== choice.mode) {
     delete u.host; delete u.port;
-    if (choice.mode === "submission") { delete u.domain; delete u.accepted_domains; }
+    if (choice.mode === "submission" || choice.mode === "graph") { delete u.domain; delete u.accepted_domains; }
   }
+  if (prev === "graph" && choice.mode !== "graph") delete c.graph;
   if (choice.mode !== "relay" || choice.connectorAuth !== "cert") { delete u.client_cert; delete u.client_key; }
   if (choice.mode !== "direct-send") delete u.accepted_domains;
   u.mode = choice.mode;
   if (choice.mode === "submission") {
     u.auth = choice.signIn === "password" ? "password" : "oauth";
     if (choice.signIn && choice.signIn !== "password") (c.oauth ??= {}).flow = choice.signIn;
+  } else if (choice.mode === "graph") {
+    // The app signs in itself (its secret in the keychain); Graph's endpoint at its default.
+    u.auth = "oauth";
+    (c.oauth ??= {}).flow = "client-credentials";
+    const g = (c.graph ??= {});
+    if (!str(g.endpoint).trim()) g.endpoint = GRAPH_ENDPOINT;
   } else {
     u.auth = "none";
     const mailDomain = str(u.mailbox).split("@")[1] ?? "";
@@ -82,6 +90,9 @@ export function applyChoice(config: ConfigForm, choice: Choice): ConfigForm {
   }
   return c;
 }
+
+/** `graph.endpoint`'s default (the engine's too). */
+export const GRAPH_ENDPOINT = "https://graph.microsoft.com";
 
 export type FieldKind = "text" | "list";
 export interface FieldDef {
@@ -97,6 +108,12 @@ export interface FieldDef {
 
 /** The fields the Microsoft-side step asks for, for this choice. */
 export function fieldsFor(choice: Choice): FieldDef[] {
+  if (choice.mode === "graph") return [
+    { key: "upstream.mailbox", label: "Mailbox Postern sends from", kind: "text", placeholder: "scanner@contoso.com", saved: true, required: true, help: "A mailbox of your tenant (a shared mailbox needs no licence); devices' mail goes out from it." },
+    { key: "oauth.tenant", label: "Tenant", kind: "text", placeholder: "contoso.com", saved: true, required: true, help: "Your domain, or the Directory (tenant) ID from the app registration's overview." },
+    { key: "oauth.client_id", label: "Application (client) ID", kind: "text", placeholder: "00000000-1111-2222-3333-444444444444", saved: true, required: true, help: "From the app registration's overview page." },
+    { key: "extra.sp_object_id", label: "Enterprise application's Object ID (for the optional PowerShell lines below; not saved)", kind: "text", placeholder: "Entra → Enterprise applications → Postern → Object ID", saved: false },
+  ];
   if (choice.mode === "submission") {
     const mailbox: FieldDef = { key: "upstream.mailbox", label: "Mailbox Postern sends as", kind: "text", placeholder: "scanner@contoso.com", saved: true, required: true, help: "A licensed mailbox; devices' mail goes out from it." };
     if (choice.signIn === "password") return [mailbox];

@@ -41,6 +41,21 @@ export function microsoftSteps(choice: Choice, config: ConfigForm, extra: Record
     title: "Check that this PC can reach port 25",
     text: ["Postern delivers to your tenant's MX on port 25. Some internet providers block it; the check in step 5 finds out."],
   };
+  if (choice.mode === "graph") return [
+    { title: "Register an app for Postern",
+      text: ["Microsoft Entra admin center (entra.microsoft.com) → Identity → Applications → App registrations → New registration: name it \"Postern\", accounts in this organizational directory only, no redirect URI → Register.",
+        "Copy the Application (client) ID and your domain (or the Directory (tenant) ID) into the fields below."] },
+    { title: "Give it the permissions, and consent",
+      text: ["API permissions → Add a permission → Microsoft Graph → Application permissions → Mail.Send and Mail.ReadWrite → Add permissions. Mail.ReadWrite is for messages over about 3 MB (most scans), which go as drafts; without it small messages still go.",
+        "Then press \"Grant admin consent for <your organization>\"."] },
+    { title: "Create a client secret",
+      text: ["Certificates & secrets → New client secret. Copy its Value at once (Microsoft shows it only once; not the Secret ID): you type it in the next step, and it goes into the OS keychain only. Note when it expires."] },
+    { title: "Optional: restrict the app to this mailbox",
+      text: ["An application permission lets the app send as every mailbox of the tenant; RBAC for Applications limits it to a scope. The last line should list each role with InScope True. For the scope to restrict anything, revoke the admin consent given above once it does (the two add up); changes can take up to an hour.",
+        "Copy the Enterprise application's Object ID (Entra → Enterprise applications → Postern; not the app registration's) into the field below, then in Exchange Online PowerShell:"],
+      code: `Connect-ExchangeOnline\nNew-ServicePrincipal -AppId ${clientId} -ObjectId ${objectId} -DisplayName "Postern"\nNew-ManagementScope -Name "Postern mailboxes" -RecipientRestrictionFilter "PrimarySmtpAddress -eq '${mailbox}'"\nNew-ManagementRoleAssignment -App ${clientId} -Role "Application Mail.Send" -CustomResourceScope "Postern mailboxes"\nNew-ManagementRoleAssignment -App ${clientId} -Role "Application Mail.ReadWrite" -CustomResourceScope "Postern mailboxes"\nTest-ServicePrincipalAuthorization -Identity ${clientId} -Resource ${mailbox}`,
+      codeLabel: "the PowerShell lines" },
+  ];
   if (choice.mode === "submission") {
     if (choice.signIn === "password") return [
       { title: "The mailbox and its password", text: [`Postern signs in as ${mailbox} with its password, which you type in the next step (it goes into the OS keychain). The mailbox must not need multi-factor sign-in, and basic authentication must be allowed for the tenant — Microsoft turns it off by default at the end of December 2026, so prefer OAuth.`] },

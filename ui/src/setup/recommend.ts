@@ -8,8 +8,8 @@
 //! mailbox and SMTP AUTH is allowed; a connector relay when there is no
 //! such mailbox (or for high volume), with a static IP or a certificate;
 //! Direct Send only for internal recipients. Microsoft Graph is the route
-//! for applications where SMTP AUTH is off — Postern gains it in a later
-//! version, so its place in the choice is kept (`graph`), see `recommend`.
+//! for applications where SMTP AUTH is off (Security Defaults on): it
+//! sends over HTTPS with an app registration, see `recommend`.
 
 export type Connector = "ip" | "cert" | "no";
 
@@ -24,12 +24,12 @@ export interface Answers {
   smtpAuth: boolean;
 }
 
-/** The routes Postern speaks today (`upstream.mode`). */
-export type Mode = "submission" | "relay" | "direct-send";
-/** Every route of the choice, Graph included (not selectable yet). */
-export type Route = Mode | "graph";
+/** The routes Postern speaks (`upstream.mode`). */
+export type Mode = "submission" | "relay" | "direct-send" | "graph";
+/** Every route of the choice (the same as the modes). */
+export type Route = Mode;
 
-export type ReasonId = "submission" | "relay-no-mailbox" | "relay-no-smtp-auth" | "direct-send-internal" | "graph-later";
+export type ReasonId = "submission" | "relay-no-mailbox" | "relay-no-smtp-auth" | "direct-send-internal" | "graph-no-smtp-auth" | "graph-no-mailbox";
 
 export type Topic = "external" | "sent-items" | "limits" | "anti-spam";
 export interface Tradeoff { topic: Topic; good: boolean; text: string }
@@ -38,7 +38,7 @@ export interface Recommendation {
   mode: Mode;
   /** `upstream.auth` this route uses. */
   auth: "oauth" | "none";
-  /** Suggested `oauth.flow` (submission only). */
+  /** Suggested `oauth.flow` (submission and Graph). */
   flow: "client-credentials" | null;
   /** How the connector trusts Postern (relay only). */
   connectorAuth: "ip" | "cert" | null;
@@ -47,8 +47,6 @@ export interface Recommendation {
   reason: string;
   tradeoffs: Tradeoff[];
   warnings: string[];
-  /** "better": Microsoft Graph would be the right route (a later version of Postern). */
-  graph: "better" | null;
 }
 
 export const TOPIC_TITLE: Record<Topic, string> = {
@@ -83,6 +81,12 @@ export function tradeoffs(mode: Mode): Tradeoff[] {
       { topic: "limits", good: false, text: "Throttled like any anonymous sender on the internet." },
       { topic: "anti-spam", good: false, text: "Filtered like mail from the internet: SPF, DKIM and DMARC must pass, or mail may land in Junk." },
     ];
+    case "graph": return [
+      { topic: "external", good: true, text: "Reaches anyone, inside or outside the organisation." },
+      { topic: "sent-items", good: true, text: "A copy of every message is saved in the mailbox's Sent Items (graph.save_to_sent_items turns it off)." },
+      { topic: "limits", good: false, text: "Microsoft's per-mailbox limits: 10,000 recipients a day and 4 requests at a time (Postern paces itself to stay inside them)." },
+      { topic: "anti-spam", good: true, text: "Mail to your own people bypasses anti-spam." },
+    ];
   }
 }
 
@@ -95,23 +99,18 @@ const CONNECTOR_WORDS: Record<"ip" | "cert", string> = { ip: "the office's stati
  *    the rest (Microsoft's first choice; a connector is only mentioned as the
  *    way past the per-mailbox limits).
  * 2. Otherwise, a static IP or a certificate → a connector relay: it reaches
- *    outside recipients without a mailbox or SMTP AUTH.
- * 3. Otherwise, internal recipients only → Direct Send.
- * 4. Otherwise (outside recipients, no usable mailbox sign-in, no connector)
- *    the right route is Microsoft Graph, which works with Security Defaults
- *    on and needs only a mailbox (a shared one, free, is enough). Postern
- *    sends through Graph only in a later version, so the assistant says so
- *    and offers the closest route that works today, Direct Send: mail to
- *    people inside the organisation is delivered, mail to outside
- *    recipients is refused by Microsoft and Postern marks it failed with the
- *    reason — said plainly in the warnings, with what would unlock a full
- *    route now (SMTP AUTH for one mailbox, a licensed mailbox, a connector).
- *    Recommending client submission here instead would be a route that
- *    cannot work until the tenant changes, and the admin may not be able
- *    to change it (Security Defaults).
+ *    outside recipients without a mailbox or SMTP AUTH (Graph is named as
+ *    the alternative without port 25 or SPF when there is a mailbox).
+ * 3. Otherwise, internal recipients only → Direct Send: nothing to register
+ *    (Graph is named as the alternative that also reaches outside).
+ * 4. Otherwise (outside recipients, no SMTP sign-in, no connector) →
+ *    Microsoft Graph: it works with Security Defaults on (SMTP AUTH stays
+ *    off) and needs only a mailbox to send from — a shared one, which needs
+ *    no licence, is enough — and an app registration with Mail.Send
+ *    (Mail.ReadWrite for scans over about 3 MB) and admin consent.
  */
 export function recommend(a: Answers): Recommendation {
-  const base = { auth: "none" as const, flow: null, connectorAuth: null, graph: null };
+  const base = { auth: "none" as const, flow: null, connectorAuth: null };
   if (a.mailbox && a.smtpAuth) {
     const warnings = [
       "SMTP AUTH must be allowed for this mailbox too (Set-CASMailbox … -SmtpClientAuthenticationDisabled $false, shown in the next step).",
@@ -125,6 +124,7 @@ export function recommend(a: Answers): Recommendation {
     };
   }
   const missing = a.mailbox ? "SMTP AUTH" : "a licensed mailbox";
+  const graphAlso = "Microsoft Graph (choose it below) also works with Security Defaults on, over HTTPS with an app registration, and reaches everyone.";
   if (a.connector !== "no") {
     const warnings = [
       "Needs an inbound connector in the Exchange admin center (the steps are next).",
@@ -132,35 +132,35 @@ export function recommend(a: Answers): Recommendation {
         ? "Your domain's SPF record must include the office's public IP, and this PC must be able to reach port 25 on the internet (some providers block it)."
         : "The certificate's subject (CN or SAN) must be one of your accepted domains, and this PC must be able to reach port 25 on the internet (some providers block it).",
     ];
+    if (a.mailbox) warnings.push("If port 25 is blocked or you would rather not run a connector: " + graphAlso);
     return {
       ...base, mode: "relay", connectorAuth: a.connector, reasonId: a.mailbox ? "relay-no-smtp-auth" : "relay-no-mailbox",
       reason: `Without ${missing} there is nothing to sign in with, so a connector that trusts ${CONNECTOR_WORDS[a.connector]} is Microsoft's route, and it reaches recipients inside and outside the organisation.`,
       tradeoffs: tradeoffs("relay"), warnings,
     };
   }
-  const dsWarnings = [
-    "Microsoft recommends Direct Send only to admins who accept its risks: anyone can send anonymously to your domains this way, so mail is checked like mail from the internet.",
-    "A tenant can refuse Direct Send altogether (Set-OrganizationConfig -RejectDirectSend $true); Postern then holds the mail with 550 5.7.68.",
-  ];
   if (!a.external) {
     return {
       ...base, mode: "direct-send", reasonId: "direct-send-internal",
       reason: `All recipients are inside the organisation and, without ${missing} or a connector, Direct Send — delivering to your tenant's MX with no sign-in — is the route that works.`,
-      tradeoffs: tradeoffs("direct-send"), warnings: dsWarnings,
+      tradeoffs: tradeoffs("direct-send"),
+      warnings: [
+        "Microsoft recommends Direct Send only to admins who accept its risks: anyone can send anonymously to your domains this way, so mail is checked like mail from the internet.",
+        "A tenant can refuse Direct Send altogether (Set-OrganizationConfig -RejectDirectSend $true); Postern then holds the mail with 550 5.7.68.",
+        graphAlso,
+      ],
     };
   }
-  const unlock = a.mailbox
-    ? "If SMTP AUTH is off only by the tenant's setting (not by Security Defaults), allow it for this one mailbox and choose client submission: it reaches everyone."
-    : "With a licensed mailbox and SMTP AUTH allowed, client submission reaches everyone.";
+  const warnings = [
+    "Needs an app registration in Microsoft Entra with the Application permissions Mail.Send and Mail.ReadWrite (for scans over about 3 MB) and admin consent, and a client secret (the steps are next).",
+    "An application permission lets the app send as any mailbox of the tenant; the optional RBAC for Applications lines in the next step limit it to the one Postern sends from.",
+  ];
+  if (!a.mailbox) warnings.unshift("Postern sends from one mailbox: a shared mailbox (e.g. scanner@your-domain) needs no licence and is enough.");
   return {
-    ...base, mode: "direct-send", graph: "better", reasonId: "graph-later",
-    reason: "Outside recipients with no SMTP sign-in and no connector need Microsoft Graph, which Postern supports in a later version; until then Direct Send delivers to the people inside your organisation only.",
-    tradeoffs: tradeoffs("direct-send"),
-    warnings: [
-      "Mail to outside recipients will not arrive: Microsoft refuses it on this route, and Postern marks each such message failed with the reason.",
-      unlock,
-      "A static public IP or a certificate for a connector would allow the SMTP relay, which reaches everyone.",
-      ...dsWarnings,
-    ],
+    ...base, mode: "graph", auth: "oauth", flow: "client-credentials", reasonId: a.mailbox ? "graph-no-smtp-auth" : "graph-no-mailbox",
+    reason: a.mailbox
+      ? "Outside recipients with SMTP AUTH off (as Security Defaults make it) and no connector leave Microsoft Graph, which sends over HTTPS with an app registration, works with Security Defaults on and reaches anyone with a copy in Sent Items."
+      : "Outside recipients with no licensed mailbox and no connector leave Microsoft Graph, which sends over HTTPS from a shared mailbox with an app registration, works with Security Defaults on and reaches anyone.",
+    tradeoffs: tradeoffs("graph"), warnings,
   };
 }

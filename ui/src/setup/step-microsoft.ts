@@ -52,6 +52,10 @@ export function microsoftStep(ctx: Ctx): Step {
 
   function renderWays() {
     const c = s.choice!;
+    if (c.mode === "graph") {
+      clear(ways, h("p", { id: "setup-graph-signin" }, "Postern signs in to Microsoft Graph as the app itself (client credentials): nobody signs in, and the app's client secret is kept in the OS keychain."));
+      return;
+    }
     if (c.mode !== "submission") { clear(ways); return; }
     clear(ways, h("fieldset", { class: "question", id: "setup-signin-way" }, h("legend", {}, "How Postern signs in to the mailbox"),
       WAYS.map((w) => {

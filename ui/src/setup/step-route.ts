@@ -1,11 +1,11 @@
 //! Step 1, "How should Postern send?": the four questions of Microsoft's
 //! comparison as radio groups, the recommendation (recommend.ts) with its
 //! reason, trade-offs and warnings, and the routes to pick from — Microsoft
-//! Graph among them, marked as coming in a later version.
+//! Graph among them, a choice like the others.
 
 import { clear, h } from "../dom";
 import { applyChoice, choiceFor } from "./draft";
-import { recommend, ROUTE_TITLE, TOPIC_TITLE, tradeoffs, type Answers, type Connector, type Mode, type Route } from "./recommend";
+import { recommend, ROUTE_TITLE, TOPIC_TITLE, tradeoffs, type Answers, type Connector, type Route } from "./recommend";
 import type { Ctx, Step } from "./wizard";
 
 interface Question { key: keyof Answers; text: string; help: string; options: [string, string][] }
@@ -51,21 +51,18 @@ export function routeStep(ctx: Ctx): Step {
     const r = recommend(s.answers);
     const chosen = s.route ?? r.mode;
     clear(recBox,
-      h("section", { class: "panel recommendation", id: "setup-recommendation", "data-mode": r.mode, "data-reason": r.reasonId, "data-graph": r.graph ?? "" },
-        h("h3", {}, r.graph ? "Recommended for now: the closest route that works today" : "Recommended"),
+      h("section", { class: "panel recommendation", id: "setup-recommendation", "data-mode": r.mode, "data-reason": r.reasonId },
+        h("h3", {}, "Recommended"),
         h("p", { class: "rec-mode", id: "setup-rec-mode" }, ROUTE_TITLE[r.mode]),
         h("p", { class: "rec-reason", id: "setup-reason" }, r.reason),
-        r.graph ? h("p", { class: "banner banner-warn", id: "setup-graph-later" }, "Microsoft Graph is the right route for this office; Postern sends through it in a later version. Until then:") : null,
         r.warnings.length ? h("ul", { class: "warnings", id: "setup-warnings" }, r.warnings.map((w) => h("li", {}, w))) : null),
       h("fieldset", { class: "question routes", id: "setup-routes" }, h("legend", {}, "Route"),
         ROUTES.map((m) => {
           const id = `setup-route-${m}`;
-          const later = m === "graph";
-          const i = h("input", { type: "radio", name: "setup-route", id, value: m, disabled: later, checked: !later && m === chosen,
-            onchange: () => { s.route = m as Mode; render(); ctx.changed(); } });
-          return h("label", { class: `answer route${later ? " later" : ""}`, for: id }, i, " ", ROUTE_TITLE[m],
-            m === r.mode ? h("span", { class: "pill pill-ok" }, "recommended") : null,
-            later ? h("span", { class: "pill pill-warn" }, "coming in a later version") : null);
+          const i = h("input", { type: "radio", name: "setup-route", id, value: m, checked: m === chosen,
+            onchange: () => { s.route = m; render(); ctx.changed(); } });
+          return h("label", { class: "answer route", for: id }, i, " ", ROUTE_TITLE[m],
+            m === r.mode ? h("span", { class: "pill pill-ok" }, "recommended") : null);
         })),
       h("section", { class: "panel" }, h("h3", {}, `Trade-offs of ${ROUTE_TITLE[chosen]}`),
         h("dl", { class: "facts wide tradeoffs", id: "setup-tradeoffs" }, tradeoffs(chosen).map((t) => [

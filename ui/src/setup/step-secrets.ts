@@ -16,6 +16,7 @@ const WHAT: Record<SecretKind, { label: string; help: string }> = {
 /** Which secret this choice needs, if any. */
 export function secretKind(ctx: Ctx): SecretKind | null {
   const c = ctx.state.choice;
+  if (c?.mode === "graph") return "client-secret";
   if (c?.mode !== "submission") return null;
   return c.signIn === "client-credentials" ? "client-secret" : c.signIn === "password" ? "mailbox-password" : null;
 }

@@ -1,13 +1,15 @@
 //! Steps 4–6 of the setup assistant: sign in (interactive / device code,
 //! `sign_in` + `signin-finished`) or verify the app-only token
-//! (`check_app_token`: its granted roles, SMTP.SendAsApp or not); run the
+//! (`check_app_token`: its granted roles, SMTP.SendAsApp or not; in Graph
+//! mode `get_permissions`: Mail.Send / Mail.ReadWrite, each missing one with
+//! the engine's fix — never the token itself); run the
 //! diagnostics inline, each failure with its fix; send a test message and
 //! follow its id through `engine-event` to sent / failed / deferred.
 
 import { clear, h } from "../dom";
 import { formatRelative } from "../format";
 import { api, errorText, on } from "../ipc";
-import type { Account, AppToken, Check, EngineEvent, SignIn } from "../types";
+import type { Account, AppToken, Check, EngineEvent, Permissions, SignIn } from "../types";
 import { emailError } from "../validate";
 import { defaultTestRecipient } from "./draft";
 import type { Ctx, Step } from "./wizard";
@@ -16,12 +18,15 @@ const STATE_TEXT: Record<string, [string, string]> = {
   "signed-in": ["ok", "Signed in"], ready: ["ok", "Ready"], "signed-out": ["warn", "Not signed in yet"], "sign-in-needed": ["warn", "Sign-in needed"], "not-configured": ["warn", "Not configured"],
 };
 export const SEND_ROLE = "SMTP.SendAsApp";
+/** Graph's permission to send (engine/src/auth/permissions.rs). */
+export const GRAPH_SEND = "Mail.Send";
 
 export function signInStep(ctx: Ctx): Step {
   let acct: Account | null = null;
   let pending: SignIn | null = null;
   let result: { ok: boolean; message: string } | null = null;
   let token: AppToken | null = null;
+  let perms: Permissions | null = null;
   let tokenError = "";
   let busy = false;
   const el = h("div", { class: "setup-step" });
@@ -33,8 +38,11 @@ export function signInStep(ctx: Ctx): Step {
     render();
   }
   async function checkToken() {
-    busy = true; token = null; tokenError = ""; render();
-    try { token = await api.checkAppToken(); } catch (e) { tokenError = errorText(e); }
+    busy = true; token = null; perms = null; tokenError = ""; render();
+    try {
+      if (ctx.state.choice?.mode === "graph") perms = await api.getPermissions();
+      else token = await api.checkAppToken();
+    } catch (e) { tokenError = errorText(e); }
     busy = false; render();
   }
   void on("signin-finished", (r) => { result = r; pending = null; void loadAccount(); }).then((un) => ctx.cleanup.push(un));
@@ -43,6 +51,7 @@ export function signInStep(ctx: Ctx): Step {
     const c = ctx.state.choice;
     const st = acct ? STATE_TEXT[acct.account.state] ?? ["warn", acct.account.state] : null;
     const state = st ? h("p", {}, "Account: ", h("span", { class: `pill pill-${st[0]}`, id: "setup-account-state", "data-state": acct!.account.state }, st[1])) : null;
+    if (c?.mode === "graph") { renderGraph(state); return; }
     if (c?.mode !== "submission") { clear(el, h("p", { id: "setup-signin-none" }, "Nothing to sign in on this route: Microsoft trusts the connector or your domains. The check in the next step tries the way to Microsoft.")); return; }
     if (c.signIn === "password") { clear(el, h("p", { id: "setup-signin-none" }, "Postern signs in with the stored password whenever it sends; the check in the next step tries it now."), state); return; }
     if (c.signIn === "client-credentials") {
@@ -75,13 +84,36 @@ export function signInStep(ctx: Ctx): Step {
       state);
   }
 
+  /** Graph, app-only: the permissions the engine read from the token, each missing one with its fix. */
+  function renderGraph(state: HTMLElement | null) {
+    const fetched = perms || tokenError;
+    const send = perms ? !perms.missing.some((m) => m.permission === GRAPH_SEND) : false;
+    clear(el,
+      h("p", {}, "Postern asks Microsoft for a token with the stored client secret and shows which Microsoft Graph permissions were granted to the app (never the token itself)."),
+      h("div", { class: "actions" }, h("button", { class: `btn${fetched ? "" : " primary"}`, type: "button", id: "setup-check-token", disabled: busy, onclick: () => void checkToken() }, busy ? "Asking Microsoft…" : fetched ? "Fetch again" : "Fetch a token and show its permissions")),
+      tokenError ? h("p", { class: "banner banner-bad", role: "status", id: "setup-token-error" }, tokenError) : null,
+      perms ? h("div", { class: "panel", id: "setup-permissions" },
+        h("p", { class: `banner banner-${!perms.missing.length ? "ok" : send ? "warn" : "bad"}`, role: "status", id: "setup-token-verdict", "data-send": String(send), "data-missing": String(perms.missing.length) },
+          !perms.missing.length ? "A token is issued, and Mail.Send and Mail.ReadWrite are granted: Postern may send as the mailbox, big scans included."
+            : send ? "A token is issued and Mail.Send is granted, but a permission is missing (below)."
+            : "A token is issued, but Microsoft Graph will refuse every message: Mail.Send is missing (below)."),
+        perms.missing.length ? h("ul", { class: "plain warnings", id: "setup-missing" }, perms.missing.map((m) => h("li", { class: "missing", "data-permission": m.permission },
+          h("p", {}, h("strong", { class: "mono" }, m.permission), " is not granted. ", m.effect),
+          h("p", { class: "check-fix" }, h("strong", {}, "Fix: "), h("span", { class: "selectable" }, m.fix), " Then fetch again.")))) : null,
+        h("dl", { class: "facts wide" },
+          h("dt", {}, "Granted permissions"), h("dd", {}, perms.granted.length ? h("ul", { class: "plain roles", id: "setup-roles" }, perms.granted.map((r) => h("li", { class: r === GRAPH_SEND ? "role-send" : "" }, h("span", { class: "mono" }, r)))) : h("span", { class: "muted", id: "setup-roles" }, "none (admin consent not given yet)")),
+          h("dt", {}, "For"), h("dd", { class: "mono" }, perms.audience),
+          h("dt", {}, "Token expires"), h("dd", {}, formatRelative(perms.expires_at, Date.now())))) : null,
+      state);
+  }
+
   return {
     title: "Sign in or verify",
     el,
     enter: () => {
       render(); void loadAccount();
       const c = ctx.state.choice;
-      if (c?.mode === "submission" && c.signIn === "client-credentials" && !busy) void checkToken();
+      if ((c?.mode === "graph" || (c?.mode === "submission" && c.signIn === "client-credentials")) && !busy) void checkToken();
     },
   };
 }
