@@ -14,7 +14,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::routes::{
-    authorize, check_from, error, message_json, parse_attachment, parse_message, too_large,
+    authorize, check_sendable, error, message_json, parse_attachment, parse_message, too_large,
     InFlight,
 };
 use super::{Draft, GraphMailbox, RequestKind, Route, Shared, MAX_REQUEST_BYTES};
@@ -239,14 +239,7 @@ pub(super) async fn send_draft(
             None => return no_draft(),
         }
     };
-    if message.recipients().is_empty() {
-        return error(
-            400,
-            "ErrorInvalidRecipients",
-            "At least one recipient is not valid., Recipient is missing.",
-        );
-    }
-    if let Err(r) = check_from(&mailbox, message.from.as_deref()) {
+    if let Err(r) = check_sendable(&mailbox, &message) {
         return r;
     }
     {

@@ -444,19 +444,28 @@ async fn send_mail(
             "Content-Type must be text/plain or application/json.",
         );
     };
-    if message.recipients().is_empty() {
-        return error(
-            400,
-            "ErrorInvalidRecipients",
-            "At least one recipient is not valid., Recipient is missing.",
-        );
-    }
-    if let Err(r) = check_from(&mailbox, message.from.as_deref()) {
+    if let Err(r) = check_sendable(&mailbox, &message) {
         return r;
     }
     shared.deliver(message);
     shared.maybe_lose_answer(RequestKind::SendMail).await;
     StatusCode::ACCEPTED.into_response()
+}
+
+/// What Graph checks before it sends: at least one recipient, and a From
+/// the mailbox may send as.
+pub(super) fn check_sendable(
+    mailbox: &GraphMailbox,
+    message: &GraphMessage,
+) -> Result<(), Response> {
+    if message.recipients().is_empty() {
+        return Err(error(
+            400,
+            "ErrorInvalidRecipients",
+            "At least one recipient is not valid., Recipient is missing.",
+        ));
+    }
+    check_from(mailbox, message.from.as_deref())
 }
 
 pub(super) fn address_list(v: &Value) -> Vec<String> {

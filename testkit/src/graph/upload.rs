@@ -264,24 +264,35 @@ async fn range(
     (StatusCode::CREATED, [(header::LOCATION, location)]).into_response()
 }
 
+/// The common start of a request to an upload URL other than a range:
+/// counted in flight for the session's mailbox, refused with an
+/// Authorization header, or answered by a queued fault.
+async fn session_call(
+    shared: &Arc<Shared>,
+    token: &str,
+    headers: &HeaderMap,
+    kind: RequestKind,
+) -> Result<InFlight, Response> {
+    let call = InFlight::begin(shared, kind, &session_mailbox(shared, token)).await;
+    if let Some(r) = refuse_authorization(headers) {
+        return Err(r);
+    }
+    if let Some(r) = reply_fault(shared, kind) {
+        return Err(r);
+    }
+    Ok(call)
+}
+
 /// `GET uploadUrl`: where to resume.
 pub(super) async fn status(
     State(shared): State<Arc<Shared>>,
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let _call = InFlight::begin(
-        &shared,
-        RequestKind::UploadStatus,
-        &session_mailbox(&shared, &token),
-    )
-    .await;
-    if let Some(r) = refuse_authorization(&headers) {
-        return r;
-    }
-    if let Some(r) = reply_fault(&shared, RequestKind::UploadStatus) {
-        return r;
-    }
+    let _call = match session_call(&shared, &token, &headers, RequestKind::UploadStatus).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let next = shared.lock().uploads.get(&token).map(|u| u.received.len());
     match next {
         Some(next) => Json(progress(next)).into_response(),
@@ -295,18 +306,10 @@ pub(super) async fn cancel(
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let _call = InFlight::begin(
-        &shared,
-        RequestKind::UploadCancel,
-        &session_mailbox(&shared, &token),
-    )
-    .await;
-    if let Some(r) = refuse_authorization(&headers) {
-        return r;
-    }
-    if let Some(r) = reply_fault(&shared, RequestKind::UploadCancel) {
-        return r;
-    }
+    let _call = match session_call(&shared, &token, &headers, RequestKind::UploadCancel).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     // Bound first: a lock guard in the tail expression would outlive
     // `_call`, whose drop takes the same lock (edition 2021 drop order).
     let removed = shared.lock().uploads.remove(&token);
