@@ -79,10 +79,23 @@ def stop(p, timeout=10):
             p.wait()
 
 
+APPS = []
+
+
 def run(main):
-    """Runs main() and stops every process started through start()."""
+    """Runs main() and stops every process started through start(). When
+    main() fails, each app still open leaves a picture (`…-failure.png`)
+    and its page's text in the log: what the window showed at the end."""
     try:
         main()
+    except BaseException:
+        for app in APPS:
+            try:
+                log(f"{app.name}: at the failure the page says: {app.wd.run('done(document.body.innerText)')!r}")
+                log(f"{app.name}: picture at the failure: {app.screenshot('failure')}")
+            except Exception as e:  # the app may be what failed
+                log(f"{app.name}: no picture at the failure: {e!r}")
+        raise
     finally:
         for p in reversed(PROCS):
             stop(p)
@@ -344,6 +357,7 @@ class App:
         self.wd.session(APP, args if args is not None else (["--config", config] if config else []))
         wait_for("window.__TAURI__", lambda: self.wd.run("done(!!(window.__TAURI__ && window.__TAURI__.core))"), 30)
         wait_for("the app's page", lambda: self.exists("nav.nav button.nav-item"), 30)
+        APPS.append(self)
 
     # ---- looking
     def exists(self, css):

@@ -116,11 +116,14 @@ def next_step(app, n):
 
 
 def answer(app, external, mailbox, connector, smtp_auth):
-    """Step 1: the four questions, clicked."""
-    app.click(f"#setup-answer-external-{'yes' if external else 'no'}")
-    app.click(f"#setup-answer-mailbox-{'yes' if mailbox else 'no'}")
-    app.click(f"#setup-answer-connector-{connector}")
-    app.click(f"#setup-answer-smtpauth-{'yes' if smtp_auth else 'no'}")
+    """Step 1: the four questions, clicked; each answer is seen selected
+    before the next, as a person looks before moving on."""
+    for css in (f"#setup-answer-external-{'yes' if external else 'no'}",
+                f"#setup-answer-mailbox-{'yes' if mailbox else 'no'}",
+                f"#setup-answer-connector-{connector}",
+                f"#setup-answer-smtpauth-{'yes' if smtp_auth else 'no'}"):
+        app.click(css)
+        wait_for(f"{css} to be selected", lambda: app.exists(f"{css}:checked"))
 
 
 def toml(app):
