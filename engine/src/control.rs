@@ -23,6 +23,7 @@ use crate::delivery::worker::{Attention, WorkerState};
 use crate::graph::recovery::drafts_of_deleted;
 use crate::spool::{MessageId, MessageInfo, Spool, State};
 use crate::throttle::{Throttle, ThrottleStatus};
+use crate::tracker::{TrackingHandle, TrackingStatus};
 
 mod send_test;
 mod transport;
@@ -105,6 +106,8 @@ pub struct Status {
     /// Open connections to Microsoft.
     pub connections: usize,
     pub throttle: Option<ThrottleStatus>,
+    /// Following sent messages in Microsoft's message trace.
+    pub tracking: Option<TrackingStatus>,
     pub account: AccountState,
     pub upstream: UpstreamBrief,
     pub listening: Vec<SocketAddr>,
@@ -161,6 +164,7 @@ impl Status {
             }),
             connections: 0,
             throttle: None,
+            tracking: None,
             account: AccountState::NotConfigured {
                 reason: "Postern's relay is not running.".into(),
             },
@@ -198,6 +202,8 @@ pub struct Controller {
     pub tokens: TokenSource,
     pub worker: Option<Arc<WorkerState>>,
     pub throttle: Option<Arc<Throttle>>,
+    /// The tracker's state (None: no engine running here).
+    pub tracking: Option<TrackingHandle>,
     pub listening: Vec<SocketAddr>,
 }
 
@@ -360,6 +366,7 @@ impl Controller {
                 .map(|w| w.active_connections())
                 .unwrap_or(0),
             throttle: self.throttle.as_ref().map(|t| t.status(&self.demand())),
+            tracking: self.tracking.as_ref().map(|t| t.status()),
             account,
             upstream: UpstreamBrief::of(&self.config),
             listening: self.listening.clone(),

@@ -1,5 +1,5 @@
 //! The engine as one thing to start and stop: spool, listener, delivery
-//! worker, control socket and housekeeping, wired together from a `Config`.
+//! worker, tracker, control socket and housekeeping, wired together from a `Config`.
 //! The tray app and `postern serve` both run exactly this.
 
 use std::net::SocketAddr;
@@ -20,6 +20,7 @@ use crate::listener::{self, DeviceAuth, Listener, ListenerContext};
 use crate::secrets::SecretStore;
 use crate::spool::{now_ms, Spool, SpoolError};
 use crate::throttle::{Clock, Limits, Throttle};
+use crate::tracker::Tracker;
 
 /// How often sent/failed history older than `spool.keep_history` is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -75,7 +76,8 @@ impl Engine {
         .await?;
         let listening = listener.local_addrs();
 
-        let tokens = TokenSource::new(&config, secrets);
+        let tokens = TokenSource::new(&config, secrets.clone());
+        let tracker = Tracker::new(config.clone(), spool.clone(), events.clone(), secrets);
         let throttle = Throttle::open_keyed(
             throttle_limits(&config),
             throttle_concurrency(&config),
@@ -100,6 +102,7 @@ impl Engine {
             tokens,
             worker: Some(worker_state),
             throttle: Some(throttle),
+            tracking: Some(tracker.handle()),
             listening: listening.iter().map(|(a, _)| *a).collect(),
         });
 
@@ -107,6 +110,7 @@ impl Engine {
         let mut tasks = JoinSet::new();
         tasks.spawn(listener.serve(shutdown_rx.clone()));
         tasks.spawn(worker.run(shutdown_rx.clone()));
+        tasks.spawn(tracker.run(shutdown_rx.clone()));
         let socket = control::bind(&spool_dir).map_err(EngineError::Control)?;
         tasks.spawn(control::serve(
             socket,
@@ -148,8 +152,14 @@ impl Engine {
 
 async fn housekeeping(spool: Spool, config: Arc<Config>, mut shutdown: watch::Receiver<bool>) {
     let keep = config.spool.keep_history.as_millis() as u64;
+    // A message the tracker still follows is kept past keep_history.
+    let tracking = if config.tracking.enabled {
+        config.tracking.for_.as_millis() as u64
+    } else {
+        0
+    };
     loop {
-        let pruned = spool.prune(now_ms(), keep).await;
+        let pruned = spool.prune(now_ms(), keep, tracking).await;
         if pruned > 0 {
             tracing::info!(pruned, "old sent/failed records removed");
         }

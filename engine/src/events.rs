@@ -42,6 +42,19 @@ pub enum Event {
         summary: String,
         fix: String,
     },
+    /// After Microsoft took the message, the message trace says it bounced
+    /// for these recipients (a non-delivery report hours later, say).
+    Bounced {
+        id: MessageId,
+        recipients: Vec<String>,
+        /// The status code and Microsoft's reason, e.g. "5.1.10 …".
+        reply: String,
+        summary: String,
+        fix: String,
+    },
+    /// The message trace settled recipients of a message (delivered,
+    /// quarantined, spam, unknown): the queue's marks changed.
+    Traced { id: MessageId },
     /// Delivery is held until the admin fixes something.
     NeedsAttention { summary: String, fix: String },
     /// Delivery runs again.

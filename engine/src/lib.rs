@@ -23,3 +23,4 @@ pub mod platform;
 pub mod secrets;
 pub mod spool;
 pub mod throttle;
+pub mod tracker;

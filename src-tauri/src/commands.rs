@@ -215,6 +215,7 @@ async fn request(config: &Config, req: Request) -> Result<Response, String> {
         tokens: TokenSource::new(config, SecretStore::new()),
         worker: None,
         throttle: None,
+        tracking: None,
         listening: vec![],
     };
     Ok(controller.handle(req).await)
@@ -233,8 +234,8 @@ async fn queue_list(config: &Config, json: bool) -> i32 {
             return;
         }
         println!(
-            "{:<16}  {:<8}  {:<19}  {:<28}  {:<28}  {:>8}  {:>3}  LAST REPLY",
-            "ID", "STATE", "RECEIVED", "FROM", "TO", "SIZE", "TRY"
+            "{:<16}  {:<8}  {:<19}  {:<28}  {:<28}  {:>8}  {:>3}  {:<24}  LAST REPLY",
+            "ID", "STATE", "RECEIVED", "FROM", "TO", "SIZE", "TRY", "TRACE"
         );
         for m in list {
             let to = match m.to.len() {
@@ -242,7 +243,7 @@ async fn queue_list(config: &Config, json: bool) -> i32 {
                 n => format!("{} (+{})", m.to[0], n - 1),
             };
             println!(
-                "{:<16}  {:<8}  {:<19}  {:<28}  {:<28}  {:>8}  {:>3}  {}",
+                "{:<16}  {:<8}  {:<19}  {:<28}  {:<28}  {:>8}  {:>3}  {:<24}  {}",
                 m.id,
                 m.status.state.to_string(),
                 time_of(m.received_at),
@@ -250,6 +251,7 @@ async fn queue_list(config: &Config, json: bool) -> i32 {
                 clip(&to, 28),
                 m.size,
                 m.status.attempts,
+                crate::trace_text::trace_mark(&m),
                 m.status.last_reply.as_deref().unwrap_or("")
             );
         }
@@ -280,6 +282,9 @@ fn show(mut v: Value, json: bool) {
         if m.from.is_empty() { "<>" } else { &m.from }
     );
     println!("Subject   {}", m.subject);
+    if let Some(mid) = &m.message_id {
+        println!("Message-ID <{mid}>");
+    }
     println!("Size      {} bytes", m.size);
     println!("Attempts  {}", m.status.attempts);
     if let Some(r) = &m.status.last_reply {
@@ -300,6 +305,9 @@ fn show(mut v: Value, json: bool) {
             r.address,
             r.reply.as_deref().unwrap_or("")
         );
+        for line in crate::trace_text::trace_lines(r) {
+            println!("           {line}");
+        }
     }
     if !transcript.is_empty() {
         println!("Transcript:\n{transcript}");
@@ -335,6 +343,9 @@ fn print_status(v: &Value) {
             .unwrap_or("(no mailbox set)")
     );
     println!("Account   {}", account_line(&v["account"]));
+    for line in crate::trace_text::tracking_lines(v, postern_engine::spool::now_ms()) {
+        println!("{line}");
+    }
     if let Some(t) = v["throttle"].as_object() {
         let secs = |k: &str| t[k].as_f64();
         if let Some(limit) = t["messages_per_minute"].as_u64() {

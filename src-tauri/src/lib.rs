@@ -24,6 +24,7 @@ mod setup;
 mod shell;
 mod signin;
 mod terminal;
+mod trace_text;
 mod tray;
 
 #[cfg(test)]

@@ -90,6 +90,8 @@ struct Failure {
     summary: String,
     code: String,
     fix: String,
+    /// Bounced after Microsoft took it (the tracker), not refused upfront.
+    after_handoff: bool,
 }
 
 /// The reply's enhanced status code ("5.7.60"), else its basic code
@@ -114,7 +116,16 @@ pub fn reply_code(reply: &str) -> String {
 fn failure_text(failures: &[Failure]) -> (String, String) {
     let first = &failures[0];
     let why = format!("{} ({}). {}", first.summary, first.code, first.fix);
-    if failures.len() == 1 {
+    if failures.len() == 1 && first.after_handoff {
+        (
+            "Message bounced after sending".into(),
+            format!(
+                "Scan to {} was accepted by Microsoft 365, then bounced: {}",
+                first.to,
+                why.trim_end()
+            ),
+        )
+    } else if failures.len() == 1 {
         (
             "Message bounced".into(),
             format!("Scan to {} bounced: {}", first.to, why.trim_end()),
@@ -241,6 +252,25 @@ fn on_event<R: Runtime>(app: &AppHandle<R>, w: &mut Watch, e: Event, s: &NotifyS
                 summary: summary.trim_end_matches('.').to_string(),
                 code: reply_code(&reply),
                 fix,
+                after_handoff: false,
+            });
+            w.flush_at.get_or_insert(Instant::now() + FAILURE_BURST);
+        }
+        // The same switch and coalescing as a bounce at sending time.
+        Event::Bounced {
+            id,
+            recipients,
+            reply,
+            summary,
+            fix,
+        } => {
+            w.failures.push(Failure {
+                id: id.to_string(),
+                to: recipients.join(", "),
+                summary: summary.trim_end_matches('.').to_string(),
+                code: reply_code(&reply),
+                fix,
+                after_handoff: true,
             });
             w.flush_at.get_or_insert(Instant::now() + FAILURE_BURST);
         }
@@ -271,7 +301,10 @@ fn on_event<R: Runtime>(app: &AppHandle<R>, w: &mut Watch, e: Event, s: &NotifyS
             }
         }
         Event::AttentionCleared => w.attention_told = None,
-        Event::Received { .. } | Event::Deleted { .. } | Event::Progress { .. } => {}
+        Event::Received { .. }
+        | Event::Deleted { .. }
+        | Event::Progress { .. }
+        | Event::Traced { .. } => {}
     }
 }
 
@@ -344,7 +377,22 @@ mod tests {
             summary: summary.into(),
             code: "5.7.60".into(),
             fix: "Grant Send As.".into(),
+            after_handoff: false,
         }
+    }
+
+    #[test]
+    fn a_bounce_after_sending_says_microsoft_took_it_first() {
+        let mut b = f(
+            "bob@fabrikam.com",
+            "Microsoft 365 does not know this recipient address",
+        );
+        b.after_handoff = true;
+        b.code = "5.1.10".into();
+        b.fix = "Check the address for typos.".into();
+        let (title, body) = failure_text(&[b]);
+        assert_eq!(title, "Message bounced after sending");
+        assert_eq!(body, "Scan to bob@fabrikam.com was accepted by Microsoft 365, then bounced: Microsoft 365 does not know this recipient address (5.1.10). Check the address for typos.");
     }
 
     #[test]

@@ -18,6 +18,8 @@ use ts_rs::TS;
 pub mod lan;
 pub mod legacy_tls;
 pub mod size;
+pub mod tracking;
+pub use tracking::TrackingConfig;
 
 /// Exchange Online's default MaxSendSize for a mailbox (35 MB after encoding).
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 36_700_160;
@@ -46,6 +48,7 @@ pub struct Config {
     pub spool: SpoolConfig,
     pub dns: DnsConfig,
     pub graph: GraphConfig,
+    pub tracking: TrackingConfig,
 }
 
 /// Microsoft Graph's service root, the default of `graph.endpoint`.

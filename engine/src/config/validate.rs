@@ -69,6 +69,23 @@ impl Config {
         for user in &l.users {
             check_device_user(user).map_err(|m| bad("listener.users", m))?;
         }
+        let t = &self.tracking;
+        if t.poll < std::time::Duration::from_secs(1) {
+            return Err(bad(
+                "tracking.poll",
+                "must be at least 1s (Microsoft's trace changes over minutes; the default is 5m)"
+                    .into(),
+            ));
+        }
+        if t.for_.is_zero() || t.for_ > super::tracking::MAX_TRACKING_FOR {
+            return Err(bad(
+                "tracking.for",
+                format!(
+                    "must be between 1s and 10 days (one trace query covers at most 10 days), not {}",
+                    humantime::format_duration(t.for_)
+                ),
+            ));
+        }
         let u = &self.upstream;
         if !u.mailbox.is_empty() && !looks_like_address(&u.mailbox) {
             return Err(bad(

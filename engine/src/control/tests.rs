@@ -14,6 +14,7 @@ async fn controller(dir: &Path) -> Arc<Controller> {
         spool,
         worker: None,
         throttle: None,
+        tracking: None,
         listening: vec![],
     })
 }

@@ -244,6 +244,15 @@ pub fn classify(stage: Stage, reply: &Reply) -> Verdict {
                 "Send a smaller file, or raise the mailbox's MaxSendSize in the Exchange admin center.",
             )
         }
+        // Seen in message-trace bounces (the tracker): the recipient's
+        // mailbox forwards outside and the outbound policy forbids it.
+        "5.7.520" => {
+            return v(
+                if at_rcpt { FailRecipient } else { FailMessage },
+                "The recipient's mailbox forwards mail outside the organisation, and Microsoft 365's outbound spam policy blocks automatic external forwarding.",
+                "Remove that mailbox's forwarding, or allow automatic forwarding for it in the Microsoft Defender portal (Anti-spam policies → Outbound spam filter policy → Forwarding rules).",
+            )
+        }
         "5.6.11" => {
             return v(
                 FailMessage,

@@ -412,7 +412,10 @@ impl Lane {
                 _ => w.throttle.release(slot),
             }
             match sent {
-                Ok(report) => reports.push(report),
+                Ok(mut report) => {
+                    report.sender = mail_from.to_string();
+                    reports.push(report)
+                }
                 Err(e) => {
                     if !reports.is_empty() {
                         // Keep what was delivered; the rest is retried.

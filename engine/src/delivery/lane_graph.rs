@@ -93,6 +93,7 @@ impl Lane {
                     rejected: Vec::new(),
                     deferred: Vec::new(),
                     data_reply: Some(accepted_reply()),
+                    sender: self.sending.mailbox.clone(),
                 };
                 self.record_reports(&claim, vec![report]).await
             }

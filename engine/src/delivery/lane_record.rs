@@ -12,7 +12,7 @@ use super::super::upstream::SendReport;
 use super::super::worker::THREAD_LIMIT_BACKOFF;
 use super::{stopping, Lane};
 use crate::events::Event;
-use crate::spool::{now_ms, Claim, RecipientState, State, Status};
+use crate::spool::{now_ms, Claim, Handoff, RecipientState, State, Status};
 use crate::throttle::Wait as ThrottleWait;
 
 impl Lane {
@@ -68,6 +68,13 @@ impl Lane {
                     }
                     for a in &r.accepted {
                         set_recipient(s, a, RecipientState::Sent, r.data_reply.as_ref());
+                    }
+                    // The first handoff: when and as whom, for the tracker.
+                    if !r.accepted.is_empty() && s.handoff.is_none() {
+                        s.handoff = Some(Handoff {
+                            at: now_ms(),
+                            sender: r.sender.clone(),
+                        });
                     }
                     for (a, reply) in &r.rejected {
                         let v = super::super::classify::classify(Stage::RcptTo, reply);

@@ -68,6 +68,23 @@ impl GraphClient {
         Ok(GraphClient { http, root })
     }
 
+    /// The service root (`graph.endpoint`).
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// `{endpoint}/v1.0/{segments...}`, each segment escaped.
+    pub fn v1_url(&self, segments: &[&str]) -> Url {
+        let mut url = self.root.clone();
+        {
+            let mut segs = url.path_segments_mut().expect("an http(s) URL has a path");
+            segs.pop_if_empty();
+            segs.push("v1.0");
+            segs.extend(segments);
+        }
+        url
+    }
+
     /// The underlying HTTP client (diagnose's TLS probe).
     pub fn http(&self) -> &reqwest::Client {
         &self.http

@@ -73,6 +73,10 @@ pub struct DraftMessage {
     pub bcc_recipients: Vec<GraphRecipient>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub internet_message_headers: Vec<InternetMessageHeader>,
+    /// The device's Message-ID (`<…>`), kept so the message trace can be
+    /// searched for it (the tracker); Graph would make up its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub internet_message_id: Option<String>,
     /// [`no_sent_copy`] when `graph.save_to_sent_items` is off.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub single_value_extended_properties: Vec<ExtendedProperty>,
@@ -221,6 +225,7 @@ pub fn draft(plan: &ScanPlan, sizes: &[u64], envelope: &[String]) -> Draft {
                 value: value.clone(),
             })
             .collect(),
+        internet_message_id: h.message_id.as_ref().map(|id| format!("<{id}>")),
         single_value_extended_properties: Vec::new(),
     };
     let attachments = plan

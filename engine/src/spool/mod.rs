@@ -26,7 +26,8 @@ pub mod space;
 
 pub use incoming::Incoming;
 pub use record::{
-    now_ms, ClientInfo, Envelope, MessageId, MessageInfo, Recipient, RecipientState, State, Status,
+    now_ms, ClientInfo, Envelope, Handoff, MessageId, MessageInfo, Outcome, Recipient,
+    RecipientState, State, Status, Trace,
 };
 
 use std::collections::BTreeMap;
@@ -78,6 +79,8 @@ struct Entry {
     status: Status,
     size: u64,
     subject: String,
+    /// The Message-ID, without angle brackets.
+    message_id: Option<String>,
     /// Where the content starts in the .msg file (after the envelope line).
     content_offset: u64,
     /// Bumped under the index lock by every change of `status`.
@@ -95,7 +98,7 @@ impl Entry {
         envelope: Arc<Envelope>,
         status: Status,
         size: u64,
-        subject: String,
+        (subject, message_id): (String, Option<String>),
         content_offset: u64,
     ) -> Entry {
         Entry {
@@ -103,6 +106,7 @@ impl Entry {
             status,
             size,
             subject,
+            message_id,
             content_offset,
             version: 0,
             written: Arc::new(tokio::sync::Mutex::new(0)),
@@ -117,6 +121,7 @@ impl Entry {
             from: self.envelope.mail_from.clone(),
             to: self.envelope.rcpt_to.clone(),
             subject: self.subject.clone(),
+            message_id: self.message_id.clone(),
             size: self.size,
             received_at: self.envelope.received_at,
             client: self.envelope.client.clone(),
@@ -523,13 +528,18 @@ impl Spool {
     }
 
     /// Forgets sent and failed messages whose last change is older than
-    /// `keep_ms`; returns how many.
-    pub async fn prune(&self, now: u64, keep_ms: u64) -> usize {
+    /// `keep_ms` and that the tracker no longer follows (handed over less
+    /// than `tracking_ms` ago, not done: kept); returns how many.
+    pub async fn prune(&self, now: u64, keep_ms: u64, tracking_ms: u64) -> usize {
         let old: Vec<(MessageId, Arc<tokio::sync::Mutex<u64>>)> = {
             let mut index = self.inner.index.lock().unwrap();
             let old: Vec<MessageId> = index
                 .iter()
-                .filter(|(_, e)| e.status.state.is_final() && e.status.updated_at + keep_ms <= now)
+                .filter(|(_, e)| {
+                    e.status.state.is_final()
+                        && e.status.updated_at + keep_ms <= now
+                        && !e.status.is_tracked(now, tracking_ms)
+                })
                 .map(|(id, _)| id.clone())
                 .collect();
             old.into_iter()
@@ -548,12 +558,16 @@ impl Spool {
     }
 }
 
-/// The decoded Subject of a message, from its first bytes.
-fn subject_of(head: &[u8]) -> String {
-    mail_parser::MessageParser::default()
-        .parse_headers(head)
-        .and_then(|m| m.subject().map(str::to_string))
-        .unwrap_or_default()
+/// The decoded Subject and the Message-ID (without angle brackets) of a
+/// message, from its first bytes.
+fn subject_of(head: &[u8]) -> (String, Option<String>) {
+    match mail_parser::MessageParser::default().parse_headers(head) {
+        Some(m) => (
+            m.subject().map(str::to_string).unwrap_or_default(),
+            m.message_id().map(str::to_string),
+        ),
+        None => (String::new(), None),
+    }
 }
 
 #[cfg(test)]

@@ -157,6 +157,87 @@ pub struct Recipient {
     /// The upstream reply that decided it, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<String>,
+    /// After Microsoft took the message: what became of it for this
+    /// recipient, from the message trace (the tracker). `None`: not
+    /// tracked (tracking off, or the recipient was never sent to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Trace>,
+}
+
+/// What the message trace says became of a message for one recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "kebab-case")]
+#[ts(rename = "TraceOutcome")]
+pub enum Outcome {
+    /// Not known yet: not in the trace yet, or Microsoft is still on it.
+    Pending,
+    /// In the recipient's mailbox (or handed to their server).
+    Delivered,
+    /// Refused after Microsoft took it: a non-delivery report.
+    Bounced,
+    /// Held in quarantine by the tenant's filters.
+    Quarantined,
+    /// Delivered to the recipient's Junk folder as spam.
+    Spam,
+    /// Still not known when tracking ended (`tracking.for`).
+    Unknown,
+}
+
+impl Outcome {
+    /// Tracking of this recipient is over.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Outcome::Pending)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::Pending => "pending",
+            Outcome::Delivered => "delivered",
+            Outcome::Bounced => "bounced",
+            Outcome::Quarantined => "quarantined",
+            Outcome::Spam => "spam",
+            Outcome::Unknown => "unknown",
+        })
+    }
+}
+
+/// One recipient's trace result, kept in the message's state file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Trace {
+    pub outcome: Outcome,
+    /// The trace's own word for it (`delivered`, `failed`,
+    /// `filteredAsSpam`, `gettingStatus`, …); `None` while not in the
+    /// trace yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// A bounce's enhanced status code, e.g. "5.1.10".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The reason as Microsoft wrote it (the failure event's description).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostic: Option<String>,
+    /// What it means, in one plain sentence (bounces, quarantine, spam).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// What to do about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// Unix ms of the poll that last changed it.
+    pub checked_at: u64,
+}
+
+/// How Microsoft took the message, for finding it in the message trace:
+/// set when a delivery attempt hands recipients over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Handoff {
+    /// Unix ms of Microsoft's 250 / 202 (the first one, when the message
+    /// went out in several parts).
+    pub at: u64,
+    /// The envelope sender Microsoft saw (MAIL FROM after any rewriting;
+    /// the mailbox in the Graph URL): the trace's `senderAddress`.
+    pub sender: String,
 }
 
 /// The mutable part of a message, kept in `<id>.state` (`MessageStatus`
@@ -201,6 +282,13 @@ pub struct Status {
     /// with this message's id and deletes them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub graph_draft_creating: bool,
+    /// When and as whom Microsoft took the message (for the tracker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<Handoff>,
+    /// The tracker is done with this message: every recipient handed over
+    /// has a final outcome, or `tracking.for` ran out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tracking_done: bool,
 }
 
 impl Status {
@@ -219,6 +307,7 @@ impl Status {
                     address: a.clone(),
                     state: RecipientState::Pending,
                     reply: None,
+                    trace: None,
                 })
                 .collect(),
             updated_at: envelope.received_at,
@@ -226,7 +315,19 @@ impl Status {
             graph_draft: None,
             graph_send_posted: false,
             graph_draft_creating: false,
+            handoff: None,
+            tracking_done: false,
         }
+    }
+
+    /// The tracker still follows this message: handed over, not done, and
+    /// handed over less than `for_ms` ago.
+    pub fn is_tracked(&self, now: u64, for_ms: u64) -> bool {
+        !self.tracking_done
+            && self
+                .handoff
+                .as_ref()
+                .is_some_and(|h| h.at.saturating_add(for_ms) > now)
     }
 
     pub fn pending(&self) -> Vec<String> {
@@ -245,6 +346,11 @@ pub struct MessageInfo {
     pub from: String,
     pub to: Vec<String>,
     pub subject: String,
+    /// The `Message-ID` header without its angle brackets (the listener
+    /// adds one when the device sent none): how the tracker finds the
+    /// message in Microsoft's trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
     /// Content size in bytes.
     pub size: u64,
     /// Unix milliseconds: the envelope's `received_at`.

@@ -155,8 +155,8 @@ async fn delete_and_prune_remove_files() {
     ));
     spool.claim_next(now_ms()).unwrap();
     spool.update(&b, |s| s.state = State::Failed).await.unwrap();
-    assert_eq!(spool.prune(now_ms(), 3_600_000).await, 0);
-    assert_eq!(spool.prune(now_ms() + 3_600_001, 3_600_000).await, 1);
+    assert_eq!(spool.prune(now_ms(), 3_600_000, 0).await, 0);
+    assert_eq!(spool.prune(now_ms() + 3_600_001, 3_600_000, 0).await, 1);
     let left: Vec<_> = std::fs::read_dir(dir.path().join("msg")).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 }

@@ -6,9 +6,10 @@ import type { LimitsConfig } from "./LimitsConfig";
 import type { ListenerConfig } from "./ListenerConfig";
 import type { OAuthConfig } from "./OAuthConfig";
 import type { SpoolConfig } from "./SpoolConfig";
+import type { TrackingConfig } from "./TrackingConfig";
 import type { UpstreamConfig } from "./UpstreamConfig";
 
 /**
  * The whole configuration file.
  */
-export type Config = { listener: ListenerConfig, upstream: UpstreamConfig, oauth: OAuthConfig, limits: LimitsConfig, delivery: DeliveryConfig, spool: SpoolConfig, dns: DnsConfig, graph: GraphConfig, };
+export type Config = { listener: ListenerConfig, upstream: UpstreamConfig, oauth: OAuthConfig, limits: LimitsConfig, delivery: DeliveryConfig, spool: SpoolConfig, dns: DnsConfig, graph: GraphConfig, tracking: TrackingConfig, };

@@ -4,4 +4,8 @@ import type { MessageId } from "./MessageId";
 /**
  * `EngineEvent` in TypeScript: the payload of the window's `engine-event`.
  */
-export type EngineEvent = { "event": "received", id: MessageId, from: string, recipients: number, bytes: number, } | { "event": "sent", id: MessageId, reply: string, } | { "event": "deferred", id: MessageId, reason: string, next_attempt_unix: number, } | { "event": "failed", id: MessageId, recipients: Array<string>, reply: string, summary: string, fix: string, } | { "event": "needs-attention", summary: string, fix: string, } | { "event": "attention-cleared" } | { "event": "deleted", id: MessageId, } | { "event": "progress", id: MessageId, bytes: number, total: number, };
+export type EngineEvent = { "event": "received", id: MessageId, from: string, recipients: number, bytes: number, } | { "event": "sent", id: MessageId, reply: string, } | { "event": "deferred", id: MessageId, reason: string, next_attempt_unix: number, } | { "event": "failed", id: MessageId, recipients: Array<string>, reply: string, summary: string, fix: string, } | { "event": "bounced", id: MessageId, recipients: Array<string>, 
+/**
+ * The status code and Microsoft's reason, e.g. "5.1.10 …".
+ */
+reply: string, summary: string, fix: string, } | { "event": "traced", id: MessageId, } | { "event": "needs-attention", summary: string, fix: string, } | { "event": "attention-cleared" } | { "event": "deleted", id: MessageId, } | { "event": "progress", id: MessageId, bytes: number, total: number, };

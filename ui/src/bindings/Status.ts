@@ -3,6 +3,7 @@ import type { AccountBrief } from "./AccountBrief";
 import type { Attention } from "./Attention";
 import type { QueueCounts } from "./QueueCounts";
 import type { ThrottleStatus } from "./ThrottleStatus";
+import type { TrackingStatus } from "./TrackingStatus";
 import type { UpstreamBrief } from "./UpstreamBrief";
 
 /**
@@ -18,4 +19,8 @@ running: boolean, paused: boolean, queue: QueueCounts, attention: Attention | nu
 /**
  * Open connections to Microsoft.
  */
-connections: number, throttle: ThrottleStatus | null, account: AccountBrief, upstream: UpstreamBrief, listening: Array<string>, spool: string, };
+connections: number, throttle: ThrottleStatus | null, 
+/**
+ * Following sent messages in Microsoft's message trace.
+ */
+tracking: TrackingStatus | null, account: AccountBrief, upstream: UpstreamBrief, listening: Array<string>, spool: string, };

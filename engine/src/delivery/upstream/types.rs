@@ -130,6 +130,9 @@ pub struct SendReport {
     pub deferred: Vec<(String, Reply)>,
     /// The reply to the end of DATA; `None` when nothing was sent.
     pub data_reply: Option<Reply>,
+    /// The envelope sender Microsoft saw (MAIL FROM; the Graph mailbox):
+    /// what the message trace lists as its sender. Set by the lane.
+    pub sender: String,
 }
 
 /// lettre's TLS parameters for these settings, from their [`TlsCache`]
