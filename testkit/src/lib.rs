@@ -8,8 +8,9 @@
 //! - [`identity`]: an in-process fake of the Microsoft identity platform's
 //!   OAuth 2.0 endpoints, whose tokens the fake Exchange can check.
 //! - [`graph`]: an in-process fake of Microsoft Graph's mail endpoints
-//!   (sendMail, drafts, upload sessions), checking the identity fake's
-//!   tokens, with recorded deliveries and injectable faults.
+//!   (sendMail, drafts, upload sessions) and message trace, checking the
+//!   identity fake's tokens, with recorded deliveries, scripted trace
+//!   outcomes and injectable faults.
 //! - [`tls_front`]: HTTPS with a test CA in front of one of the HTTP fakes.
 //!
 //! All listen on `127.0.0.1:0` and stop when their handle is dropped. The
@@ -30,7 +31,7 @@ pub use exchange::{
 };
 pub use graph::{
     FakeGraph, GraphAttachment, GraphFault, GraphMailbox, GraphMessage, GraphOptions, RequestKind,
-    Route,
+    Route, TraceOptions, TraceOutcome, TraceRow,
 };
 pub use identity::{
     ClientRegistration, FakeIdentity, IdentityOptions, TokenInfo, TokenInspector, TokenValidator,

@@ -183,3 +183,108 @@ async fn fakes_binary_serves_graph_and_takes_graph_faults() {
     child.kill().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Mail the fake Exchange accepted shows in the fake Graph's message trace
+/// (default roles include `ExchangeMessageTrace.Read.All`), and a
+/// `graph-trace` line scripts a recipient's outcome.
+#[tokio::test]
+async fn fakes_binary_traces_smtp_mail_and_takes_trace_outcomes() {
+    use tokio::io::AsyncWriteExt;
+
+    let dir = std::env::temp_dir().join(format!("postern-fakes-trace-{}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_postern-fakes"))
+        .arg("--dir")
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    let ca_pem = std::fs::read_to_string(first["ca_file"].as_str().unwrap()).unwrap();
+    let port = first["smtp_port"].as_u64().unwrap() as u16;
+    let graph = first["graph_endpoint"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!(
+            "{}/contoso.com/oauth2/v2.0/token",
+            first["authority"].as_str().unwrap()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "postern-test"),
+            ("client_secret", "test-secret"),
+            ("scope", &format!("{graph}/.default")),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().unwrap().to_string();
+
+    let user = "scanner@contoso.com";
+    let mut c = Client::connect(([127, 0, 0, 1], port).into()).await;
+    c.secure(&ca_pem).await;
+    assert_eq!(c.cmd(&format!("AUTH LOGIN {}", b64(user))).await.code, 334);
+    assert_eq!(c.cmd(&b64("secret")).await.code, 235);
+    let content = b"Subject: traced\r\nMessage-ID: <t-1@scanner>\r\n\r\nbody\r\n";
+    let sent = c
+        .send_mail(user, &["a@example.com", "b@example.com"], content)
+        .await;
+    assert_eq!(sent.code, 250);
+    lines.next_line().await.unwrap().unwrap();
+    stdin
+        .write_all(b"graph-trace b@example.com bogus\ngraph-trace B@example.com failed 5.7.520\n")
+        .await
+        .unwrap();
+    stdin.flush().await.unwrap();
+
+    let since = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let since = since
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let filter = format!("messageId eq 't-1@scanner' and receivedDateTime ge {since}");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let rows = loop {
+        let body: Value = http
+            .get(format!("{graph}/v1.0/admin/exchange/tracing/messageTraces"))
+            .query(&[("$filter", &filter)])
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rows = body["value"].as_array().cloned().unwrap_or_default();
+        if rows.iter().any(|r| r["status"] == "failed") {
+            break rows;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let seen: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["recipientAddress"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [("a@example.com", "delivered"), ("b@example.com", "failed")]
+    );
+    assert_eq!(rows[0]["senderAddress"], user);
+    assert_eq!(rows[0]["subject"], "traced");
+    assert_eq!(rows[0]["size"], content.len());
+    assert_eq!(rows[0]["messageId"], "<t-1@scanner>");
+
+    child.kill().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

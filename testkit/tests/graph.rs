@@ -47,6 +47,7 @@ async fn start_with(roles: &[&str], tweak: impl FnOnce(&mut GraphOptions)) -> En
         identity: Some(identity.clone()),
         mailboxes: vec![scanner, GraphMailbox::new("boss@contoso.com"), unlicensed],
         rbac_scope: None,
+        ..Default::default()
     };
     tweak(&mut opts);
     let graph = FakeGraph::start(opts).await;

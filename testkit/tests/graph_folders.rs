@@ -48,6 +48,7 @@ async fn start(roles: &[&str]) -> (FakeIdentity, FakeGraph) {
             gone,
         ],
         rbac_scope: Some(vec![USER.into(), "gone@contoso.com".into()]),
+        ..Default::default()
     })
     .await;
     (identity, graph)

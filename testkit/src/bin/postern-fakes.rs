@@ -7,9 +7,9 @@
 //! Prints one JSON line
 //! `{"smtp_port":..,"authority":"..","ca_file":"..","graph_endpoint":".."}`
 //! (`graph_endpoint` is what `graph.endpoint` is set to; its app-only
-//! tokens carry the roles `Mail.Send` and `Mail.ReadWrite`, or those of
-//! `--graph-roles A,B`), then one JSON line per message accepted by the
-//! fake Exchange
+//! tokens carry the roles `Mail.Send`, `Mail.ReadWrite` and
+//! `ExchangeMessageTrace.Read.All`, or those of `--graph-roles A,B`), then
+//! one JSON line per message accepted by the fake Exchange
 //! (`{"subject":"..","mail_from":..,"rcpt_to":[..],"bytes":N,"sha256":"hex",
 //! "at_unix_ms":N,"over_limit_submissions":N,"throttle_replies":N,
 //! "quota_replies":N}`: when it was accepted, and the fake's counters when
@@ -29,6 +29,20 @@
 //! answers 401). One JSON line per message Graph delivered:
 //! `{"graph":true,"subject":..,"mailbox":..,"route":..,"recipients":[..]}`.
 //!
+//! Message trace: the fake Graph also serves
+//! `/v1.0/admin/exchange/tracing/messageTraces` (and its
+//! `getDetailsByRecipient`), with a row per recipient of each message it
+//! delivered **and of each message the fake Exchange accepted** (its
+//! Message-ID header, sender = MAIL FROM, recipients = RCPT TO), so a
+//! tracker can be tried with SMTP submission too. Every row is `delivered`
+//! unless a line `graph-trace RECIPIENT OUTCOME [CODE]` on standard input
+//! says otherwise (OUTCOME `delivered`, `failed` — CODE default `5.1.10`,
+//! with Exchange's text for it —, `quarantined`, `filteredAsSpam`,
+//! `expanded` or `pending`; for that recipient's rows past and future).
+//! Rows show at once (no delays here). Faults on it: `graph-fault
+//! listTraces 429 TooManyRequests retry-after=5`, `graph-fault
+//! traceDetails 503 ServiceUnavailable`.
+//!
 //! Accounts: password `scanner@contoso.com` / `secret`; OAuth client
 //! `postern-test` with secret `test-secret` (confidential), and the public
 //! client `postern-public` (PKCE, device code), both for `scanner@contoso.com`.
@@ -37,9 +51,10 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
+use postern_testkit::graph::TRACE_ROLE;
 use postern_testkit::{
     ClientRegistration, FakeExchange, FakeExchangeOptions, FakeGraph, FakeIdentity, Fault,
-    GraphFault, GraphMailbox, GraphOptions, IdentityOptions, RequestKind, Stage,
+    GraphFault, GraphMailbox, GraphOptions, IdentityOptions, RequestKind, Stage, TraceOutcome,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -81,7 +96,9 @@ fn parse_args() -> Args {
         messages_per_minute: None,
         recipients_per_window: None,
         recipient_window_secs: None,
-        graph_roles: vec!["Mail.Send".to_string(), "Mail.ReadWrite".to_string()],
+        graph_roles: ["Mail.Send", "Mail.ReadWrite", TRACE_ROLE]
+            .map(String::from)
+            .to_vec(),
     };
     while let Some(arg) = args.next() {
         // `--flag=value` and `--flag value` both work.
@@ -179,8 +196,16 @@ async fn main() {
                     .duration_since(UNIX_EPOCH)
                     .unwrap_or_default()
                     .as_millis();
+                // What Exchange Online's trace would show for it.
+                graph.record_trace(
+                    &header_of(&m.data, "message-id"),
+                    &m.mail_from,
+                    &m.rcpt_to,
+                    &header_of(&m.data, "subject"),
+                    m.data.len() as u64,
+                );
                 print_line(json!({
-                    "subject": subject_of(&m.data),
+                    "subject": header_of(&m.data, "subject"),
                     "mail_from": m.mail_from,
                     "rcpt_to": m.rcpt_to,
                     "bytes": m.data.len(),
@@ -213,6 +238,13 @@ async fn main() {
     let faults = async {
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
         while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.trim().strip_prefix("graph-trace ") {
+                match parse_trace_outcome(rest) {
+                    Some((recipient, outcome)) => graph.set_trace_outcome(&recipient, outcome),
+                    None => eprintln!("postern-fakes: not understood: {line}"),
+                }
+                continue;
+            }
             if let Some(rest) = line.trim().strip_prefix("graph-fault ") {
                 match parse_graph_fault(rest) {
                     Some(f) => graph.push_fault(f),
@@ -284,16 +316,49 @@ fn parse_graph_fault(rest: &str) -> Option<GraphFault> {
     }
 }
 
-/// The first Subject header's value ("" when there is none), for scripts
-/// that match what arrived with what they sent.
-fn subject_of(data: &[u8]) -> String {
+/// `RECIPIENT OUTCOME [CODE]` (after `graph-trace `) → the outcome to
+/// script for that recipient.
+fn parse_trace_outcome(rest: &str) -> Option<(String, TraceOutcome)> {
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let (recipient, outcome, code) = match words.as_slice() {
+        [r, o] => (r, o, None),
+        [r, o, c] => (r, o, Some(*c)),
+        _ => return None,
+    };
+    let outcome = match (*outcome, code) {
+        ("failed", code) => TraceOutcome::failed(code.unwrap_or("5.1.10")),
+        (_, Some(_)) => return None,
+        ("delivered", None) => TraceOutcome::Delivered,
+        ("quarantined", None) => TraceOutcome::Quarantined,
+        ("filteredAsSpam", None) => TraceOutcome::FilteredAsSpam,
+        ("expanded", None) => TraceOutcome::Expanded,
+        ("pending", None) => TraceOutcome::Pending,
+        _ => return None,
+    };
+    Some((recipient.to_string(), outcome))
+}
+
+/// The first `name` header's value, unfolded ("" when there is none): the
+/// Subject for scripts that match what arrived with what they sent, the
+/// Message-ID for the trace.
+fn header_of(data: &[u8], name: &str) -> String {
     let text = String::from_utf8_lossy(data);
     let head = text.split("\r\n\r\n").next().unwrap_or("");
-    head.split("\r\n")
-        .find_map(|l| {
-            l.split_once(':')
-                .filter(|(name, _)| name.eq_ignore_ascii_case("subject"))
-        })
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_default()
+    let mut found: Option<String> = None;
+    for line in head.split("\r\n") {
+        match &mut found {
+            Some(v) if line.starts_with([' ', '\t']) => {
+                v.push(' ');
+                v.push_str(line.trim());
+            }
+            Some(_) => break,
+            None => {
+                found = line
+                    .split_once(':')
+                    .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.trim().to_string());
+            }
+        }
+    }
+    found.unwrap_or_default()
 }

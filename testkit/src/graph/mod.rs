@@ -1,6 +1,7 @@
-//! A fake Microsoft Graph (the mail part, ../shared/MICROSOFT-GRAPH.md §1–§3),
-//! served over plain HTTP on `127.0.0.1:0` with axum, for testing Postern's
-//! Graph delivery.
+//! A fake Microsoft Graph (the mail part and the message trace,
+//! ../shared/MICROSOFT-GRAPH.md §1–§4), served over plain HTTP on
+//! `127.0.0.1:0` with axum, for testing Postern's Graph delivery and what
+//! it learns afterwards of each message.
 //!
 //! Endpoints, under `/v1.0` (Bearer token checked with
 //! [`crate::FakeIdentity::inspector`]: known, unexpired, `aud` =
@@ -29,6 +30,10 @@
 //!   (`/upload/{opaque}` on this fake's address — Graph's is an
 //!   `outlook.office.com` URL), pre-authenticated: an `Authorization`
 //!   header there → `401`.
+//! - Message trace ([`TRACE_ROLE`]): `GET /admin/exchange/tracing/messageTraces`
+//!   and `.../{id}/getDetailsByRecipient(recipientAddress='x')`, a row per
+//!   recipient of each delivery or [`FakeGraph::record_trace`], outcomes
+//!   scripted with [`FakeGraph::set_trace_outcome`] (see `trace_routes`).
 //!
 //! Mail endpoints on an unknown mailbox → `404 ErrorInvalidUser`; unlicensed
 //! ([`GraphMailbox::licensed`]) → `404 MailboxNotEnabledForRESTAPI`;
@@ -62,11 +67,20 @@
 //! per mailbox were in flight at once (Graph allows 4); no mailbox daily
 //! limit; `GET /users` needs no `User.Read.All`; Graph's rebuilt MIME for
 //! the JSON/draft routes is not produced (the parts are recorded instead).
+//! Trace: rows appear after list requests ([`TraceOptions`]), not minutes;
+//! only a few `$filter` forms; JSON/draft rows' `size` is an estimate.
 
 mod drafts;
 mod mime;
 mod routes;
+mod trace;
+mod trace_filter;
+mod trace_routes;
 mod upload;
+mod users;
+
+pub use trace::{TraceOptions, TraceOutcome, TraceRow, MAX_TRACE_PAGE, MAX_TRACE_WINDOW};
+pub use trace_routes::TRACE_ROLE;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -133,6 +147,8 @@ pub struct GraphOptions {
     pub mailboxes: Vec<GraphMailbox>,
     /// The mailboxes the app may use (RBAC for Applications); `None`: all.
     pub rbac_scope: Option<Vec<String>>,
+    /// The message trace's delays, page size and details rate limit.
+    pub trace: TraceOptions,
 }
 
 /// How a delivered message came in.
@@ -209,6 +225,10 @@ pub struct GraphMessage {
     pub bcc: Vec<String>,
     pub reply_to: Vec<String>,
     pub subject: String,
+    /// The Message-ID as given: the MIME route's `Message-ID` header, the
+    /// JSON/draft routes' `internetMessageId` (`None`: none given, and the
+    /// trace shows one made up, as Exchange adds one).
+    pub internet_message_id: Option<String>,
     /// The MIME route: the decoded message as posted.
     pub raw: Option<Vec<u8>>,
     /// The MIME route: the copy recipients see (Bcc header removed).
@@ -255,6 +275,10 @@ pub enum RequestKind {
     Send,
     /// `GET /users/{id}/mailFolders/drafts/messages?$filter=...`
     ListDrafts,
+    /// `GET /admin/exchange/tracing/messageTraces` (each page).
+    ListTraces,
+    /// `GET .../messageTraces/{id}/getDetailsByRecipient(...)`.
+    TraceDetails,
 }
 
 impl RequestKind {
@@ -274,6 +298,8 @@ impl RequestKind {
             "uploadCancel" => RequestKind::UploadCancel,
             "send" => RequestKind::Send,
             "listDrafts" => RequestKind::ListDrafts,
+            "listTraces" => RequestKind::ListTraces,
+            "traceDetails" => RequestKind::TraceDetails,
             _ => return None,
         })
     }
@@ -334,6 +360,7 @@ struct State {
     next_id: u64,
     /// Other addresses this fake is reached at ([`FakeGraph::add_endpoint`]).
     endpoints: Vec<String>,
+    trace: trace::TraceState,
 }
 
 struct Shared {
@@ -370,8 +397,12 @@ impl Shared {
         pick(&f)
     }
 
+    /// Records a delivered message, and its trace rows.
     fn deliver(&self, message: GraphMessage) {
-        self.lock().delivered.push(message);
+        let mut st = self.lock();
+        st.trace.record_message(&message);
+        st.delivered.push(message);
+        drop(st);
         self.delivered.send_modify(|n| *n += 1);
     }
 

@@ -1,7 +1,8 @@
-//! HTTP wiring of the fake Graph: the router, the checks every mail request
-//! goes through (in-flight count, hold, token, faults, permission, mailbox),
-//! and the user, sendMail and draft endpoints. Upload sessions are in
-//! `upload`.
+//! HTTP wiring of the fake Graph: the router, the checks every request goes
+//! through (in-flight count, hold, token, faults, permission, mailbox), the
+//! sendMail endpoint and the message JSON shared with drafts. The user and
+//! folder reads are in `users`, drafts in `drafts`, upload sessions in
+//! `upload`, the message trace in `trace_routes`.
 
 // Handlers answer early with a ready `Response`; boxing it buys nothing in a fake.
 #![allow(clippy::result_large_err)]
@@ -9,7 +10,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,17 +20,17 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::{
-    drafts, mime, upload, GraphAttachment, GraphFault, GraphMailbox, GraphMessage, RequestKind,
-    Route, Shared, MAX_INLINE_ATTACHMENT_BYTES, MAX_REQUEST_BYTES,
+    drafts, mime, trace_routes, upload, users, GraphAttachment, GraphFault, GraphMailbox,
+    GraphMessage, RequestKind, Route, Shared, MAX_INLINE_ATTACHMENT_BYTES, MAX_REQUEST_BYTES,
 };
-use crate::identity::GRAPH_RESOURCE;
+use crate::identity::{TokenInfo, GRAPH_RESOURCE};
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/v1.0/users/{id}", get(get_user))
+        .route("/v1.0/users/{id}", get(users::get_user))
         .route(
             "/v1.0/users/{id}/mailFolders/{folder}",
-            get(get_mail_folder),
+            get(users::get_mail_folder),
         )
         .route("/v1.0/users/{id}/sendMail", post(send_mail))
         .route("/v1.0/users/{id}/messages", post(drafts::create_draft))
@@ -59,6 +60,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
                 .put(upload::put_range)
                 .delete(upload::cancel),
         )
+        .merge(trace_routes::routes())
         .layer(DefaultBodyLimit::disable())
         .with_state(shared)
 }
@@ -142,16 +144,10 @@ pub(super) fn reply_fault(shared: &Shared, kind: RequestKind) -> Option<Response
     Some(resp)
 }
 
-/// The checks of an authenticated mail request, in Graph's order: token,
-/// injected faults, permission, mailbox. Returns the mailbox.
-pub(super) fn authorize(
-    shared: &Shared,
-    headers: &HeaderMap,
-    kind: RequestKind,
-    id: &str,
-    permission: Option<&str>,
-    mail: bool,
-) -> Result<GraphMailbox, Response> {
+/// The bearer token's checks: present, known, unexpired, for this Graph
+/// (and the [`GraphFault::InvalidToken`] fault). `None`: no identity fake,
+/// any token passes with every permission.
+pub(super) fn bearer(shared: &Shared, headers: &HeaderMap) -> Result<Option<TokenInfo>, Response> {
     let invalid = |msg: &str| error(401, "InvalidAuthenticationToken", msg);
     if shared
         .take_fault(|f| (*f == GraphFault::InvalidToken).then_some(()))
@@ -166,25 +162,36 @@ pub(super) fn authorize(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| invalid("Access token is empty."))?;
-    let info = match &shared.inspector {
-        None => None,
-        Some(inspector) => {
-            let info = inspector
-                .inspect(token)
-                .ok_or_else(|| invalid("IDX14100: JWT is not well formed."))?;
-            if info.expired {
-                return Err(invalid("Lifetime validation failed, the token is expired."));
-            }
-            let aud = info.audience.trim_end_matches('/');
-            let known = aud == GRAPH_RESOURCE
-                || aud == shared.endpoint
-                || shared.lock().endpoints.iter().any(|e| e == aud);
-            if !known {
-                return Err(invalid("Invalid audience."));
-            }
-            Some(info)
-        }
+    let Some(inspector) = &shared.inspector else {
+        return Ok(None);
     };
+    let info = inspector
+        .inspect(token)
+        .ok_or_else(|| invalid("IDX14100: JWT is not well formed."))?;
+    if info.expired {
+        return Err(invalid("Lifetime validation failed, the token is expired."));
+    }
+    let aud = info.audience.trim_end_matches('/');
+    let known = aud == GRAPH_RESOURCE
+        || aud == shared.endpoint
+        || shared.lock().endpoints.iter().any(|e| e == aud);
+    if !known {
+        return Err(invalid("Invalid audience."));
+    }
+    Ok(Some(info))
+}
+
+/// The checks of an authenticated mail request, in Graph's order: token,
+/// injected faults, permission, mailbox. Returns the mailbox.
+pub(super) fn authorize(
+    shared: &Shared,
+    headers: &HeaderMap,
+    kind: RequestKind,
+    id: &str,
+    permission: Option<&str>,
+    mail: bool,
+) -> Result<GraphMailbox, Response> {
+    let info = bearer(shared, headers)?;
     if let Some(resp) = reply_fault(shared, kind) {
         return Err(resp);
     }
@@ -270,107 +277,6 @@ pub(super) fn check_from(mailbox: &GraphMailbox, from: Option<&str>) -> Result<(
     }
 }
 
-async fn get_user(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let _call = InFlight::begin(&shared, RequestKind::GetUser, &id).await;
-    // Any Graph token reads a user here (real Graph: User.Read.All).
-    let m = match authorize(&shared, &headers, RequestKind::GetUser, &id, None, false) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    Json(json!({
-        "id": m.id(),
-        "mail": m.address,
-        "userPrincipalName": m.address,
-        "displayName": m.display_name,
-    }))
-    .into_response()
-}
-
-/// The well-known folders Graph names (a subset), with their display names.
-const WELL_KNOWN_FOLDERS: [(&str, &str); 5] = [
-    ("drafts", "Drafts"),
-    ("inbox", "Inbox"),
-    ("sentitems", "Sent Items"),
-    ("deleteditems", "Deleted Items"),
-    ("outbox", "Outbox"),
-];
-
-async fn get_mail_folder(
-    State(shared): State<Arc<Shared>>,
-    Path((id, folder)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let _call = InFlight::begin(&shared, RequestKind::GetMailFolder, &id).await;
-    let mailbox = match authorize(
-        &shared,
-        &headers,
-        RequestKind::GetMailFolder,
-        &id,
-        Some("Mail.ReadWrite"),
-        true,
-    ) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    let Some((name, display)) = WELL_KNOWN_FOLDERS
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(&folder))
-    else {
-        return error(
-            404,
-            "ErrorItemNotFound",
-            "The specified object was not found in the store.",
-        );
-    };
-    let drafts = if *name == "drafts" {
-        let st = shared.lock();
-        st.drafts
-            .values()
-            .filter(|d| d.message.mailbox.eq_ignore_ascii_case(&mailbox.address))
-            .count()
-    } else {
-        0
-    };
-    let full = json!({
-        "id": format!("{}-{name}", mailbox.id()),
-        "displayName": display,
-        "parentFolderId": format!("{}-msgfolderroot", mailbox.id()),
-        "childFolderCount": 0,
-        "unreadItemCount": 0,
-        "totalItemCount": drafts,
-        "isHidden": false,
-    });
-    let select = query.as_deref().and_then(|q| {
-        q.split('&').find_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            matches!(k, "$select" | "%24select").then(|| v.to_string())
-        })
-    });
-    let mut body = serde_json::Map::new();
-    body.insert(
-        "@odata.context".into(),
-        json!(format!(
-            "https://graph.microsoft.com/v1.0/$metadata#users('{}')/mailFolders/$entity",
-            mailbox.address
-        )),
-    );
-    for (k, v) in full.as_object().expect("an object") {
-        let wanted = match &select {
-            None => true,
-            Some(fields) => fields.split(',').any(|f| f.trim() == k),
-        };
-        if wanted {
-            body.insert(k.clone(), v.clone());
-        }
-    }
-    Json(Value::Object(body)).into_response()
-}
-
 async fn send_mail(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
@@ -422,6 +328,9 @@ async fn send_mail(
             bcc: mime::header_addresses(&h, "bcc"),
             reply_to: mime::header_addresses(&h, "reply-to"),
             subject: subject.unwrap_or_default(),
+            internet_message_id: mime::values(&h, "message-id")
+                .first()
+                .map(|s| s.to_string()),
             visible: Some(mime::without_bcc(&raw)),
             raw: Some(raw),
             save_to_sent_items: true,
@@ -565,6 +474,7 @@ pub(super) fn parse_message(
         bcc: address_list(&v["bccRecipients"]),
         reply_to: address_list(&v["replyTo"]),
         subject: v["subject"].as_str().unwrap_or_default().to_string(),
+        internet_message_id: v["internetMessageId"].as_str().map(str::to_string),
         body_type: v["body"]["contentType"].as_str().map(str::to_string),
         body: v["body"]["content"].as_str().map(str::to_string),
         headers,
