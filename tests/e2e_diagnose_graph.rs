@@ -56,6 +56,7 @@ async fn fakes(roles: &[&str], mailboxes: Vec<GraphMailbox>) -> Fakes {
         identity: Some(up.identity.clone()),
         mailboxes,
         rbac_scope: None,
+        ..Default::default()
     })
     .await;
     let front = TlsFront::start(graph.addr()).await;

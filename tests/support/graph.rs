@@ -38,6 +38,7 @@ impl GraphUpstream {
                 .map(GraphMailbox::new)
                 .collect(),
             rbac_scope: None,
+            ..Default::default()
         })
         .await;
         GraphUpstream { up, graph }
