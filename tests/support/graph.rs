@@ -3,7 +3,7 @@
 //! accepts its tokens, a config pointing `postern serve` at them, and a
 //! device sending a message whose headers and envelope differ.
 
-use postern_testkit::{FakeGraph, GraphMailbox, GraphOptions, IdentityOptions};
+use postern_testkit::{FakeGraph, GraphMailbox, GraphOptions, IdentityOptions, TraceOptions};
 
 use super::{python, set, text, Postern, Upstream, MAILBOX};
 use postern_testkit::FakeExchangeOptions;
@@ -23,6 +23,17 @@ impl GraphUpstream {
     /// As [`GraphUpstream::start`], with these mailboxes besides [`MAILBOX`].
     #[allow(dead_code)]
     pub async fn start_with_mailboxes(roles: &[&str], others: &[&str]) -> GraphUpstream {
+        GraphUpstream::start_traced(roles, others, TraceOptions::default()).await
+    }
+
+    /// As [`GraphUpstream::start_with_mailboxes`], with the fake message
+    /// trace's settings (how late rows appear, page size, details limit).
+    #[allow(dead_code)]
+    pub async fn start_traced(
+        roles: &[&str],
+        others: &[&str],
+        trace: TraceOptions,
+    ) -> GraphUpstream {
         let up = Upstream::start_with(
             FakeExchangeOptions::default(),
             IdentityOptions {
@@ -38,7 +49,7 @@ impl GraphUpstream {
                 .map(GraphMailbox::new)
                 .collect(),
             rbac_scope: None,
-            ..Default::default()
+            trace,
         })
         .await;
         GraphUpstream { up, graph }

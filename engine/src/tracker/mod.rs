@@ -74,6 +74,9 @@ pub struct TrackingStatus {
     pub next_poll: Option<u64>,
     /// Messages followed now.
     pub tracked: usize,
+    /// Polls since start that had messages to ask about (each makes one
+    /// list query per sending mailbox, plus its further pages).
+    pub polls: u64,
     /// Requests made since start: list queries (pages included) and details.
     pub list_requests: u64,
     pub detail_requests: u64,
@@ -90,6 +93,7 @@ impl TrackingStatus {
             last_poll: None,
             next_poll: None,
             tracked: 0,
+            polls: 0,
             list_requests: 0,
             detail_requests: 0,
             details_left: budget::DETAILS_PER_WINDOW,

@@ -106,6 +106,17 @@ impl Tracker {
             .filter(|m| m.status.is_tracked(now, for_ms) && m.message_id.is_some())
             .collect();
         self.handle.update(|s| s.tracked = followed.len());
+        if followed.is_empty() {
+            // Nothing to ask about: no token, no request (the state stays
+            // what the last poll that asked found).
+            let left = self.budget.left(now);
+            self.handle.update(|s| {
+                s.last_poll = Some(now);
+                s.details_left = left;
+            });
+            return every;
+        }
+        self.handle.update(|s| s.polls += 1);
         let token = match self.token().await {
             Ok(t) => t,
             Err((state, reason, fix)) => {
