@@ -135,7 +135,11 @@ fn fix(c: &Value) -> &str {
 #[tokio::test(flavor = "multi_thread")]
 async fn all_good_over_https_passes_every_check_without_sending() {
     let f = fakes(
-        &["Mail.Send", "Mail.ReadWrite"],
+        &[
+            "Mail.Send",
+            "Mail.ReadWrite",
+            "ExchangeMessageTrace.Read.All",
+        ],
         vec![GraphMailbox::new(MAILBOX)],
     )
     .await;
@@ -333,4 +337,54 @@ async fn the_token_endpoint_trusts_upstream_ca_file() {
     );
     expect(&checks, "graph.mailbox", "ok", "the mailbox exists");
     assert!(f.up.identity.token_requests() >= 1);
+}
+
+/// Tracking: with the trace permission the check asks the trace once and
+/// passes; without it, a warning naming the exact consent (delivery does
+/// not depend on it, so never a failure).
+#[tokio::test(flavor = "multi_thread")]
+async fn tracking_says_whether_the_trace_can_be_read() {
+    let f = fakes(
+        &[
+            "Mail.Send",
+            "Mail.ReadWrite",
+            "ExchangeMessageTrace.Read.All",
+        ],
+        vec![GraphMailbox::new(MAILBOX)],
+    )
+    .await;
+    let p = prepared(&f, &f.front.url(), |_| {});
+    rewrite(&p, trust_front(&f, &p));
+    let (_, checks) = diagnose(&p);
+    expect(
+        &checks,
+        "tracking.trace",
+        "ok",
+        "ExchangeMessageTrace.Read.All",
+    );
+    assert_eq!(
+        f.graph.requests(postern_testkit::RequestKind::ListTraces),
+        1
+    );
+
+    let f = fakes(
+        &["Mail.Send", "Mail.ReadWrite"],
+        vec![GraphMailbox::new(MAILBOX)],
+    )
+    .await;
+    let p = prepared(&f, &f.front.url(), |_| {});
+    rewrite(&p, trust_front(&f, &p));
+    let (code, checks) = diagnose(&p);
+    let c = expect(
+        &checks,
+        "tracking.trace",
+        "warn",
+        "does not carry ExchangeMessageTrace.Read.All",
+    );
+    assert!(fix(c).contains("Grant admin consent"), "{c:#}");
+    assert_eq!(code, 0, "a tracking warning is no failure: {checks:#?}");
+    assert_eq!(
+        f.graph.requests(postern_testkit::RequestKind::ListTraces),
+        0
+    );
 }

@@ -17,6 +17,7 @@ mod network;
 mod records;
 mod setup;
 mod signin;
+mod tracking;
 
 use std::path::Path;
 
@@ -187,6 +188,7 @@ pub async fn run(config: &Config, source: &Path) -> Vec<Check> {
     if config.upstream.mode == crate::config::UpstreamMode::Graph {
         graph::check(&mut cx).await;
     }
+    tracking::check(&mut cx).await;
     cx.checks
 }
 
