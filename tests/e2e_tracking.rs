@@ -189,7 +189,10 @@ async fn the_trace_is_asked_once_per_poll_however_many_messages_wait() {
         Some(lists),
         "one list query per poll: {t}"
     );
-    eprintln!("{lists} list queries and {} polls for {n} messages", t["polls"]);
+    eprintln!(
+        "{lists} list queries and {} polls for {n} messages",
+        t["polls"]
+    );
     assert!(lists < n as u64, "{lists} list queries for {n} messages");
     assert_eq!(g.graph.requests(RequestKind::TraceDetails), 3);
     assert_eq!(t["detail_requests"], 3, "{t}");

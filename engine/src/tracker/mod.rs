@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+pub(crate) use run::app_tokens;
 pub use run::Tracker;
 
 /// The permission the trace needs (application, admin consent).

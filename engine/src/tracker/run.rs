@@ -505,7 +505,7 @@ fn index_rows(rows: Vec<TraceRow>) -> HashMap<(String, String), TraceRow> {
 /// The token source tracking uses: the client-credentials app, asking for
 /// Graph (`<graph.endpoint>/.default`) whatever the upstream mode; `Err`
 /// says why this configuration cannot track.
-fn app_tokens(config: &Config, secrets: SecretStore) -> Result<TokenSource, String> {
+pub(crate) fn app_tokens(config: &Config, secrets: SecretStore) -> Result<TokenSource, String> {
     let o = &config.oauth;
     if o.flow != OAuthFlow::ClientCredentials || o.client_id.is_empty() {
         return Err(format!(
