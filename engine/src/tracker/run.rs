@@ -77,8 +77,8 @@ impl Tracker {
         self.handle.clone()
     }
 
-    /// Polls until shutdown. With tracking off it only ends the tracking
-    /// of messages past `tracking.for` (nothing is asked of Microsoft).
+    /// Polls until shutdown. With tracking off it does nothing (nothing is
+    /// asked of Microsoft, no outcome is written).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         loop {
             let wait = self.poll().await;
@@ -96,11 +96,11 @@ impl Tracker {
         let every = self.config.tracking.poll.max(Duration::from_secs(1));
         let now = now_ms();
         let for_ms = self.config.tracking.for_.as_millis() as u64;
-        let messages = self.spool.list();
-        self.expire(&messages, now, for_ms).await;
         if !self.config.tracking.enabled {
             return every.max(Duration::from_secs(3600));
         }
+        let messages = self.spool.list();
+        self.expire(&messages, now, for_ms).await;
         let followed: Vec<&MessageInfo> = messages
             .iter()
             .filter(|m| m.status.is_tracked(now, for_ms) && m.message_id.is_some())
@@ -295,8 +295,10 @@ impl Tracker {
                 .spool
                 .update(&m.id, |s| {
                     for r in &mut s.recipients {
+                        // Never asked about (tracking could not run): left
+                        // without an outcome rather than called unknown.
                         if r.state != RecipientState::Sent
-                            || r.trace.as_ref().is_some_and(|t| t.outcome.is_final())
+                            || r.trace.as_ref().is_none_or(|t| t.outcome.is_final())
                         {
                             continue;
                         }
