@@ -44,6 +44,9 @@ const TIME_KEYS: &[&str] = &[
     "eta_unix_ms",
     "access_token_expires_at",
     "expires_at",
+    "checked_at",
+    "last_poll",
+    "next_poll",
 ];
 
 /// Makes a run's answers comparable with another run's.
@@ -208,7 +211,7 @@ dir = "{spool}"
         let body = mail(from, to, subject, lines);
         let sent_bytes = &sent_bytes;
         async move {
-            let id = submit(addr, from, to, &body).await.unwrap();
+            let id = submit(addr, from, &[to], &body).await.unwrap();
             sent_bytes
                 .lock()
                 .unwrap()
@@ -364,13 +367,15 @@ dir = "{spool}"
     );
     out.insert("notifications", json!(NotifySettings::default()));
     graph::answers(&mut out, &first_graph, &config_path, run_now);
+    let traced = graph::traced(&mut out, dir.path()).await;
 
     let sent_bytes = sent_bytes.into_inner().unwrap();
     let sizes = [&failed, &deferred, &sent, &waiting, &queued]
         .iter()
         .map(|id| (c.spool.get(id).unwrap().size, sent_bytes[*id]))
+        .chain([traced.size])
         .collect();
-    let ids = [&failed, &deferred, &sent, &waiting, &queued]
+    let ids = [&failed, &deferred, &sent, &waiting, &queued, &traced.id]
         .iter()
         .enumerate()
         .map(|(i, id)| (id.to_string(), format!("019b8d2e6a00{:04x}", i + 1)))
@@ -386,15 +391,19 @@ dir = "{spool}"
         ids,
         sizes,
         upstream_port: exchange.port(),
-        text: vec![
-            (spool_text, SPOOL.into()),
-            (dir_text, "/home/office/.config/postern".into()),
-            (listen, "LISTENER".into()),
-            (upstream, "smtp.office365.com:587".into()),
-            (upstream_ip, "52.98.160.2:587".into()),
-            ("localhost".into(), "smtp.office365.com".into()),
-            (postern_engine::engine::host_name(), "office-pc".into()),
-        ],
+        text: traced
+            .text
+            .into_iter()
+            .chain([
+                (spool_text, SPOOL.into()),
+                (dir_text, "/home/office/.config/postern".into()),
+                (listen, "LISTENER".into()),
+                (upstream, "smtp.office365.com:587".into()),
+                (upstream_ip, "52.98.160.2:587".into()),
+                ("localhost".into(), "smtp.office365.com".into()),
+                (postern_engine::engine::host_name(), "office-pc".into()),
+            ])
+            .collect(),
         patterns: vec![
             (
                 regex::Regex::new(r"127\.0\.0\.1:\d{2,5}").unwrap(),
@@ -514,7 +523,7 @@ const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 async fn submit(
     addr: SocketAddr,
     from: &str,
-    to: &str,
+    to: &[&str],
     message: &str,
 ) -> Result<MessageId, String> {
     use tokio::io::{AsyncWriteExt, BufReader};
@@ -542,10 +551,10 @@ async fn submit(
     let steps = [
         (format!("EHLO {host}\r\n"), 250),
         (format!("MAIL FROM:<{from}>\r\n"), 250),
-        (format!("RCPT TO:<{to}>\r\n"), 250),
-        ("DATA\r\n".to_string(), 354),
-        (data, 250),
-    ];
+    ]
+    .into_iter()
+    .chain(to.iter().map(|t| (format!("RCPT TO:<{t}>\r\n"), 250)))
+    .chain([("DATA\r\n".to_string(), 354), (data, 250)]);
     let mut last = String::new();
     for (line, code) in steps {
         write

@@ -2,7 +2,9 @@
 //! answers, written by `cargo test -p postern --lib fixtures`
 //! (src-tauri/src/fixtures.rs) into e2e/fixtures/*.json — a queue with a
 //! sent, a failed (5.7.60), a deferred, a sending and a queued message, the
-//! status (also with send_as = "sender": each sender's mailbox), throttle history, account, settings and log lines. Their times
+//! status (also with send_as = "sender": each sender's mailbox), throttle history, account, settings and log lines;
+//! and a Graph-mode run whose message to three recipients was followed in
+//! the message trace (delivered, bounced 5.1.10, junk) with its status. Their times
 //! are relative to a fixed "now"; they are shifted to the moment the page
 //! is shown. Only the diagnostics are still written here (they need the
 //! network and the keychain to run for real).
@@ -25,10 +27,13 @@ import accountGraphJson from "./fixtures/account-graph.json";
 import permissionsGraphJson from "./fixtures/permissions-graph.json";
 import permissionsNoConsentJson from "./fixtures/permissions-graph-no-consent.json";
 import validateGraphBadJson from "./fixtures/validate-graph-bad.json";
+import queueTracedJson from "./fixtures/queue-traced.json";
+import messagesTracedJson from "./fixtures/messages-traced.json";
+import statusTracedJson from "./fixtures/status-traced.json";
 
 /** The fixtures' "now" (src-tauri/src/fixtures.rs `NOW`). */
 export const FIXTURE_NOW = 1_767_607_200_000;
-const TIME_KEYS = new Set(["received_at", "updated_at", "next_attempt", "recheck_at", "time", "eta_unix_ms", "access_token_expires_at", "expires_at", "at"]);
+const TIME_KEYS = new Set(["received_at", "updated_at", "next_attempt", "recheck_at", "time", "eta_unix_ms", "access_token_expires_at", "expires_at", "at", "checked_at", "last_poll", "next_poll"]);
 
 /** A deep copy of `v` with every unix-ms time moved by `by`. */
 export function shiftTimes<T>(v: T, by: number): T {
@@ -61,12 +66,17 @@ const engine = {
   permissionsGraph: permissionsGraphJson as Permissions,
   permissionsNoConsent: permissionsNoConsentJson as Permissions,
   validateGraphBad: validateGraphBadJson as Validation,
+  // Graph mode with tracking: the traced message and the status once the trace told all.
+  queueTraced: queueTracedJson as MessageInfo[],
+  messagesTraced: messagesTracedJson as Record<string, MessageDetail>,
+  statusTraced: statusTracedJson as Status,
 };
 
 export function fixtures(now: number) {
   const e = shiftTimes(structuredClone(engine), now - FIXTURE_NOW);
   const queue: MessageInfo[] = e.queue;
-  const transcript = (m: MessageInfo) => e.messages[m.id]?.transcript ?? "";
+  const allMessages = { ...e.messages, ...e.messagesTraced };
+  const transcript = (m: MessageInfo) => allMessages[m.id]?.transcript ?? "";
   const checks: Check[] = [
     { id: "config", title: "Configuration", verdict: "ok", found: "/home/office/.config/postern/postern.toml is valid", fix: "" },
     { id: "keychain", title: "OS keychain", verdict: "ok", found: "Secret Service reachable; a refresh token is stored", fix: "" },
@@ -85,6 +95,6 @@ export function fixtures(now: number) {
     validateFirstStart: e.validateFirstStart, validateBad: e.validateBad,
     checks, logs: e.logs, notifications: e.notifications, pending,
     accountGraph: e.accountGraph, permissions: e.permissionsGraph as Permissions | null, permissionsNoConsent: e.permissionsNoConsent,
-    validateGraphBad: e.validateGraphBad,
+    validateGraphBad: e.validateGraphBad, queueTraced: e.queueTraced, statusTraced: e.statusTraced,
   };
 }

@@ -28,6 +28,11 @@ if (params.get("scenario")?.startsWith("graph")) {
   if (params.get("scenario") === "graph-no-consent") data.permissions = data.permissionsNoConsent;
   setupMock.secrets.client_secret = true; // signed in: the app's secret is stored
 }
+// `?scenario=traced`: Graph mode with tracking on; the traced message
+// (delivered / bounced 5.1.10 / junk) first in the queue.
+if (params.get("scenario") === "traced") { data.queue = [...data.queueTraced, ...data.queue]; data.status = data.statusTraced; }
+// `?scenario=no-tracking`: a status without tracking (no engine running).
+if (params.get("scenario") === "no-tracking") { data.status.tracking = null; data.status.running = false; }
 // `?scenario=first-start`: no config file yet (the engine's defaults).
 if (params.get("scenario") === "first-start") { data.config = structuredClone(data.firstStart.config) as ConfigForm; }
 // `?open=ID`: the window was opened by a notification click on message ID.

@@ -2,7 +2,8 @@
 // and 150 % scaling, from the built UI with the mocked shell and fixtures;
 // each step of the setup assistant (setup-N-light/dark.png, and steps 1–4
 // in Graph mode as setup-graph-N-light/dark.png; the window made
-// as tall as the step) and the printed device card.
+// as tall as the step), the printed device card, and delivery tracking
+// (queue-traced-*, throttling-traced-*).
 // Run: npm --prefix ui run screenshots
 import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -90,6 +91,22 @@ try {
         await a.screenshot({ path: out + `account-graph-${suffix}.png` });
         n++;
         await a.close();
+        // Delivery tracking: the traced message (delivered / bounced / junk)
+        // selected in the queue, and the throttling page's tracking panel.
+        const q = await chrome.context.newPage();
+        q.setDefaultTimeout(8000);
+        await q.emulateMedia({ colorScheme: scheme });
+        await q.goto(`${server.url}?scenario=traced#queue`);
+        await q.locator('tr[data-id="019b8d2e6a000006"]').click();
+        await q.locator("#message-detail .trace-bounced").waitFor();
+        await q.evaluate(() => document.activeElement?.blur?.());
+        await q.screenshot({ path: out + `queue-traced-${suffix}.png` });
+        await q.goto(`${server.url}?scenario=traced#throttling`);
+        await q.locator("#tracking-facts").waitFor();
+        await q.locator("#tracking-panel").scrollIntoViewIfNeeded();
+        await q.screenshot({ path: out + `throttling-traced-${suffix}.png` });
+        n += 2;
+        await q.close();
       }
       if (scale === 1) {
         for (const scheme of ["light", "dark"]) {

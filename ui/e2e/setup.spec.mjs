@@ -381,6 +381,26 @@ describe("the whole assistant", () => {
     await page.close();
   });
 
+  it("a double click on Cancel opens one confirmation, never two stacked", async () => {
+    await open();
+    await walkTo3();
+    await page.dblclick("#setup-cancel");
+    await page.locator("dialog.confirm").waitFor();
+    assert.equal(await page.locator("dialog.confirm").count(), 1);
+    await page.click('dialog.confirm button[value="cancel"]');
+    await page.locator("dialog.confirm").waitFor({ state: "detached" });
+    // Two clicks in the same task, before the first dialog is even painted.
+    await page.evaluate(() => { const b = document.querySelector("#setup-cancel"); b.click(); b.click(); });
+    await page.locator("dialog.confirm").waitFor();
+    assert.equal(await page.locator("dialog.confirm").count(), 1);
+    assert.equal(await page.locator("dialog.confirm[open]").count(), 1);
+    await page.click('dialog.confirm button[value="cancel"]');
+    await page.locator("dialog.confirm").waitFor({ state: "detached" });
+    assert.equal((await calls("setup_cancel")).length, 0, "cancelled twice: the assistant goes on");
+    await stepIs(page, 3);
+    await page.close();
+  });
+
   it("on the first start the window opens on the assistant", async () => {
     await open("", "?scenario=first-run");
     await page.waitForFunction(() => document.querySelector("#page-title").textContent === "Set up");

@@ -110,6 +110,25 @@ export function authorityError(a: string): string | null {
   return `"${a}" must be an https URL`;
 }
 
+const UNIT_SECS: Record<string, number> = {
+  ms: 0.001, msec: 0.001, s: 1, sec: 1, secs: 1, second: 1, seconds: 1, m: 60, min: 60, mins: 60, minute: 60, minutes: 60,
+  h: 3600, hr: 3600, hrs: 3600, hour: 3600, hours: 3600, d: 86400, day: 86400, days: 86400, w: 604800, week: 604800, weeks: 604800,
+};
+
+/** Seconds in a humantime duration ("5m", "1h 30m", "2days"); null when
+ *  this mirror does not read it (the engine then judges it alone). */
+export function durationSecs(v: string): number | null {
+  const parts = v.trim().split(/\s+/).filter(Boolean);
+  if (!parts.length) return null;
+  let total = 0;
+  for (const p of parts) {
+    const m = p.match(/^(\d+)([a-z]+)$/);
+    if (!m || !(m[2] in UNIT_SECS)) return null;
+    total += Number(m[1]) * UNIT_SECS[m[2]];
+  }
+  return total;
+}
+
 const list = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
 const str = (v: unknown): string => (v == null ? "" : String(v));
 const filled = (v: unknown) => v != null && String(v).trim() !== "";
@@ -162,6 +181,17 @@ export function validateConfig(c: ConfigForm): FieldError[] {
   // says what is missing), so the form stays saveable while it is filled in.
   for (const k of ["messages_per_minute", "recipients_per_day", "max_connections"]) {
     if (k in lim) bad(`limits.${k}`, positiveIntError(lim[k]));
+  }
+  const t = c.tracking ?? {};
+  if ("poll" in t) {
+    const secs = durationSecs(str(t.poll));
+    if (!filled(t.poll)) bad("tracking.poll", 'must not be empty; write a duration such as "5m"');
+    else if (secs != null && secs < 1) bad("tracking.poll", "must be at least 1s (Microsoft's trace changes over minutes; the default is 5m)");
+  }
+  if ("for" in t) {
+    const secs = durationSecs(str(t.for));
+    if (!filled(t.for)) bad("tracking.for", 'must not be empty; write a duration such as "48h"');
+    else if (secs != null && (secs === 0 || secs > 10 * 86400)) bad("tracking.for", `must be between 1s and 10 days (one trace query covers at most 10 days), not ${str(t.for).trim()}`);
   }
   if (mode === "graph" && !positiveIntError(lim.max_connections) && Number(lim.max_connections) > 4)
     bad("limits.max_connections", "Microsoft Graph takes at most 4 requests at a time per mailbox; set it to 4 or less");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { authorityError, cidrError, emailError, isIPv6, portError, positiveIntError, socketAddrError, validateConfig } from "../src/validate";
+import { authorityError, cidrError, emailError, isIPv6, portError, positiveIntError, socketAddrError, validateConfig, durationSecs } from "../src/validate";
 
 describe("CIDR", () => {
   it.each(["192.168.1.0/24", "10.0.0.0/8", "0.0.0.0/0", "127.0.0.1/32", "::1/128", "fd00::/8", "2001:db8::/32", "::ffff:10.0.0.0/104"])("accepts %s", (v) => expect(cidrError(v)).toBeNull());
@@ -114,5 +114,22 @@ describe("validateConfig agrees with the engine (fixtures from the real engine)"
   });
   it("the README's example config, as the engine reads it, is saveable as is", () => {
     expect(validateConfig(readme.config as ConfigForm)).toEqual([]);
+  });
+});
+
+describe("tracking durations", () => {
+  const base = () => ({ listener: { listen: ["127.0.0.1:2525"] }, upstream: { mailbox: "scanner@contoso.com" }, tracking: { enabled: true, poll: "5m", for: "48h" } });
+  const keys = (c: ReturnType<typeof base>) => validateConfig(c).map((e) => e.key);
+  it("reads humantime durations", () => {
+    expect(durationSecs("5m")).toBe(300);
+    expect(durationSecs("1h 30m")).toBe(5400);
+    expect(durationSecs("10days")).toBe(864000);
+    expect(durationSecs("soon")).toBeNull();
+  });
+  it("mirrors the engine's bounds: poll at least 1s, for between 1s and 10 days", () => {
+    expect(keys(base())).toEqual([]);
+    const c = base(); c.tracking.poll = "500ms"; expect(keys(c)).toEqual(["tracking.poll"]);
+    const d = base(); d.tracking.for = "11d"; expect(validateConfig(d)[0]).toMatchObject({ key: "tracking.for", message: expect.stringContaining("10 days") });
+    const z = base(); z.tracking.for = "0s"; expect(keys(z)).toEqual(["tracking.for"]);
   });
 });

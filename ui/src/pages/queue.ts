@@ -1,6 +1,7 @@
 //! Queue page: the live table of messages (filter by state, search) and the
 //! selected message's detail — the last reply explained, the redacted
-//! transcript, and retry / delete / resend-as-the-mailbox.
+//! transcript, and retry / delete / resend-as-the-mailbox. A sent message
+//! shows how its recipients fared in Microsoft's message trace (trace.ts).
 
 import { confirmDialog } from "../confirm";
 import { clear, h } from "../dom";
@@ -8,7 +9,8 @@ import { explainReply, formatRelative, formatSize, formatTime } from "../format"
 import { api, errorText } from "../ipc";
 import { filterMessages, type QueueFilter, type Upload } from "../queue-state";
 import type { Store } from "../store";
-import { MSG_STATES, type MessageDetail, type MessageInfo } from "../types";
+import { traceLines, traceMark, TRACE_TONE } from "../trace";
+import { MSG_STATES, type MessageDetail, type MessageInfo, type Recipient } from "../types";
 import type { PageView } from "./page";
 
 const STATE_LABEL: Record<string, string> = { queued: "Queued", sending: "Sending", deferred: "Deferred", held: "Held", sent: "Sent", failed: "Failed" };
@@ -16,6 +18,28 @@ const STATE_LABEL: Record<string, string> = { queued: "Queued", sending: "Sendin
 export function stateBadge(state: string): HTMLElement {
   return h("span", { class: `badge badge-${state}` }, STATE_LABEL[state] ?? state);
 }
+
+/** The row's mark of the trace: "delivered", "2 delivered · 1 bounced", "tracking…". */
+export function traceBadge(m: MessageInfo): HTMLElement | null {
+  const t = traceMark(m);
+  if (!t) return null;
+  return h("span", { class: `badge trace-mark tone-${t.tone}`, "data-trace": t.kind, title: "What Microsoft's message trace says became of it" }, t.text);
+}
+
+/** One recipient in the detail pane: its delivery state, then what the trace says. */
+function recipientItem(r: Recipient): HTMLElement {
+  const t = traceLines(r);
+  return h("li", { "data-address": r.address }, r.address, " ", stateBadge(r.state), r.reply ? h("span", { class: "muted small" }, ` ${r.reply}`) : null,
+    t ? h("div", { class: `trace trace-${t.outcome}`, "data-trace": t.outcome },
+      h("p", { class: "trace-head" }, h("span", { class: `badge trace-mark tone-${TRACE_TONE[t.outcome]}` }, t.outcome), " ", h("span", { class: "muted small" }, t.head)),
+      t.reason ? h("p", { class: "trace-reason mono small" }, t.reason) : null,
+      t.meaning ? h("p", { class: "trace-meaning" }, t.meaning) : null,
+      t.fix ? h("p", { class: "trace-fix" }, h("strong", {}, "Fix: "), t.fix) : null) : null);
+}
+
+/** Changes when the message or its trace does (the detail is then re-read). */
+const detailKey = (m: MessageInfo | undefined, id: string) =>
+  `${id}@${m?.updated_at ?? 0}/${m?.state}/${m?.recipients.map((r) => `${r.trace?.outcome}:${r.trace?.checked_at}`).join(",")}`;
 
 export function queuePage(store: Store): PageView & { select(id: string): void } {
   const filter: QueueFilter = { state: "all", text: "" };
@@ -67,7 +91,7 @@ export function queuePage(store: Store): PageView & { select(id: string): void }
     const id = selected;
     if (!id) return;
     const m = store.queue.messages.find((x) => x.id === id);
-    detailFor = `${id}@${m?.updated_at ?? 0}/${m?.state}`;
+    detailFor = detailKey(m, id);
     try { const d = await api.getMessage(id); if (selected === id) { detail = d; detailError = null; } }
     catch (e) { if (selected === id) { detail = null; detailError = errorText(e); } }
     renderDetail();
@@ -96,7 +120,8 @@ export function queuePage(store: Store): PageView & { select(id: string): void }
       h("td", { class: "nowrap" }, stateBadge(m.state), uploadBar(store.queue.uploads[m.id])),
       h("td", { class: "num" }, m.attempts),
       h("td", { class: "nowrap", "data-next": m.next_attempt ?? null }, m.next_attempt ? formatRelative(m.next_attempt, now) : ""),
-      h("td", { class: "ellipsis reply", title: m.last_reply ?? "" }, m.last_reply ?? ""));
+      // A sent message's trace says more than Microsoft's 250 / 202: its mark first.
+      h("td", { class: "ellipsis reply", title: m.last_reply ?? "" }, m.state === "sent" ? traceBadge(m) : null, " ", m.last_reply ?? ""));
     return tr;
   }
 
@@ -123,7 +148,7 @@ export function queuePage(store: Store): PageView & { select(id: string): void }
     empty.hidden = !empty.textContent;
     pauseBtn.textContent = store.status?.paused ? "Resume delivery" : "Pause delivery";
     const m = all.find((x) => x.id === selected);
-    if (selected && m && `${m.id}@${m.updated_at}/${m.state}` !== detailFor) void loadDetail();
+    if (selected && m && detailKey(m, m.id) !== detailFor) void loadDetail();
     else renderDetail();
   }
 
@@ -138,13 +163,13 @@ export function queuePage(store: Store): PageView & { select(id: string): void }
       m.state === "failed" ? h("button", { class: "btn", id: "act-resend", title: "Send it again with the mailbox as sender; the original sender becomes Reply-To", onclick: () => act("Resend", () => api.resendRewritten(m.id), "Queued again, to be sent as the mailbox.") }, "Resend as the mailbox") : null,
       h("button", { class: "btn danger", id: "act-delete", onclick: () => del(m.id) }, "Delete…"));
     clear(pane,
-      h("header", { class: "detail-head" }, h("h2", {}, m.subject || "(no subject)"), stateBadge(m.state)),
+      h("header", { class: "detail-head" }, h("h2", {}, m.subject || "(no subject)"), h("span", { class: "detail-marks" }, stateBadge(m.state), traceBadge(m))),
       ex ? h("div", { class: `explain explain-${tone}`, id: "explanation" }, h("p", { class: "explain-summary" }, ex.summary), ex.fix ? h("p", { class: "explain-fix" }, h("strong", {}, "Fix: "), ex.fix) : null) : null,
       actions,
       notice ? h("p", { class: "notice", role: "status" }, notice) : null,
       h("dl", { class: "facts" },
         h("dt", {}, "From"), h("dd", {}, m.from),
-        h("dt", {}, "To"), h("dd", {}, m.recipients.length ? h("ul", { class: "rcpts" }, m.recipients.map((r) => h("li", {}, r.address, " ", stateBadge(r.state), r.reply ? h("span", { class: "muted small" }, ` ${r.reply}`) : null))) : m.to.join(", ")),
+        h("dt", {}, "To"), h("dd", {}, m.recipients.length ? h("ul", { class: "rcpts" }, m.recipients.map(recipientItem)) : m.to.join(", ")),
         h("dt", {}, "Received"), h("dd", {}, new Date(m.received_at).toLocaleString()),
         h("dt", {}, "Size"), h("dd", {}, formatSize(m.size)),
         h("dt", {}, "Device"), h("dd", {}, [m.client.peer, m.client.auth_user ? `user ${m.client.auth_user}` : null, m.client.tls ? "TLS" : null].filter(Boolean).join(" · ") || "—"),
@@ -158,6 +183,8 @@ export function queuePage(store: Store): PageView & { select(id: string): void }
   }
 
   store.subscribe(render);
+  // The trace changed for the message shown: read its detail again.
+  store.onEvent((e) => { if ((e.event === "bounced" || e.event === "traced") && e.id === selected) void loadDetail(); });
   store.onTick(() => {
     const now = Date.now();
     for (const td of tbody.querySelectorAll<HTMLElement>("td[data-next]")) td.textContent = formatRelative(Number(td.dataset.next), now);

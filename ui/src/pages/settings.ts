@@ -4,7 +4,8 @@
 //! under its field. Save → `save_settings` (written to the same TOML file).
 //! Fields that do not apply to the chosen upstream mode are disabled with
 //! the reason (Graph has no SMTP host or port and signs in only with OAuth);
-//! the Microsoft Graph keys are shown only in Graph mode.
+//! the Microsoft Graph keys are shown only in Graph mode. `[tracking]`:
+//! following sent messages in Microsoft's message trace.
 
 import { clear, h } from "../dom";
 import { api, errorText } from "../ipc";
@@ -70,6 +71,12 @@ const GROUPS: Group[] = [
     { key: "graph.endpoint", label: "Graph endpoint", kind: "text", placeholder: "https://graph.microsoft.com", help: "Graph's service root: https://graph.microsoft.com, or your national cloud's (e.g. https://graph.microsoft.us). Postern adds /v1.0 itself." },
     { key: "graph.save_to_sent_items", label: "Keep a copy of each message in the mailbox's Sent Items", kind: "bool",
       help: "Off: no copy stays in Sent Items (a scanner mailbox need not fill up). Small messages then go rebuilt from their parts rather than as the exact MIME (docs/graph.md)." },
+  ] },
+  { title: "Delivery tracking", id: "tracking", fields: [
+    { key: "tracking.enabled", label: "Follow each sent message in Microsoft's message trace (tells you when one bounces after Microsoft took it)", kind: "bool",
+      help: "Needs the client-credentials sign-in with the application permission ExchangeMessageTrace.Read.All (admin consent); without it the Throttling page says tracking is unavailable and why." },
+    { key: "tracking.poll", label: "Ask the trace every", kind: "text", placeholder: "5m", help: "A duration such as 5m or 1h: one query per sending mailbox each time. At least 1s." },
+    { key: "tracking.for", label: "Keep asking for", kind: "text", placeholder: "48h", help: "How long after Microsoft took a message; what is still not known then is “unknown”. At most 10 days." },
   ] },
   { title: "Limits", fields: [
     { key: "limits.messages_per_minute", label: "Messages per minute", kind: "number", help: "Microsoft's per-mailbox limit is 30." },

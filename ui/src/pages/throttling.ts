@@ -2,15 +2,17 @@
 //! minute window, the 24-hour recipient budget, open connections, pauses for
 //! quota or a busy server, when the queue will be drained, and 24 h history.
 //! With several sending mailbox (`upstream.send_as = "sender"`), a table of
-//! each mailbox's budget.
+//! each mailbox's budget. Below them, delivery tracking (the message trace
+//! after Microsoft took a message): its state, last and next poll, counters.
 
 import { historyChart } from "../chart";
 import { clear, h } from "../dom";
-import { countdownLeft, formatCountdown, formatDuration } from "../format";
+import { countdownLeft, formatCountdown, formatDuration, formatRelative } from "../format";
 import { api, errorText } from "../ipc";
 import { mailboxRows } from "../mailboxes";
 import type { Store } from "../store";
-import type { HistoryPoint } from "../types";
+import { TRACKING_WORDS } from "../trace";
+import type { HistoryPoint, Status } from "../types";
 import type { PageView } from "./page";
 
 function card(id: string, title: string, value: Node | string, sub: Node | string | null, meter?: { value: number; max: number }): HTMLElement {
@@ -20,16 +22,40 @@ function card(id: string, title: string, value: Node | string, sub: Node | strin
     sub ? h("p", { class: "muted" }, sub) : null);
 }
 
+/** The "Delivery tracking" panel, from `status.tracking`. */
+function trackingPanel(st: Status | null, now: number): HTMLElement {
+  const t = st?.tracking;
+  const body = !st || !t || !st.running
+    ? [h("p", { class: "empty", id: "tracking-absent" }, "Not known: the relay is not running, so nothing follows sent messages in Microsoft's message trace now.")]
+    : (() => {
+        const w = TRACKING_WORDS[t.state];
+        const active = t.state !== "off" && t.state !== "unavailable";
+        return [
+          h("p", { class: "tracking-state" }, h("span", { class: `pill pill-${w.tone === "ok" ? "ok" : w.tone === "bad" ? "bad" : "warn"}`, id: "tracking-state" }, w.title), " ", w.text),
+          t.reason ? h("p", { class: "tracking-reason", id: "tracking-reason" }, t.reason) : null,
+          t.fix ? h("p", { class: "tracking-fix", id: "tracking-fix" }, h("strong", {}, "Fix: "), t.fix) : null,
+          active ? h("dl", { id: "tracking-facts" },
+            h("dt", {}, "Last poll"), h("dd", { id: "tracking-last" }, t.last_poll ? formatRelative(t.last_poll, now) : "not yet"),
+            h("dt", {}, "Next poll"), h("dd", { id: "tracking-next" }, t.next_poll ? formatRelative(t.next_poll, now) : "—"),
+            h("dt", {}, "Messages followed"), h("dd", { id: "tracking-followed" }, String(t.tracked)),
+            h("dt", {}, "Requests made"), h("dd", { id: "tracking-requests" }, `${t.list_requests} trace ${t.list_requests === 1 ? "query" : "queries"}, ${t.detail_requests} details`),
+            h("dt", {}, "Details budget"), h("dd", { id: "tracking-budget" }, `${t.details_left} details requests left in this 5 minutes`)) : null,
+        ];
+      })();
+  return h("section", { class: "panel", id: "tracking-panel", "data-state": st?.running ? (t?.state ?? "absent") : "absent" }, h("h3", {}, "Delivery tracking"), body);
+}
+
 export function throttlingPage(store: Store): PageView {
   const cards = h("div", { class: "cards" });
   const pauses = h("div", { class: "pauses" });
   const chartBox = h("div", { class: "chart-box", id: "throttle-chart" });
   const perMailbox = h("div", { id: "throttle-mailboxes" });
+  const tracking = h("div", { id: "throttle-tracking" });
   let history: HistoryPoint[] = [];
   let historyError = "";
   const el = h("div", { class: "page page-throttling" }, pauses, cards, perMailbox,
     h("section", { class: "panel" }, h("h3", {}, "Last 24 hours"),
-      h("p", { class: "legend" }, h("span", { class: "key key-bar" }), "messages sent per hour ", h("span", { class: "key key-line" }), "recipients per hour"), chartBox));
+      h("p", { class: "legend" }, h("span", { class: "key key-bar" }), "messages sent per hour ", h("span", { class: "key key-line" }), "recipients per hour"), chartBox), tracking);
 
   async function loadHistory() {
     try { history = await api.getThrottleHistory(); historyError = ""; } catch (e) { historyError = errorText(e); }
@@ -40,6 +66,7 @@ export function throttlingPage(store: Store): PageView {
     const st = store.status;
     const t = st?.throttle;
     const now = Date.now();
+    clear(tracking, trackingPanel(st, now));
     if (!st) { clear(cards, h("p", { class: "empty" }, "Waiting for Postern…")); clear(pauses); clear(perMailbox); return; }
     const left = (v: number | null | undefined) => countdownLeft(v, store.statusAt, now);
     const waiting = st.queue.queued + st.queue.sending + st.queue.deferred;
