@@ -10,6 +10,11 @@ click or typed keys; `invoke` is never used for them.
     both permissions, read from the engine's access token, with no warning
     and no token on the page; Settings shows the Graph keys and the SMTP
     port set aside; a message from swaks reaches the fake Graph.
+    Tracking: the fake trace says the message bounced for one recipient
+    (5.1.10) after the fake Graph took it: a desktop notification "Message
+    bounced after sending" with the reason and the fix (the stand-in
+    notification server on the session bus), the queue row marked bounced
+    and the detail pane with the reason and the fix.
 (b) "no-read-write": the app holds Mail.Send only. Account warns that
     Mail.ReadWrite is missing (big scans fail); Settings: a plain-http
     endpoint typed in gets the engine's error under the field and is not
@@ -17,11 +22,13 @@ click or typed keys; `invoke` is never used for them.
 
 Screenshots: POSTERN_WALKTHROUGH (else target/walkthrough), graph-<scenario>-NN-<step>.png.
 """
+import json
 import os
 import sys
 import tomllib
 
-from harness import APP, app_env, free_port, log, run, set_secret, start_app, start_fakes, swaks, wait_for, workdir
+from harness import (APP, app_env, free_port, log, notify_server, run, set_secret, start_app, start_fakes, swaks,
+                     wait_for, workdir)
 
 MAILBOX = "scanner@contoso.com"
 CLIENT = "postern-test"
@@ -54,6 +61,9 @@ endpoint = "{fakes.graph_endpoint}"
 retry_first = "1s"
 retry_max = "2s"
 
+[tracking]
+poll = "1s"
+
 [spool]
 dir = "{work}/{name}/spool"
 """)
@@ -77,6 +87,7 @@ def account_page(app):
 
 
 def consented(work):
+    _, notes = notify_server(work)
     fakes = start_fakes(work, name="fakes-consented")
     config, port = graph_config(work, "consented", fakes)
     app = start_app(work, "graph-consented", config)
@@ -101,6 +112,27 @@ def consented(work):
     assert got[0]["subject"] == "gui-graph-sent" and got[0]["mailbox"].lower() == MAILBOX, got
     assert got[0]["recipients"] == ["bob@contoso.com"], got
     log(f"graph: delivered through the fake Graph by the {got[0]['route']} route")
+
+    # Accepted by Microsoft, then bounced by the recipient's side (the trace).
+    gone = "old.supplier@fabrikam.com"
+    fakes.proc.stdin.write(f"graph-trace {gone} failed 5.1.10\n")
+    fakes.proc.stdin.flush()
+    swaks(port, gone, "gui-graph-bounce")
+    fakes.wait_graph_messages(2, 60)
+    note = wait_for("the bounce notification", lambda: [json.loads(l) for l in open(notes)
+                                                       if "bounced after sending" in l], 60)[0]
+    body = note["body"]
+    assert body.startswith(f"Scan to {gone} was accepted by Microsoft 365, then bounced: "), body
+    assert "(5.1.10)" in body and "typos" in body, body
+    log(f"notification: {note['summary']}: {body}")
+    app.page("queue")
+    mark = app.wait_for("tr[data-id] .trace-mark[data-trace=bounced]", 30)
+    assert "bounced" in app.wd.element(mark, "text"), app.wd.element(mark, "text")
+    app.click("tr[data-id] .trace-mark[data-trace=bounced]")
+    detail = app.wait_text(f'#message-detail li[data-address="{gone}"] .trace[data-trace=bounced]', "5.1.10", 30)
+    assert "does not know this recipient" in detail and "typos" in detail, detail
+    app.show("#message-detail")
+    app.screenshot("queue-bounced-after-sending")
     app.stop()
 
 

@@ -22,6 +22,11 @@ last_poll?: number | null, next_poll?: number | null,
  */
 tracked: number, 
 /**
+ * Polls since start that had messages to ask about (each makes one
+ * list query per sending mailbox, plus its further pages).
+ */
+polls: number, 
+/**
  * Requests made since start: list queries (pages included) and details.
  */
 list_requests: number, detail_requests: number, 
