@@ -161,6 +161,57 @@ async fn delete_and_prune_remove_files() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// A sent message the tracker still follows outlives `keep_history`; once
+/// tracking is done (or `tracking.for` ran out) it is pruned as before.
+#[tokio::test]
+async fn prune_keeps_what_the_tracker_still_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), Events::new()).await.unwrap();
+    let id = receive(&spool, b"Message-ID: <p1@scanner>\r\n\r\nx\r\n").await;
+    assert_eq!(
+        spool.get(&id).unwrap().message_id.as_deref(),
+        Some("p1@scanner")
+    );
+    spool.claim_next(now_ms()).unwrap();
+    let sent_at = now_ms();
+    spool
+        .update(&id, |s| {
+            s.state = State::Sent;
+            s.handoff = Some(Handoff {
+                at: sent_at,
+                sender: "scanner@contoso.com".into(),
+            });
+        })
+        .await
+        .unwrap();
+    let hour = 3_600_000;
+    let day = 24 * hour;
+    // keep_history 1 h, tracking.for 2 days: kept at 2 h, pruned after 2 days.
+    assert_eq!(spool.prune(sent_at + 2 * hour, hour, 2 * day).await, 0);
+    assert!(spool.get(&id).is_some());
+    assert_eq!(spool.prune(sent_at + 2 * day + 1, hour, 2 * day).await, 1);
+
+    let id = receive(&spool, b"y\r\n").await;
+    spool.claim_next(now_ms()).unwrap();
+    let sent_at = now_ms();
+    spool
+        .update(&id, |s| {
+            s.state = State::Sent;
+            s.handoff = Some(Handoff {
+                at: sent_at,
+                sender: "scanner@contoso.com".into(),
+            });
+            s.tracking_done = true;
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        spool.prune(sent_at + 2 * hour, hour, 2 * day).await,
+        1,
+        "done: pruned as before"
+    );
+}
+
 #[test]
 fn message_ids_are_strict() {
     assert!("0123456789abcdef".parse::<MessageId>().is_ok());
