@@ -35,6 +35,20 @@ pub struct TraceRow {
     pub recipient_address: Option<String>,
     #[serde(default)]
     pub status: Option<String>,
+    #[serde(default)]
+    pub received_date_time: Option<String>,
+}
+
+impl TraceRow {
+    /// `receivedDateTime` in Unix ms, when it parses (RFC 3339).
+    pub fn received_ms(&self) -> Option<u64> {
+        let t = time::OffsetDateTime::parse(
+            self.received_date_time.as_deref()?,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok()?;
+        u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+    }
 }
 
 #[derive(Deserialize)]

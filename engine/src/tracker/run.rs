@@ -325,7 +325,7 @@ impl Tracker {
         client: &GraphClient,
         token: &AccessToken,
         m: &MessageInfo,
-        index: &HashMap<(String, String), TraceRow>,
+        index: &HashMap<(String, String), Vec<TraceRow>>,
         now: u64,
     ) {
         let mid = normalize_message_id(m.message_id.as_deref().unwrap_or_default());
@@ -336,7 +336,11 @@ impl Tracker {
             {
                 continue;
             }
-            let found = match index.get(&(mid.clone(), r.address.to_ascii_lowercase())) {
+            let handoff_at = m.status.handoff.as_ref().map_or(now, |h| h.at);
+            let found = match index
+                .get(&(mid.clone(), r.address.to_ascii_lowercase()))
+                .and_then(|rows| pick(rows, handoff_at))
+            {
                 Some(row) => Found::Row(row.clone()),
                 None => Found::Missing,
             };
@@ -480,28 +484,42 @@ fn unknown(now: u64, for_ms: u64) -> Trace {
     }
 }
 
-/// Rows by (Message-ID, recipient), both normalised; of several rows for
-/// one pair, a final status wins over a pending one.
-fn index_rows(rows: Vec<TraceRow>) -> HashMap<(String, String), TraceRow> {
-    let mut index: HashMap<(String, String), TraceRow> = HashMap::new();
+/// Rows by (Message-ID, recipient), both normalised.
+fn index_rows(rows: Vec<TraceRow>) -> HashMap<(String, String), Vec<TraceRow>> {
+    let mut index: HashMap<(String, String), Vec<TraceRow>> = HashMap::new();
     for row in rows {
         let (Some(mid), Some(rcpt)) = (&row.message_id, &row.recipient_address) else {
             continue;
         };
         let key = (normalize_message_id(mid), rcpt.to_ascii_lowercase());
-        let pending = |r: &TraceRow| {
-            r.status
-                .as_deref()
-                .is_none_or(|s| outcome_of(s) == Some(Outcome::Pending))
-        };
-        match index.get(&key) {
-            Some(old) if !pending(old) && pending(&row) => {}
-            _ => {
-                index.insert(key, row);
-            }
-        }
+        index.entry(key).or_default().push(row);
     }
     index
+}
+
+/// Of the rows for one (Message-ID, recipient), the one for the message
+/// handed over at `handoff_at`: a device that reuses its Message-IDs (some
+/// scanners send the same one every time) leaves rows of older messages
+/// in the window, so the first trace message received from the handoff on
+/// (less [`WINDOW_SLACK_MS`]) is taken; of its rows (a distribution group
+/// expanded), a final status wins over a pending one.
+fn pick(rows: &[TraceRow], handoff_at: u64) -> Option<&TraceRow> {
+    let since = handoff_at.saturating_sub(WINDOW_SLACK_MS);
+    let at = |r: &TraceRow| r.received_ms().unwrap_or(handoff_at);
+    let first = rows
+        .iter()
+        .filter(|r| at(r) >= since)
+        .min_by_key(|r| at(r))?;
+    let pending = |r: &TraceRow| {
+        r.status
+            .as_deref()
+            .is_none_or(|s| outcome_of(s) == Some(Outcome::Pending))
+    };
+    let same: Vec<&TraceRow> = rows.iter().filter(|r| r.id == first.id).collect();
+    same.iter()
+        .find(|r| !pending(r))
+        .or_else(|| same.first())
+        .copied()
 }
 
 /// The token source tracking uses: the client-credentials app, asking for
