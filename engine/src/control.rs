@@ -123,6 +123,10 @@ pub struct QueueCounts {
     pub held: usize,
     pub sent: usize,
     pub failed: usize,
+    /// Sent messages the message trace says bounced afterwards for at
+    /// least one recipient.
+    #[serde(default)]
+    pub bounced: usize,
 }
 
 /// Where mail goes, with the mode's defaults filled in.
@@ -358,6 +362,7 @@ impl Controller {
                 held: count(State::Held),
                 sent: count(State::Sent),
                 failed: count(State::Failed),
+                bounced: self.spool.bounced_after_sending(),
             },
             attention: self.worker.as_ref().and_then(|w| w.attention()),
             connections: self

@@ -328,8 +328,17 @@ fn print_status(v: &Value) {
     );
     let q = &v["queue"];
     println!(
-        "Queue     {} queued, {} sending, {} deferred, {} held, {} failed, {} sent",
-        q["queued"], q["sending"], q["deferred"], q["held"], q["failed"], q["sent"]
+        "Queue     {} queued, {} sending, {} deferred, {} held, {} failed, {} sent{}",
+        q["queued"],
+        q["sending"],
+        q["deferred"],
+        q["held"],
+        q["failed"],
+        q["sent"],
+        match q["bounced"].as_u64() {
+            Some(n) if n > 0 => format!(" ({n} bounced after sending)"),
+            _ => String::new(),
+        }
     );
     let u = &v["upstream"];
     println!(

@@ -41,6 +41,10 @@ describe("queue: the message trace", () => {
     assert.match(await mark.getAttribute("class"), /tone-bad/);
     // Sent over SMTP without tracking (the submission fixture): no mark.
     assert.equal(await page.locator('tr[data-id="019b8d2e6a000003"] .trace-mark').count(), 0);
+    // The status strip does not say "all mail delivered" over a bounce.
+    const strip = page.locator(".strip");
+    await strip.filter({ hasText: "bounced after sending" }).waitFor();
+    assert.doesNotMatch(await strip.textContent(), /All mail delivered/);
     await page.close();
   });
 

@@ -22,7 +22,9 @@ export function stripText(st: Status | null, statusAt: number, now: number): Str
     return { tone: "warn", text: `${st.account.reason.split(":")[0]}: mail is kept until it is stored.`, fix: "Open Set up and store it at step 3 (Secrets)." };
   if (st.account.state === "not-configured") return { tone: "warn", text: "No mailbox or app registration is configured; mail is kept until one is.", fix: "Open Settings and fill in the mailbox and client id." };
   const t = st.throttle;
-  const failed = q.failed ? ` · ${q.failed} failed` : "";
+  const bounced = q.bounced ? ` · ${q.bounced} bounced after sending` : "";
+  const failed = (q.failed ? ` · ${q.failed} failed` : "") + bounced;
+  if (waiting === 0 && bounced) return { tone: "warn", text: `All mail handed to Microsoft — nothing waiting${failed}.`, fix: "The queue shows which recipients bounced, why, and the fix." };
   if (waiting === 0) return { tone: "ok", text: `All mail delivered — nothing waiting${failed}.` };
   let tail = "";
   if (t?.quota_blocked_for_secs) tail = ` — Microsoft's quota is used up, sending resumes in ${formatDuration(countdownLeft(t.quota_blocked_for_secs, statusAt, now)!)}`;

@@ -3,7 +3,7 @@ import { stripText } from "../src/statusbar";
 import type { Status } from "../src/types";
 
 const base = (): Status => ({
-  running: true, paused: false, queue: { queued: 12, sending: 0, deferred: 0, held: 0, sent: 40, failed: 0 }, attention: null, connections: 1,
+  running: true, paused: false, queue: { queued: 12, sending: 0, deferred: 0, held: 0, sent: 40, failed: 0, bounced: 0 }, attention: null, connections: 1,
   throttle: { messages_per_minute: 30, messages_last_minute: 30, next_slot_in_secs: 14, recipients_per_day: 10000, recipient_window_secs: 86400, recipients_in_window: 50, recipients_left: 9950, recipients_free_in_secs: 100, quota_blocked_for_secs: null, busy_for_secs: null, eta_secs: 30, eta_unix_ms: null, concurrent_per_mailbox: 3, mailboxes: [] },
   tracking: null,
   account: { state: "signed-in", access_token_expires_at: 0 }, upstream: { mode: "submission", host: "smtp.office365.com", port: 587, mailbox: "s@c.com", auth: "oauth" }, listening: [], spool: "",
@@ -26,6 +26,10 @@ describe("status strip", () => {
     const p = base(); p.paused = true;
     expect(stripText(p, 0, 0).tone).toBe("warn");
     expect(stripText(null, 0, 0).text).toMatch(/Connecting/);
+  });
+  it("a bounce after sending is not \"all mail delivered\"", () => {
+    const s = base(); s.queue.queued = 0; s.queue.bounced = 1;
+    expect(stripText(s, 0, 0)).toEqual({ tone: "warn", text: "All mail handed to Microsoft — nothing waiting · 1 bounced after sending.", fix: "The queue shows which recipients bounced, why, and the fix." });
   });
   it("never signed in is not a refused sign-in", () => {
     const s = base(); s.account = { state: "signed-out", reason: "Not signed in yet." };

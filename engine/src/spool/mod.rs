@@ -276,6 +276,24 @@ impl Spool {
         counts
     }
 
+    /// Messages of which the message trace says a recipient bounced after
+    /// Microsoft took it (the tracker).
+    pub fn bounced_after_sending(&self) -> usize {
+        self.inner
+            .index
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|e| {
+                e.status.recipients.iter().any(|r| {
+                    r.trace
+                        .as_ref()
+                        .is_some_and(|t| t.outcome == Outcome::Bounced)
+                })
+            })
+            .count()
+    }
+
     /// Claims the next message that is due now, marking it `Sending`.
     ///
     /// Round-robin by sending device (the device user when it logged in,

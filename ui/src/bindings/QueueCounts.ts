@@ -3,4 +3,9 @@
 /**
  * How many messages are in each state.
  */
-export type QueueCounts = { queued: number, sending: number, deferred: number, held: number, sent: number, failed: number, };
+export type QueueCounts = { queued: number, sending: number, deferred: number, held: number, sent: number, failed: number, 
+/**
+ * Sent messages the message trace says bounced afterwards for at
+ * least one recipient.
+ */
+bounced: number, };
