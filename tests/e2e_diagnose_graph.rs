@@ -111,6 +111,15 @@ fn diagnose(p: &Postern) -> (i32, Vec<Value>) {
     )
 }
 
+/// Fakes granting `roles`, one mailbox, Graph behind HTTPS whose CA the
+/// config trusts: `postern diagnose`'s happy path.
+async fn over_https(roles: &[&str]) -> (Fakes, Postern) {
+    let f = fakes(roles, vec![GraphMailbox::new(MAILBOX)]).await;
+    let p = prepared(&f, &f.front.url(), |_| {});
+    rewrite(&p, trust_front(&f, &p));
+    (f, p)
+}
+
 /// Asserts the verdict of check `id` and that `found` holds `needle`.
 fn expect<'a>(checks: &'a [Value], id: &str, verdict: &str, needle: &str) -> &'a Value {
     let c = checks
@@ -134,17 +143,12 @@ fn fix(c: &Value) -> &str {
 /// every check passes or is skipped with a reason, and no mail is sent.
 #[tokio::test(flavor = "multi_thread")]
 async fn all_good_over_https_passes_every_check_without_sending() {
-    let f = fakes(
-        &[
-            "Mail.Send",
-            "Mail.ReadWrite",
-            "ExchangeMessageTrace.Read.All",
-        ],
-        vec![GraphMailbox::new(MAILBOX)],
-    )
+    let (f, p) = over_https(&[
+        "Mail.Send",
+        "Mail.ReadWrite",
+        "ExchangeMessageTrace.Read.All",
+    ])
     .await;
-    let p = prepared(&f, &f.front.url(), |_| {});
-    rewrite(&p, trust_front(&f, &p));
     let (code, checks) = diagnose(&p);
     for c in &checks {
         match c["verdict"].as_str().unwrap() {
@@ -344,17 +348,12 @@ async fn the_token_endpoint_trusts_upstream_ca_file() {
 /// not depend on it, so never a failure).
 #[tokio::test(flavor = "multi_thread")]
 async fn tracking_says_whether_the_trace_can_be_read() {
-    let f = fakes(
-        &[
-            "Mail.Send",
-            "Mail.ReadWrite",
-            "ExchangeMessageTrace.Read.All",
-        ],
-        vec![GraphMailbox::new(MAILBOX)],
-    )
+    let (f, p) = over_https(&[
+        "Mail.Send",
+        "Mail.ReadWrite",
+        "ExchangeMessageTrace.Read.All",
+    ])
     .await;
-    let p = prepared(&f, &f.front.url(), |_| {});
-    rewrite(&p, trust_front(&f, &p));
     let (_, checks) = diagnose(&p);
     expect(
         &checks,
@@ -367,13 +366,7 @@ async fn tracking_says_whether_the_trace_can_be_read() {
         1
     );
 
-    let f = fakes(
-        &["Mail.Send", "Mail.ReadWrite"],
-        vec![GraphMailbox::new(MAILBOX)],
-    )
-    .await;
-    let p = prepared(&f, &f.front.url(), |_| {});
-    rewrite(&p, trust_front(&f, &p));
+    let (f, p) = over_https(&["Mail.Send", "Mail.ReadWrite"]).await;
     let (code, checks) = diagnose(&p);
     let c = expect(
         &checks,

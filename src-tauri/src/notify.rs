@@ -165,6 +165,29 @@ struct Watch {
     attention_told: Option<String>,
 }
 
+impl Watch {
+    /// A bounce for the next notification (coalesced over FAILURE_BURST).
+    fn bounce(
+        &mut self,
+        id: String,
+        to: &[String],
+        reply: &str,
+        summary: &str,
+        fix: String,
+        after_handoff: bool,
+    ) {
+        self.failures.push(Failure {
+            id,
+            to: to.join(", "),
+            summary: summary.trim_end_matches('.').to_string(),
+            code: reply_code(reply),
+            fix,
+            after_handoff,
+        });
+        self.flush_at.get_or_insert(Instant::now() + FAILURE_BURST);
+    }
+}
+
 async fn run<R: Runtime>(app: AppHandle<R>, mut rx: mpsc::UnboundedReceiver<Input>) {
     let mut w = Watch {
         last_progress: Some(Instant::now()),
@@ -246,15 +269,7 @@ fn on_event<R: Runtime>(app: &AppHandle<R>, w: &mut Watch, e: Event, s: &NotifyS
         } => {
             w.last_progress = Some(Instant::now());
             w.stuck_told = false;
-            w.failures.push(Failure {
-                id: id.to_string(),
-                to: recipients.join(", "),
-                summary: summary.trim_end_matches('.').to_string(),
-                code: reply_code(&reply),
-                fix,
-                after_handoff: false,
-            });
-            w.flush_at.get_or_insert(Instant::now() + FAILURE_BURST);
+            w.bounce(id.to_string(), &recipients, &reply, &summary, fix, false);
         }
         // The same switch and coalescing as a bounce at sending time.
         Event::Bounced {
@@ -263,17 +278,7 @@ fn on_event<R: Runtime>(app: &AppHandle<R>, w: &mut Watch, e: Event, s: &NotifyS
             reply,
             summary,
             fix,
-        } => {
-            w.failures.push(Failure {
-                id: id.to_string(),
-                to: recipients.join(", "),
-                summary: summary.trim_end_matches('.').to_string(),
-                code: reply_code(&reply),
-                fix,
-                after_handoff: true,
-            });
-            w.flush_at.get_or_insert(Instant::now() + FAILURE_BURST);
-        }
+        } => w.bounce(id.to_string(), &recipients, &reply, &summary, fix, true),
         Event::Sent { .. } => {
             w.last_progress = Some(Instant::now());
             w.stuck_told = false;

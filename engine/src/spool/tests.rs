@@ -161,6 +161,25 @@ async fn delete_and_prune_remove_files() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// Claims `id` and records it sent (the tracker done with it or not);
+/// returns the handoff time.
+async fn handed_over(spool: &Spool, id: &MessageId, done: bool) -> u64 {
+    spool.claim_next(now_ms()).unwrap();
+    let at = now_ms();
+    spool
+        .update(id, |s| {
+            s.state = State::Sent;
+            s.handoff = Some(Handoff {
+                at,
+                sender: "scanner@contoso.com".into(),
+            });
+            s.tracking_done = done;
+        })
+        .await
+        .unwrap();
+    at
+}
+
 /// A sent message the tracker still follows outlives `keep_history`; once
 /// tracking is done (or `tracking.for` ran out) it is pruned as before.
 #[tokio::test]
@@ -172,18 +191,7 @@ async fn prune_keeps_what_the_tracker_still_follows() {
         spool.get(&id).unwrap().message_id.as_deref(),
         Some("p1@scanner")
     );
-    spool.claim_next(now_ms()).unwrap();
-    let sent_at = now_ms();
-    spool
-        .update(&id, |s| {
-            s.state = State::Sent;
-            s.handoff = Some(Handoff {
-                at: sent_at,
-                sender: "scanner@contoso.com".into(),
-            });
-        })
-        .await
-        .unwrap();
+    let sent_at = handed_over(&spool, &id, false).await;
     let hour = 3_600_000;
     let day = 24 * hour;
     // keep_history 1 h, tracking.for 2 days: kept at 2 h, pruned after 2 days.
@@ -192,19 +200,7 @@ async fn prune_keeps_what_the_tracker_still_follows() {
     assert_eq!(spool.prune(sent_at + 2 * day + 1, hour, 2 * day).await, 1);
 
     let id = receive(&spool, b"y\r\n").await;
-    spool.claim_next(now_ms()).unwrap();
-    let sent_at = now_ms();
-    spool
-        .update(&id, |s| {
-            s.state = State::Sent;
-            s.handoff = Some(Handoff {
-                at: sent_at,
-                sender: "scanner@contoso.com".into(),
-            });
-            s.tracking_done = true;
-        })
-        .await
-        .unwrap();
+    let sent_at = handed_over(&spool, &id, true).await;
     assert_eq!(
         spool.prune(sent_at + 2 * hour, hour, 2 * day).await,
         1,
