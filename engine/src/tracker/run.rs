@@ -177,6 +177,14 @@ impl Tracker {
         }
         let (st, reason, fix) = state;
         self.set(st, reason, fix, now);
+        // What is still followed after this poll's answers.
+        let still = self
+            .spool
+            .list()
+            .iter()
+            .filter(|m| m.status.is_tracked(now, for_ms) && m.message_id.is_some())
+            .count();
+        self.handle.update(|s| s.tracked = still);
         wait
     }
 
