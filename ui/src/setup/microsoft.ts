@@ -47,6 +47,7 @@ export function microsoftSteps(choice: Choice, config: ConfigForm, extra: Record
         "Copy the Application (client) ID and your domain (or the Directory (tenant) ID) into the fields below."] },
     { title: "Give it the permissions, and consent",
       text: ["API permissions → Add a permission → Microsoft Graph → Application permissions → Mail.Send and Mail.ReadWrite → Add permissions. Mail.ReadWrite is for messages over about 3 MB (most scans), which go as drafts; without it small messages still go.",
+        "Optional, for delivery tracking (did the scan reach each recipient?): add Microsoft Graph → Application permissions → ExchangeMessageTrace.Read.All too. It lets the app read the whole tenant's message trace (who sent what to whom and when, not the contents); without it mail still goes and Postern only cannot tell you of bounces after Microsoft took a message.",
         "Then press \"Grant admin consent for <your organization>\"."] },
     { title: "Create a client secret",
       text: ["Certificates & secrets → New client secret. Copy its Value at once (Microsoft shows it only once; not the Secret ID): you type it in the next step, and it goes into the OS keychain only. Note when it expires."] },
