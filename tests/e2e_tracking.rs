@@ -326,3 +326,28 @@ async fn without_the_permission_tracking_says_which_consent_to_grant() {
     let q = p.queue();
     assert_eq!(q[0]["state"], "sent");
 }
+
+/// What the trace never shows within `tracking.for` ends as `unknown`,
+/// and tracking of that message is over.
+#[tokio::test(flavor = "multi_thread")]
+async fn what_the_trace_never_shows_ends_as_unknown() {
+    let trace = TraceOptions {
+        hidden_lists: 1_000_000,
+        ..Default::default()
+    };
+    let g = GraphUpstream::start_traced(TRACE_ROLES, &[], trace).await;
+    let p = g
+        .serve(|c| {
+            poll_fast(c);
+            // Long enough for several polls (one a second) to find nothing.
+            set(c, "tracking.for", "10s");
+        })
+        .await;
+    let reply = send_raw(&p, &message("never", &[ALICE]), &[ALICE]);
+    assert!(reply.starts_with("250"), "{reply}");
+    let q = p.wait_queue("tracking over", all_settled);
+    let t = &q[0]["recipients"][0]["trace"];
+    assert_eq!(t["outcome"], "unknown", "{t}");
+    assert!(t["summary"].as_str().unwrap().contains("within 10s"), "{t}");
+    assert_eq!(q[0]["state"], "sent");
+}
