@@ -140,7 +140,24 @@ dir = "{spool}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
-    out.insert("status-traced", json!(c.status().await));
+    // And until the poll that wrote it has ended (its state, budget and
+    // the messages still followed are set last): the same status every run.
+    let status = loop {
+        let s = c.status().await;
+        if s.tracking
+            .as_ref()
+            .is_some_and(|t| t.tracked == 0 && t.polls > 0)
+        {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tracker's poll never ended: {:?}",
+            s.tracking
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    out.insert("status-traced", json!(status));
     out.insert("queue-traced", c.handle(Request::Queue).await.data.unwrap());
     let d = c
         .handle(Request::Show { id: id.clone() })

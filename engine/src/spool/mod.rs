@@ -45,6 +45,9 @@ use recovery::{check_owner, load_index, restrict_permissions, try_lock};
 /// Write buffer for incoming content: big enough to keep syscalls few, small
 /// enough that 20 devices sending 25 MB each use little memory.
 const WRITE_BUFFER: usize = 64 * 1024;
+/// How long a held spool lock is tried again before the spool counts as
+/// in use by another Postern (see `Spool::open_blocking`).
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 /// How much of the start of a message is kept to read its Subject.
 const HEADER_PEEK: usize = 16 * 1024;
 
@@ -225,8 +228,19 @@ impl Spool {
             .write(true)
             .open(&lock_path)
             .map_err(io_err(&lock_path))?;
-        if !try_lock(&lock) {
-            return Err(SpoolError::Locked(dir));
+        // Another Postern holds it for as long as it runs. Within this one,
+        // an engine restarting in-process (settings saved, setup
+        // cancelled) can find the lock still held for an instant by a
+        // child process being started elsewhere in the program: between
+        // fork and exec a child holds a copy of every descriptor, the lock
+        // file's included. So a lock is tried again for a moment before
+        // the spool counts as in use.
+        let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+        while !try_lock(&lock) {
+            if std::time::Instant::now() >= deadline {
+                return Err(SpoolError::Locked(dir));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
         // Half-received messages: their devices never heard 250.
         for entry in std::fs::read_dir(&tmp_dir).map_err(io_err(&tmp_dir))? {
